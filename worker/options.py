@@ -1,0 +1,121 @@
+"""Validate the options of an ``asr.transcribe`` job.
+
+Options arrive as JSON from any producer, so each is checked for name, type
+and range here, before any audio is read; a bad one fails the job with
+:class:`InvalidOptionsError` and is never retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from worker.errors import InvalidOptionsError
+
+__all__ = ["TranscribeOptions", "parse_options"]
+
+TASKS = ("transcribe", "translate")
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """The options a job may set; ``None`` means the worker's default."""
+
+    #: Language code ("en"); None detects it from the first 30 s.
+    language: str | None = None
+    #: "transcribe", or "translate" into English.
+    task: str = "transcribe"
+    #: Beam size; None takes ASR_BEAM_SIZE.
+    beam_size: int | None = None
+    #: Drop silence with the Silero VAD before decoding.
+    vad_filter: bool = False
+    #: Add per-word timings to each segment.
+    word_timestamps: bool = False
+    #: Text that primes the decoder (names, spelling, style).
+    initial_prompt: str | None = None
+    #: Words to favour (faster-whisper's hotwords prompt).
+    hotwords: str | None = None
+    #: One temperature or a fallback ladder; None keeps faster-whisper's default ladder.
+    temperature: float | tuple[float, ...] | None = None
+
+    def to_kwargs(self, default_beam_size: int) -> dict[str, Any]:
+        """Keyword arguments for ``WhisperModel.transcribe``."""
+        kwargs = {k: v for k, v in asdict(self).items() if v is not None}
+        kwargs["beam_size"] = self.beam_size or default_beam_size
+        if isinstance(self.temperature, tuple):
+            kwargs["temperature"] = list(self.temperature)
+        return kwargs
+
+
+def _languages() -> frozenset[str]:
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    return frozenset(_LANGUAGE_CODES)
+
+
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidOptionsError(f"option {name} must be true or false, not {value!r}")
+    return value
+
+
+def _optional_text(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidOptionsError(f"option {name} must be a string, not {type(value).__name__}")
+    return value
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _temperature(value: Any) -> float | tuple[float, ...] | None:
+    if value is None:
+        return None
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if not values or not all(_number(v) and 0.0 <= v <= 1.0 for v in values):
+        raise InvalidOptionsError(
+            f"option temperature must be a number or a list of numbers in [0, 1], not {value!r}"
+        )
+    floats = tuple(float(v) for v in values)
+    return floats[0] if not isinstance(value, (list, tuple)) else floats
+
+
+def parse_options(raw: Mapping[str, Any]) -> TranscribeOptions:
+    """Check a job's options and return them typed.
+
+    Raises:
+        InvalidOptionsError: an option is unknown, ill-typed or out of range.
+    """
+    known = TranscribeOptions.__dataclass_fields__.keys()
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise InvalidOptionsError(
+            f"unknown option(s): {', '.join(map(str, unknown))} (known: {', '.join(known)})"
+        )
+    language = _optional_text("language", raw.get("language"))
+    if language is not None:
+        language = language.lower()
+        if language not in _languages():
+            raise InvalidOptionsError(f"option language={language!r} is not a Whisper language code")
+    task = raw.get("task", "transcribe")
+    if task not in TASKS:
+        raise InvalidOptionsError(f"option task must be one of {', '.join(TASKS)}, not {task!r}")
+    beam_size = raw.get("beam_size")
+    if beam_size is not None and (
+        not isinstance(beam_size, int) or isinstance(beam_size, bool) or not 1 <= beam_size <= 64
+    ):
+        raise InvalidOptionsError(f"option beam_size must be a whole number from 1 to 64, not {beam_size!r}")
+    return TranscribeOptions(
+        language=language,
+        task=task,
+        beam_size=beam_size,
+        vad_filter=_bool("vad_filter", raw.get("vad_filter", False)),
+        word_timestamps=_bool("word_timestamps", raw.get("word_timestamps", False)),
+        initial_prompt=_optional_text("initial_prompt", raw.get("initial_prompt")),
+        hotwords=_optional_text("hotwords", raw.get("hotwords")),
+        temperature=_temperature(raw.get("temperature")),
+    )

@@ -1,0 +1,168 @@
+"""The worker's ASR settings, read from the environment once.
+
+Celery's own settings live in ``celeryconfig.py``; this module holds what the
+model loader and the tasks need. A bad value raises :class:`ConfigError` with
+the variable's name, so a worker with a typo stops at start instead of
+failing every job.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from worker.errors import ConfigError
+
+__all__ = ["COMPUTE_TYPES", "DEVICES", "Settings", "get_settings"]
+
+DEVICES = ("auto", "cpu", "cuda")
+# CTranslate2's quantisation types (docs: quantization.html), plus "auto".
+COMPUTE_TYPES = (
+    "auto",
+    "int8",
+    "int8_float32",
+    "int8_float16",
+    "int8_bfloat16",
+    "int16",
+    "float16",
+    "bfloat16",
+    "float32",
+)
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "asr-worker" / "models"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the ASR side of a worker reads from its environment."""
+
+    #: ENABLE_FASTER_WHISPER: false makes the worker refuse ASR tasks.
+    enable_faster_whisper: bool = True
+    #: ASR_MODEL_ID: a size name, ``openai/whisper-<size>``, a Hub id or a local directory.
+    model_id: str = "tiny.en"
+    #: ASR_DEVICE: ``auto`` uses CUDA when a GPU is usable, else the CPU.
+    device: str = "auto"
+    #: ASR_DEVICE_INDEX: the GPU a child uses; empty spreads the children over all GPUs.
+    device_index: int | None = None
+    #: ASR_COMPUTE_TYPE: ``auto`` is float16 on a GPU and int8 on the CPU.
+    compute_type: str = "auto"
+    #: ASR_BEAM_SIZE: the default beam size of a job that names none.
+    beam_size: int = 5
+    #: ASR_BATCH_SIZE: the batch size of the batched pipeline for long audio.
+    batch_size: int = 16
+    #: ASR_CACHE_DIR: where downloaded (and assembled bundled) models are kept.
+    cache_dir: Path = Path()
+    #: ASR_CPU_THREADS: threads per child; 0 divides the machine's cores among the children.
+    cpu_threads: int = 0
+    #: ASR_MAX_AUDIO_SECONDS: longer audio is refused; 0 means no limit.
+    max_audio_seconds: float = 4 * 3600.0
+    #: ASR_MAX_FILE_BYTES: larger files are refused; 0 means no limit.
+    max_file_bytes: int = 2 * 1024**3
+    #: ASR_AUDIO_ROOTS: colon-separated directories jobs may read from; empty allows any path.
+    audio_roots: tuple[Path, ...] = ()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``env`` (default ``os.environ``).
+
+        Raises:
+            ConfigError: a variable has a value that cannot be used; the message names it.
+        """
+        env = os.environ if env is None else env
+        reader = _Reader(env)
+        return cls(
+            enable_faster_whisper=reader.boolean("ENABLE_FASTER_WHISPER", True),
+            model_id=reader.text("ASR_MODEL_ID", "tiny.en"),
+            device=reader.choice("ASR_DEVICE", "auto", DEVICES),
+            device_index=reader.optional_int("ASR_DEVICE_INDEX", minimum=0),
+            compute_type=reader.choice("ASR_COMPUTE_TYPE", "auto", COMPUTE_TYPES),
+            beam_size=reader.integer("ASR_BEAM_SIZE", 5, minimum=1),
+            batch_size=reader.integer("ASR_BATCH_SIZE", 16, minimum=1),
+            cache_dir=Path(reader.text("ASR_CACHE_DIR", str(_default_cache_dir()))).expanduser(),
+            cpu_threads=reader.integer("ASR_CPU_THREADS", 0, minimum=0),
+            max_audio_seconds=reader.number("ASR_MAX_AUDIO_SECONDS", 4 * 3600.0, minimum=0),
+            max_file_bytes=reader.integer("ASR_MAX_FILE_BYTES", 2 * 1024**3, minimum=0),
+            audio_roots=reader.paths("ASR_AUDIO_ROOTS"),
+        )
+
+
+class _Reader:
+    """Parses environment variables, naming the variable in every error."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def _raw(self, name: str) -> str | None:
+        value = self._env.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def text(self, name: str, default: str) -> str:
+        return self._raw(name) or default
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        raise ConfigError(f"{name}={raw!r} is not a boolean (use true or false)")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        if raw.lower() not in choices:
+            raise ConfigError(f"{name}={raw!r} is not one of {', '.join(choices)}")
+        return raw.lower()
+
+    def integer(self, name: str, default: int, *, minimum: int) -> int:
+        value = self.optional_int(name, minimum=minimum)
+        return default if value is None else value
+
+    def optional_int(self, name: str, *, minimum: int) -> int | None:
+        raw = self._raw(name)
+        if raw is None:
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+        if value < minimum:
+            raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+        return value
+
+    def number(self, name: str, default: float, *, minimum: float) -> float:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a number") from None
+        if not value >= minimum:  # also refuses NaN
+            raise ConfigError(f"{name}={raw!r} must be at least {minimum:g}")
+        return value
+
+    def paths(self, name: str) -> tuple[Path, ...]:
+        raw = self._raw(name)
+        if raw is None:
+            return ()
+        return tuple(Path(part).expanduser() for part in raw.split(os.pathsep) if part.strip())
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    return Settings.from_env()

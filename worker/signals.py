@@ -1,0 +1,74 @@
+"""The model's lifecycle in a prefork worker.
+
+* ``worker_init`` runs once in the parent, before any child is forked: it
+  checks the settings, finds (or downloads) the model files and, when CUDA is
+  demanded, asks NVML whether a GPU exists. It never loads a model or creates
+  a CUDA context, so the children fork clean. A problem here stops the worker
+  with a clear message instead of a crash loop of children.
+* ``worker_process_init`` runs in each child: it loads and warms the model.
+* ``worker_process_shutdown`` unloads it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import signals
+
+from worker.asr import detect_cuda_availability, get_model, set_pool_size, unload_model
+from worker.asr.models import resolve_model_path
+from worker.errors import ASRError, ConfigError
+from worker.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+_worker: Any = None
+
+
+def preflight() -> None:
+    """Check, in the parent, everything that would make every child fail.
+
+    Raises:
+        ConfigError, ModelUnavailableError: the worker cannot serve jobs.
+    """
+    settings = get_settings()
+    if not settings.enable_faster_whisper:
+        log.warning("ENABLE_FASTER_WHISPER is false: this worker refuses ASR tasks")
+        return
+    if settings.device == "cuda" and not detect_cuda_availability()[0]:
+        raise ConfigError("ASR_DEVICE=cuda but NVML finds no NVIDIA GPU on this machine")
+    path = resolve_model_path(settings.model_id, settings.cache_dir)
+    log.info("model %s found at %s", settings.model_id, path)
+    if not settings.audio_roots:
+        log.warning("ASR_AUDIO_ROOTS is not set: jobs may transcribe any file this worker can read")
+
+
+@signals.worker_init.connect
+def _on_worker_init(sender: Any = None, **_: Any) -> None:
+    global _worker
+    _worker = sender
+    try:
+        preflight()
+    except ASRError as exc:
+        log.critical("worker cannot start: %s", exc)
+        # SystemExit passes through Celery's signal dispatch, which logs and
+        # swallows ordinary exceptions.
+        raise SystemExit(f"worker cannot start: {type(exc).__name__}: {exc}") from None
+
+
+@signals.worker_process_init.connect
+def _on_process_init(**_: Any) -> None:
+    if _worker is not None and isinstance(getattr(_worker, "concurrency", None), int):
+        set_pool_size(_worker.concurrency)
+    try:
+        get_model()
+    except Exception:
+        # Raising here would kill the child and Celery would fork another that
+        # fails the same way; instead each job reports the error.
+        log.exception("model failed to load in this child; its jobs will fail until it loads")
+
+
+@signals.worker_process_shutdown.connect
+def _on_process_shutdown(**_: Any) -> None:
+    unload_model()

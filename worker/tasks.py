@@ -1,0 +1,104 @@
+"""The ``asr.transcribe`` task: a path in, a JSON transcript out."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from celery import Task
+
+from worker.asr import get_model, get_model_config
+from worker.audio import SAMPLE_RATE, check_audio_path, check_duration, decode, probe_duration
+from worker.celery import app
+from worker.errors import InputError, ModelUnavailableError, TransientError
+from worker.options import parse_options
+from worker.settings import get_settings
+from worker.transcription import check_model_supports, transcribe_array
+
+__all__ = ["transcribe"]
+
+PROGRESS = "PROGRESS"
+#: At most one progress write to the result backend per this many seconds.
+PROGRESS_INTERVAL = 0.5
+
+
+class _ProgressReporter:
+    """Publishes the ``PROGRESS`` state, throttled so Redis is not written per segment."""
+
+    def __init__(self, task: Task) -> None:
+        self._task = task
+        self._last = 0.0
+
+    def __call__(self, done: float, total: float, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self._task.request.id or (not force and now - self._last < PROGRESS_INTERVAL):
+            return
+        self._last = now
+        percent = round(100.0 * done / total, 1) if total > 0 else 100.0
+        self._task.update_state(
+            state=PROGRESS,
+            meta={"seconds_done": round(done, 2), "seconds_total": round(total, 2), "percent": percent},
+        )
+
+
+@app.task(
+    name="asr.transcribe",
+    bind=True,
+    # Bad input is expected in normal operation: logged without a traceback.
+    throws=(InputError,),
+    # Only errors a retry can fix are retried; bad input fails at once.
+    autoretry_for=(TransientError,),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=5,
+)
+def transcribe(self: Task, audio_path: Any, **options: Any) -> dict[str, Any]:
+    """Transcribe the audio file at ``audio_path`` (a path on storage the worker sees).
+
+    Options: ``language``, ``task``, ``beam_size``, ``vad_filter``,
+    ``word_timestamps``, ``initial_prompt``, ``hotwords``, ``temperature``.
+    """
+    started = time.perf_counter()
+    settings = get_settings()
+    if not settings.enable_faster_whisper:
+        raise ModelUnavailableError("ASR is disabled on this worker (ENABLE_FASTER_WHISPER=false)")
+    opts = parse_options(options)
+    path = check_audio_path(audio_path, settings)
+    check_duration(probe_duration(path), path, settings)
+
+    decode_started = time.perf_counter()
+    audio = decode(path)
+    decode_seconds = time.perf_counter() - decode_started
+    check_duration(len(audio) / SAMPLE_RATE, path, settings)
+
+    model = get_model()
+    if model is None:  # disabled between the check above and now: cannot happen, but be clear
+        raise ModelUnavailableError("ASR is disabled on this worker")
+    config = get_model_config()
+    check_model_supports(opts, config["multilingual"], settings.model_id)
+
+    report = _ProgressReporter(self)
+    report(0.0, len(audio) / SAMPLE_RATE, force=True)
+    transcript = transcribe_array(
+        model, audio, opts, default_beam_size=settings.beam_size, on_progress=report
+    )
+    return {
+        "audio_path": str(audio_path),
+        "text": transcript.text,
+        "language": transcript.language,
+        "language_probability": transcript.language_probability,
+        "duration": transcript.duration,
+        "segments": transcript.segments,
+        "options": opts.to_kwargs(settings.beam_size),
+        "model": settings.model_id,
+        "device": config["device"],
+        "compute_type": config["compute_type"],
+        "timings": {
+            "decode": round(decode_seconds, 3),
+            "transcribe": round(transcript.seconds, 3),
+            "total": round(time.perf_counter() - started, 3),
+        },
+        "worker": {"hostname": self.request.hostname, "pid": os.getpid()},
+    }

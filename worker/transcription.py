@@ -1,0 +1,100 @@
+"""Transcribe decoded audio with a loaded model into plain JSON data."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from worker.audio import SAMPLE_RATE
+from worker.errors import InvalidOptionsError
+from worker.options import TranscribeOptions
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+    from faster_whisper.transcribe import Segment
+
+__all__ = ["Transcript", "transcribe_array"]
+
+#: Called with (seconds_done, seconds_total) as segments come out of the decoder.
+ProgressCallback = Callable[[float, float], None]
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What the model said about one recording, as JSON-ready values."""
+
+    text: str
+    language: str
+    language_probability: float
+    duration: float
+    segments: list[dict[str, Any]]
+    seconds: float
+
+
+def _segment_dict(segment: Segment) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": segment.id,
+        "start": round(segment.start, 3),
+        "end": round(segment.end, 3),
+        "text": segment.text.strip(),
+        "avg_logprob": round(segment.avg_logprob, 4),
+        "no_speech_prob": round(segment.no_speech_prob, 4),
+    }
+    if segment.words is not None:
+        data["words"] = [
+            {
+                "start": round(word.start, 3),
+                "end": round(word.end, 3),
+                "word": word.word,
+                "probability": round(word.probability, 4),
+            }
+            for word in segment.words
+        ]
+    return data
+
+
+def check_model_supports(options: TranscribeOptions, multilingual: bool, model_id: str) -> None:
+    """Refuse, instead of silently ignoring, what an English-only model cannot do."""
+    if multilingual:
+        return
+    if options.task == "translate":
+        raise InvalidOptionsError(f"model {model_id} is English-only and cannot translate")
+    if options.language not in (None, "en"):
+        raise InvalidOptionsError(
+            f"model {model_id} is English-only; language={options.language!r} needs a multilingual model"
+        )
+
+
+def transcribe_array(
+    model: WhisperModel,
+    audio: np.ndarray,
+    options: TranscribeOptions,
+    *,
+    default_beam_size: int,
+    on_progress: ProgressCallback | None = None,
+) -> Transcript:
+    """Run ``model`` over 16 kHz mono ``audio``, consuming the segment generator."""
+    started = time.perf_counter()
+    total = len(audio) / SAMPLE_RATE
+    if audio.size == 0:
+        return Transcript("", "en", 0.0, 0.0, [], 0.0)
+    segments_iter, info = model.transcribe(audio, **options.to_kwargs(default_beam_size))
+    segments: list[dict[str, Any]] = []
+    raw_text: list[str] = []
+    for segment in segments_iter:
+        segments.append(_segment_dict(segment))
+        raw_text.append(segment.text)
+        if on_progress is not None:
+            on_progress(min(segment.end, total), total)
+    return Transcript(
+        text="".join(raw_text).strip(),
+        language=info.language,
+        language_probability=round(float(info.language_probability), 4),
+        duration=round(float(info.duration), 3),
+        segments=segments,
+        seconds=time.perf_counter() - started,
+    )
