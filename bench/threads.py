@@ -67,8 +67,11 @@ def main() -> None:
     many_seconds = max(seconds for seconds, _ in results)
 
     print(f"clips: {len(work)} ({audio_seconds:.1f} s of audio), cores: {cores}")
-    print(f"1 process x {cores} threads : {one_seconds:6.2f} s  ({audio_seconds / one_seconds:5.1f}x real time)")
-    print(f"{cores} processes x 1 thread : {many_seconds:6.2f} s  ({audio_seconds / many_seconds:5.1f}x real time)")
+    for label, seconds in (
+        (f"1 process x {cores} threads", one_seconds),
+        (f"{cores} processes x 1 thread", many_seconds),
+    ):
+        print(f"{label:24}: {seconds:6.2f} s  ({audio_seconds / seconds:5.1f}x real time)")
     print(f"ratio (processes / threads throughput): {one_seconds / many_seconds:.2f}x")
 
 
