@@ -48,9 +48,42 @@ worker_proc_alive_timeout = _env_number("CELERY_WORKER_PROC_ALIVE_TIMEOUT", 300.
 worker_prefetch_multiplier = 1
 
 # Ack after the job ends, and give a job back when its child dies, so a crash
-# does not lose it (Celery's docs: "acks_late" and task_reject_on_worker_lost).
+# does not lose it: without task_reject_on_worker_lost a killed child's job is
+# acked and gone even with acks_late (Celery tasks.rst; issues #1628, #5106, #7924).
 task_acks_late = True
 task_reject_on_worker_lost = True
+
+# A job may run this long: the soft limit raises inside the job (it fails with
+# TranscriptionTimeoutError), the hard limit replaces the child.
+task_soft_time_limit = _env_number("ASR_SOFT_TIME_LIMIT", 6 * 3600.0) or None
+task_time_limit = _env_number("ASR_HARD_TIME_LIMIT", 6 * 3600.0 + 600) or None
+
+# Redis redelivers an unacked job after the visibility timeout; a job running
+# longer than it would run twice (#5935), so it must outlast the hard limit, and
+# Celery's Redis docs ask for the same value in all three places.
+visibility_timeout = int(_env_number("ASR_VISIBILITY_TIMEOUT", 7 * 3600.0))
+if task_time_limit and visibility_timeout <= task_time_limit:
+    raise SystemExit(
+        f"ASR_VISIBILITY_TIMEOUT={visibility_timeout} must be longer than "
+        f"ASR_HARD_TIME_LIMIT={task_time_limit:g}"
+    )
+broker_transport_options = {"visibility_timeout": visibility_timeout}
+result_backend_transport_options = {"visibility_timeout": visibility_timeout}
+
+# When the broker connection drops, running acks_late jobs cannot be acked any
+# more and will be redelivered: cancel them instead of finishing twice.
+worker_cancel_long_running_tasks_on_connection_loss = True
+
+# A redelivered job whose result is already SUCCESS is not transcribed again.
+worker_deduplicate_successful_tasks = True
+
+# Keep storing results through short Redis outages instead of losing them.
+result_backend_always_retry = True
+result_backend_max_retries = 30
+
+# Recycle children: after N jobs, or when a child's RSS passes N KiB (0 = never).
+worker_max_tasks_per_child = int(_env_number("CELERY_WORKER_MAX_TASKS_PER_CHILD", 0)) or None
+worker_max_memory_per_child = int(_env_number("CELERY_WORKER_MAX_MEMORY_PER_CHILD", 0)) or None
 
 # States and events for Flower and for the producer's progress bars.
 task_track_started = True

@@ -128,7 +128,11 @@ class Client:
             # Fail fast when the broker is down instead of hanging a caller.
             broker_connection_timeout=5,
             task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
-            result_backend_transport_options={"retry_policy": {"max_retries": 3}},
+            broker_transport_options={"visibility_timeout": config.visibility_timeout()},
+            result_backend_transport_options={
+                "retry_policy": {"max_retries": 3},
+                "visibility_timeout": config.visibility_timeout(),
+            },
         )
         self._connected = False
 

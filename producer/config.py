@@ -11,10 +11,20 @@ import os
 import re
 from collections.abc import Mapping
 
-__all__ = ["DEFAULT_QUEUE", "DEFAULT_REDIS_URL", "backend_url", "broker_url", "default_queue", "mask_url"]
+__all__ = [
+    "DEFAULT_QUEUE",
+    "DEFAULT_REDIS_URL",
+    "backend_url",
+    "broker_url",
+    "default_queue",
+    "mask_url",
+    "visibility_timeout",
+]
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_QUEUE = "asr"
+#: Seconds; the worker's default too (7 h: longer than its hard time limit).
+DEFAULT_VISIBILITY_TIMEOUT = 7 * 3600
 
 _PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:@/]*:)(?P<password>[^@/]*)@", re.IGNORECASE)
 
@@ -36,6 +46,13 @@ def backend_url(env: Mapping[str, str] | None = None) -> str:
 def default_queue(env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
     return _get(env, "ASR_QUEUE") or DEFAULT_QUEUE
+
+
+def visibility_timeout(env: Mapping[str, str] | None = None) -> int:
+    """``ASR_VISIBILITY_TIMEOUT``: Redis uses the shortest one any client of a broker sets."""
+    env = os.environ if env is None else env
+    raw = _get(env, "ASR_VISIBILITY_TIMEOUT")
+    return int(float(raw)) if raw else DEFAULT_VISIBILITY_TIMEOUT
 
 
 def mask_url(url: str) -> str:

@@ -77,9 +77,12 @@ def _wait_for(
 class RedisServer:
     """A throw-away ``redis-server`` on a free loopback port, keeping nothing on disk."""
 
-    def __init__(self, *, port: int | None = None, password: str | None = None) -> None:
+    def __init__(
+        self, *, port: int | None = None, password: str | None = None, persistent: bool = False
+    ) -> None:
         self.port = port or free_port()
         self.password = password
+        self.persistent = persistent
         self._dir = tempfile.mkdtemp(prefix="asr-redis-")
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -97,11 +100,13 @@ class RedisServer:
             str(self.port),
             "--save",
             "",
-            "--appendonly",
-            "no",
             "--dir",
             self._dir,
         ]
+        # Persistent: every write is on disk before Redis answers, so a restart keeps the queue.
+        args += (
+            ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
+        )
         if self.password:
             args += ["--requirepass", self.password]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -116,7 +121,8 @@ class RedisServer:
         except redis.RedisError:
             return False
 
-    def stop(self) -> None:
+    def stop(self, *, keep_data: bool = False) -> None:
+        """Stop the server; with ``keep_data`` a later :meth:`start` finds the same data."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -124,7 +130,8 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if not keep_data:
+            shutil.rmtree(self._dir, ignore_errors=True)
 
 
 class LocalStack:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -18,12 +19,23 @@ from worker.errors import (
     InvalidPathError,
     NotAFileError,
     PathNotAllowedError,
+    TransientError,
 )
 from worker.settings import Settings
 
 __all__ = ["SAMPLE_RATE", "check_audio_path", "check_duration", "decode", "probe_duration"]
 
 SAMPLE_RATE = 16000
+
+# Errors of shared storage that pass (an NFS server rebooting, a stale handle):
+# worth a retry, unlike a file that is simply not audio.
+_TRANSIENT_ERRNOS = frozenset({errno.EIO, errno.ESTALE, errno.ETIMEDOUT, errno.EAGAIN, errno.EINTR})
+
+
+def _raise_for(exc: Exception, path: Path, what: str) -> NoReturn:
+    if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
+        raise TransientError(f"I/O error reading {path} ({exc}); will retry") from None
+    raise AudioDecodeError(f"{what} {path}: {type(exc).__name__}: {exc}") from None
 
 
 def _inside(path: Path, roots: tuple[Path, ...]) -> bool:
@@ -93,7 +105,7 @@ def probe_duration(path: Path) -> float | None:
     except AudioDecodeError:
         raise
     except Exception as exc:  # PyAV raises many FFmpeg error classes
-        raise AudioDecodeError(f"{path} is not readable audio: {exc}") from None
+        _raise_for(exc, path, "not readable audio:")
 
 
 def check_duration(seconds: float | None, path: Path, settings: Settings) -> None:
@@ -115,4 +127,4 @@ def decode(path: Path) -> np.ndarray:
     try:
         return decode_audio(str(path), sampling_rate=SAMPLE_RATE)
     except Exception as exc:
-        raise AudioDecodeError(f"cannot decode {path}: {type(exc).__name__}: {exc}") from None
+        _raise_for(exc, path, "cannot decode")

@@ -8,3 +8,6 @@ app = Celery("asr", include=["worker.tasks"])
 app.config_from_object("celeryconfig")
 
 import worker.signals  # noqa: E402,F401  (connects the model's lifecycle handlers)
+from worker.recovery import RestoreOrphanedJobs  # noqa: E402
+
+app.steps["consumer"].add(RestoreOrphanedJobs)

@@ -26,6 +26,8 @@ __all__ = [
     "ModelUnavailableError",
     "NotAFileError",
     "PathNotAllowedError",
+    "RedeliveryLimitError",
+    "TranscriptionTimeoutError",
     "TransientError",
 ]
 
@@ -44,6 +46,14 @@ class ModelUnavailableError(ASRError):
 
 class TransientError(ASRError):
     """A failure that may pass: a retry with backoff is worth it."""
+
+
+class TranscriptionTimeoutError(ASRError):
+    """The job ran past its time limit (the soft limit, or its audio-derived deadline)."""
+
+
+class RedeliveryLimitError(ASRError):
+    """The job's worker process died with it too often: it is failed, not run again."""
 
 
 class InputError(ASRError):

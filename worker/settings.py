@@ -68,6 +68,12 @@ class Settings:
     max_file_bytes: int = 2 * 1024**3
     #: ASR_AUDIO_ROOTS: colon-separated directories jobs may read from; empty allows any path.
     audio_roots: tuple[Path, ...] = ()
+    #: ASR_MAX_DELIVERIES: a job whose child died this many times fails instead of running again.
+    max_deliveries: int = 3
+    #: ASR_TIMEOUT_BASE: seconds every job may take, on top of the per-audio-second allowance.
+    timeout_base: float = 300.0
+    #: ASR_TIMEOUT_PER_AUDIO_SECOND: seconds allowed per second of audio; 0 disables this deadline.
+    timeout_per_audio_second: float = 2.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -91,7 +97,16 @@ class Settings:
             max_audio_seconds=reader.number("ASR_MAX_AUDIO_SECONDS", 4 * 3600.0, minimum=0),
             max_file_bytes=reader.integer("ASR_MAX_FILE_BYTES", 2 * 1024**3, minimum=0),
             audio_roots=reader.paths("ASR_AUDIO_ROOTS"),
+            max_deliveries=reader.integer("ASR_MAX_DELIVERIES", 3, minimum=1),
+            timeout_base=reader.number("ASR_TIMEOUT_BASE", 300.0, minimum=0),
+            timeout_per_audio_second=reader.number("ASR_TIMEOUT_PER_AUDIO_SECOND", 2.0, minimum=0),
         )
+
+    def deadline_for(self, audio_seconds: float) -> float | None:
+        """Seconds a job with this much audio may run, or ``None`` without a deadline."""
+        if not self.timeout_per_audio_second:
+            return None
+        return self.timeout_base + self.timeout_per_audio_second * audio_seconds
 
 
 class _Reader:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from celery import signals
@@ -19,7 +20,7 @@ from celery import signals
 from worker.asr import detect_cuda_availability, get_model, set_pool_size, unload_model
 from worker.asr.models import resolve_model_path
 from worker.errors import ASRError, ConfigError
-from worker.settings import get_settings
+from worker.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +37,25 @@ def preflight() -> None:
     if not settings.enable_faster_whisper:
         log.warning("ENABLE_FASTER_WHISPER is false: this worker refuses ASR tasks")
         return
+    _check_directories(settings)
     if settings.device == "cuda" and not detect_cuda_availability()[0]:
         raise ConfigError("ASR_DEVICE=cuda but NVML finds no NVIDIA GPU on this machine")
     path = resolve_model_path(settings.model_id, settings.cache_dir)
     log.info("model %s found at %s", settings.model_id, path)
     if not settings.audio_roots:
         log.warning("ASR_AUDIO_ROOTS is not set: jobs may transcribe any file this worker can read")
+
+
+def _check_directories(settings: Settings) -> None:
+    try:
+        settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"ASR_CACHE_DIR={settings.cache_dir} cannot be created: {exc}") from None
+    if not os.access(settings.cache_dir, os.R_OK | os.W_OK | os.X_OK):
+        raise ConfigError(f"ASR_CACHE_DIR={settings.cache_dir} is not readable and writable")
+    for root in settings.audio_roots:
+        if not root.is_dir() or not os.access(root, os.R_OK | os.X_OK):
+            raise ConfigError(f"ASR_AUDIO_ROOTS: {root} is not a readable directory")
 
 
 @signals.worker_init.connect

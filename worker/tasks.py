@@ -7,11 +7,13 @@ import time
 from typing import Any
 
 from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from worker.asr import get_model, get_model_config
 from worker.audio import SAMPLE_RATE, check_audio_path, check_duration, decode, probe_duration
 from worker.celery import app
-from worker.errors import InputError, ModelUnavailableError, TransientError
+from worker.delivery import check_delivery
+from worker.errors import InputError, ModelUnavailableError, TranscriptionTimeoutError, TransientError
 from worker.options import parse_options
 from worker.settings import get_settings
 from worker.transcription import check_model_supports, transcribe_array
@@ -24,14 +26,21 @@ PROGRESS_INTERVAL = 0.5
 
 
 class _ProgressReporter:
-    """Publishes the ``PROGRESS`` state, throttled so Redis is not written per segment."""
+    """Publishes the ``PROGRESS`` state (throttled) and enforces the job's deadline."""
 
-    def __init__(self, task: Task) -> None:
+    def __init__(self, task: Task, deadline: float | None) -> None:
         self._task = task
         self._last = 0.0
+        self._started = time.monotonic()
+        self._deadline = deadline
 
     def __call__(self, done: float, total: float, *, force: bool = False) -> None:
         now = time.monotonic()
+        if self._deadline is not None and now - self._started > self._deadline:
+            raise TranscriptionTimeoutError(
+                f"job ran past its deadline of {self._deadline:.0f} s for {total:.0f} s of audio "
+                "(ASR_TIMEOUT_BASE + ASR_TIMEOUT_PER_AUDIO_SECOND x duration)"
+            )
         if not self._task.request.id or (not force and now - self._last < PROGRESS_INTERVAL):
             return
         self._last = now
@@ -60,8 +69,25 @@ def transcribe(self: Task, audio_path: Any, **options: Any) -> dict[str, Any]:
     Options: ``language``, ``task``, ``beam_size``, ``vad_filter``,
     ``word_timestamps``, ``initial_prompt``, ``hotwords``, ``temperature``.
     """
+    try:
+        return _transcribe(self, audio_path, options)
+    except SoftTimeLimitExceeded:
+        limit = (self.request.timelimit or (None, None))[1] or app.conf.task_soft_time_limit
+        raise TranscriptionTimeoutError(
+            f"job ran past the soft time limit of {limit} s (ASR_SOFT_TIME_LIMIT)"
+        ) from None
+    except RuntimeError as exc:
+        # CTranslate2 reports CUDA out-of-memory as a RuntimeError; a retry may
+        # land on a freer GPU or a CPU worker.
+        if "out of memory" in str(exc).lower():
+            raise TransientError(f"out of memory while transcribing: {exc}") from None
+        raise
+
+
+def _transcribe(self: Task, audio_path: Any, options: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     settings = get_settings()
+    deliveries = check_delivery(self.backend, self.request.id, self.request.retries, settings.max_deliveries)
     if not settings.enable_faster_whisper:
         raise ModelUnavailableError("ASR is disabled on this worker (ENABLE_FASTER_WHISPER=false)")
     opts = parse_options(options)
@@ -79,8 +105,9 @@ def transcribe(self: Task, audio_path: Any, **options: Any) -> dict[str, Any]:
     config = get_model_config()
     check_model_supports(opts, config["multilingual"], settings.model_id)
 
-    report = _ProgressReporter(self)
-    report(0.0, len(audio) / SAMPLE_RATE, force=True)
+    seconds = len(audio) / SAMPLE_RATE
+    report = _ProgressReporter(self, settings.deadline_for(seconds))
+    report(0.0, seconds, force=True)
     transcript = transcribe_array(
         model, audio, opts, default_beam_size=settings.beam_size, on_progress=report
     )
@@ -101,4 +128,5 @@ def transcribe(self: Task, audio_path: Any, **options: Any) -> dict[str, Any]:
             "total": round(time.perf_counter() - started, 3),
         },
         "worker": {"hostname": self.request.hostname, "pid": os.getpid()},
+        "deliveries": deliveries,
     }

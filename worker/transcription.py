@@ -28,7 +28,7 @@ class Transcript:
     """What the model said about one recording, as JSON-ready values."""
 
     text: str
-    language: str
+    language: str | None  #: None when there was no audio to detect it from
     language_probability: float
     duration: float
     segments: list[dict[str, Any]]
@@ -81,7 +81,7 @@ def transcribe_array(
     started = time.perf_counter()
     total = len(audio) / SAMPLE_RATE
     if audio.size == 0:
-        return Transcript("", "en", 0.0, 0.0, [], 0.0)
+        return Transcript("", None, 0.0, 0.0, [], 0.0)
     segments_iter, info = model.transcribe(audio, **options.to_kwargs(default_beam_size))
     segments: list[dict[str, Any]] = []
     raw_text: list[str] = []
