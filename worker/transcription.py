@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Transcript", "transcribe_array"]
 
+#: A recording whose loudest sample is below this (-80 dBFS) is digital silence.
+SILENCE_PEAK = 1e-4
+
 #: Called with (seconds_done, seconds_total) as segments come out of the decoder.
 ProgressCallback = Callable[[float, float], None]
 
@@ -80,8 +83,9 @@ def transcribe_array(
     """Run ``model`` over 16 kHz mono ``audio``, consuming the segment generator."""
     started = time.perf_counter()
     total = len(audio) / SAMPLE_RATE
-    if audio.size == 0:
-        return Transcript("", None, 0.0, 0.0, [], 0.0)
+    if audio.size == 0 or float(np.max(np.abs(audio))) < SILENCE_PEAK:
+        # Whisper hallucinates on digital silence ("You"); there is nothing to hear.
+        return Transcript("", None, 0.0, round(total, 3), [], 0.0)
     segments_iter, info = model.transcribe(audio, **options.to_kwargs(default_beam_size))
     segments: list[dict[str, Any]] = []
     raw_text: list[str] = []

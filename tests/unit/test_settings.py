@@ -74,3 +74,15 @@ def test_settings_are_frozen():
     settings = Settings.from_env({})
     with pytest.raises(AttributeError):
         settings.beam_size = 1  # type: ignore[misc]
+
+
+def test_deadline_scales_with_the_audio_and_can_be_switched_off():
+    settings = Settings.from_env({"ASR_TIMEOUT_BASE": "60", "ASR_TIMEOUT_PER_AUDIO_SECOND": "0.5"})
+    assert settings.deadline_for(3600) == 60 + 1800
+    assert Settings.from_env({"ASR_TIMEOUT_PER_AUDIO_SECOND": "0"}).deadline_for(3600) is None
+
+
+def test_delivery_cap_must_allow_one_delivery():
+    assert Settings.from_env({"ASR_MAX_DELIVERIES": "5"}).max_deliveries == 5
+    with pytest.raises(ConfigError, match="ASR_MAX_DELIVERIES"):
+        Settings.from_env({"ASR_MAX_DELIVERIES": "0"})
