@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -19,12 +20,18 @@ def _bars(jobs: Sequence[Job], show: bool) -> list[Any]:
         return []
     from tqdm import tqdm
 
+    # tqdm draws nothing on a terminal that reports a 0x0 size (some ptys, CI
+    # consoles); shutil falls back to $COLUMNS/$LINES, then 80x24.
+    size = shutil.get_terminal_size()
+    width, height = size.columns or 80, max(size.lines or 24, len(jobs) + 1)
     return [
         tqdm(
             total=100.0,
             desc=job.path[-40:],
             position=i,
             unit="%",
+            ncols=width,
+            nrows=height,
             bar_format="{desc} {bar} {n:5.1f}% {postfix}",
         )
         for i, job in enumerate(jobs)

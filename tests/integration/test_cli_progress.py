@@ -1,0 +1,56 @@
+"""--wait draws a progress bar per job on a terminal, driven by the PROGRESS state."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
+
+import pytest
+
+from producer.local import LocalStack
+from tests.conftest import ROOT, audio_file
+from tests.integration.audio_tools import concatenate
+
+pytestmark = pytest.mark.integration
+
+
+def test_progress_bars_are_drawn_on_a_terminal(stack: LocalStack, tmp_path):
+    # 8 x jfk.flac with 1 s pauses (96 s of speech): long enough to show intermediate progress.
+    long_file = concatenate(audio_file("jfk.flac"), 8, tmp_path / "long.wav")
+    leader, follower = pty.openpty()
+    env = {**os.environ, "REDIS_URL": stack.url, "COLUMNS": "120"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "producer", str(long_file), str(audio_file("jfk.flac")), "--wait"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+    )
+    os.close(follower)
+    screen = b""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the CLI has exited
+                break
+            screen += chunk
+        elif process.poll() is not None:
+            break
+    stdout = process.communicate(timeout=60)[0].decode()
+    os.close(leader)
+    text = screen.decode(errors="replace")
+    assert process.returncode == 0, text
+    assert "long.wav" in text and "jfk.flac" in text, "one bar per job, named by its file"
+    percents = {float(p) for p in re.findall(r"(\d+\.\d)%", text)}
+    assert 100.0 in percents and any(0.0 < p < 100.0 for p in percents), sorted(percents)
+    assert "done" in text
+    assert "country" in stdout
