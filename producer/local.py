@@ -210,9 +210,17 @@ class LocalStack:
         return self
 
     def _children_ready(self) -> bool:
-        # "ready." is logged once the consumer runs, after every child's
-        # worker_process_init (the model load) has finished.
-        return b" ready." in self._log_path.read_bytes()
+        # Celery logs "ready." when the consumer runs, which can come before the
+        # children finish worker_process_init; each child logs its model banner
+        # (or its load failure) when done, so wait for one per child too.
+        log = self._log_path.read_bytes()
+        if b" ready." not in log:
+            return False
+        enabled = {**os.environ, **self._env}.get("ENABLE_FASTER_WHISPER", "true").strip().lower()
+        if enabled in ("0", "false", "no", "off") or self._loglevel.lower() not in ("info", "debug"):
+            return True  # no banners to wait for
+        loaded = log.count(b"Whisper model ready") + log.count(b"model failed to load in this child")
+        return loaded >= self.concurrency
 
     def log_tail(self, lines: int = 40) -> str:
         text = self._log_path.read_text(errors="replace") if self._log_path.exists() else ""
