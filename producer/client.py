@@ -7,6 +7,9 @@ package. Audio is sent as a path on storage the workers share, never as bytes.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import os
 import time
 from collections.abc import Iterable
@@ -24,14 +27,18 @@ __all__ = [
     "BrokerUnavailableError",
     "Client",
     "Job",
+    "JobStatus",
     "JobTimeoutError",
     "ProducerError",
     "TranscriptionFailed",
 ]
 
 TASK_NAME = "asr.transcribe"
+DETECT_LANGUAGE_TASK = "asr.detect_language"
 #: States in which a job has not ended yet.
 PENDING_STATES = frozenset({"PENDING", "RECEIVED", "STARTED", "RETRY", "PROGRESS"})
+#: States in which a job has ended.
+ENDED_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 
 
 class ProducerError(Exception):
@@ -103,6 +110,47 @@ class Job:
             return result.result
         error = result.result
         raise TranscriptionFailed(self.id, type(error).__name__, str(error))
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """What the result backend, the workers and the queue know about one job."""
+
+    id: str
+    #: Celery's state; in :meth:`Client.list_jobs` also RECEIVED (held by a worker, not
+    #: started) and SCHEDULED (held until its ETA, e.g. a webhook waiting to retry).
+    state: str
+    #: The task's name (``asr.transcribe``, ...), when known.
+    name: str | None = None
+    #: The audio path (the task's first argument), when known.
+    path: str | None = None
+    #: The worker's hostname that runs (or ran, or holds) the job.
+    worker: str | None = None
+    #: ``{"seconds_done", "seconds_total", "percent"}`` in state PROGRESS.
+    progress: dict[str, float] | None = None
+    #: ``"ErrorType: message"`` of a FAILURE, or the reason of a REVOKED job.
+    error: str | None = None
+    #: For a queued job: 1 is the next the workers take.
+    queue_position: int | None = None
+    #: False when nothing knows the id: no stored state, no worker holds it, not queued.
+    known: bool = True
+
+
+def _first_arg(args: Any) -> str | None:
+    if isinstance(args, (list, tuple)) and args:
+        return str(args[0])
+    return None
+
+
+def _message_path(message: dict[str, Any]) -> str | None:
+    """The first argument of a queued task message (protocol 2: body is ``[args, kwargs, embed]``)."""
+    try:
+        body = message["body"]
+        if message.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        return _first_arg(json.loads(body)[0])
+    except (KeyError, IndexError, TypeError, ValueError, binascii.Error):
+        return None
 
 
 class Client:
@@ -202,6 +250,158 @@ class Client:
             TranscriptionFailed, JobTimeoutError, BrokerUnavailableError
         """
         return self.submit(path, queue=queue, **options).result(timeout)
+
+    def detect_language(
+        self, path: str | os.PathLike[str], *, timeout: float | None = 300.0, queue: str | None = None
+    ) -> dict[str, Any]:
+        """The language spoken in the first 30 s of a file (``asr.detect_language``).
+
+        Returns ``{"language", "probability", "top": [{"language", "probability"}, ...], ...}``.
+
+        Raises:
+            TranscriptionFailed: e.g. ``InvalidOptionsError`` from a worker with an English-only model.
+            JobTimeoutError, BrokerUnavailableError
+        """
+        audio_path = os.path.abspath(os.fspath(path))
+        if not self._connected:
+            self.check_connection()
+        try:
+            sent = self.app.send_task(DETECT_LANGUAGE_TASK, args=[audio_path], queue=queue or self.queue)
+        except OperationalError as exc:
+            raise BrokerUnavailableError(
+                f"cannot reach the broker at {config.mask_url(self.broker_url)}: {exc}"
+            ) from None
+        return Job(sent.id, audio_path, self).result(timeout)
+
+    def status(self, task_id: str, *, queue: str | None = None) -> JobStatus:
+        """State, progress, path and worker of a job, by its task id.
+
+        Celery stores nothing for a job no worker has taken yet (its state is
+        PENDING, as for an id never submitted), so for PENDING the workers are
+        asked whether they hold it and ``queue`` (default: this client's) is
+        searched; ``known`` is False when neither has it.
+
+        Raises:
+            BrokerUnavailableError: the broker or the result backend cannot be reached.
+        """
+        if not self._connected:
+            self.check_connection()
+        found = self._stored_status(task_id)
+        if found.state != "PENDING":
+            return found
+        held = {job.id: job for job in self.list_jobs()}
+        if task_id in held:
+            return held[task_id]
+        position, name, path = self._find_queued(task_id, queue or self.queue)
+        return JobStatus(
+            task_id, "PENDING", name=name, path=path, queue_position=position, known=position is not None
+        )
+
+    def cancel(self, task_id: str, *, timeout: float = 10.0, queue: str | None = None) -> JobStatus:
+        """Cancel a job: a queued one never runs, a running one is stopped; it ends REVOKED.
+
+        A running job's child process is sent SIGTERM: billiard turns it into
+        ``SystemExit`` once the decode of the current 30 s window returns, the
+        child unloads its model and exits, and the pool forks a fresh one. The
+        worker records REVOKED as it sends the signal. A job that has ended is
+        left as it is. Waits up to ``timeout`` s for REVOKED and returns the
+        job's status then.
+
+        Raises:
+            BrokerUnavailableError: the broker or the result backend cannot be reached.
+        """
+        before = self.status(task_id, queue=queue)
+        if before.state in ENDED_STATES:
+            return before
+        # Every worker remembers the id (and drops the job when it comes off the
+        # queue); the one running it kills the child.
+        self.app.control.revoke(task_id, terminate=True, signal="SIGTERM")
+        if not before.known:
+            return before
+        if before.state in ("PENDING", "RECEIVED", "RETRY"):
+            # Not running: no worker stores anything until it takes the job (again).
+            self.app.backend.mark_as_revoked(task_id, "revoked before it started")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._stored_status(task_id).state != "REVOKED":
+            time.sleep(0.1)
+        return self._stored_status(task_id)
+
+    def list_jobs(self, *, timeout: float = 1.0) -> list[JobStatus]:
+        """The jobs the workers hold now: running (with their progress), received, scheduled.
+
+        Asks every worker (``inspect active/reserved/scheduled``) and waits
+        ``timeout`` s for the answers. Jobs still in the queue are not listed.
+        """
+        if not self._connected:
+            self.check_connection()
+        inspect = self.app.control.inspect(timeout=timeout)
+        jobs: list[JobStatus] = []
+        for worker, requests in sorted((inspect.active() or {}).items()):
+            for request in requests:
+                stored = self._stored_status(request["id"])
+                state = stored.state if stored.state in PENDING_STATES - {"PENDING"} else "STARTED"
+                jobs.append(self._held(request, worker, state, stored.progress))
+        for worker, requests in sorted((inspect.reserved() or {}).items()):
+            jobs += [self._held(request, worker, "RECEIVED") for request in requests]
+        for worker, entries in sorted((inspect.scheduled() or {}).items()):
+            jobs += [self._held(entry.get("request", {}), worker, "SCHEDULED") for entry in entries]
+        return jobs
+
+    @staticmethod
+    def _held(
+        request: dict[str, Any], worker: str, state: str, progress: dict[str, float] | None = None
+    ) -> JobStatus:
+        return JobStatus(
+            str(request.get("id")),
+            state,
+            name=request.get("name"),
+            path=_first_arg(request.get("args")),
+            worker=worker,
+            progress=progress,
+        )
+
+    def _stored_status(self, task_id: str) -> JobStatus:
+        meta = self.app.backend.get_task_meta(task_id, cache=False)
+        state, info = meta.get("status", "PENDING"), meta.get("result")
+        error = f"{type(info).__name__}: {info}" if isinstance(info, BaseException) else None
+        worker = meta.get("worker")
+        if worker is None and isinstance(info, dict):
+            worker = info.get("hostname")  # STARTED stores {"pid", "hostname"}
+        return JobStatus(
+            task_id,
+            state,
+            name=meta.get("name"),
+            path=_first_arg(meta.get("args")),
+            worker=worker,
+            progress=info if state == "PROGRESS" and isinstance(info, dict) else None,
+            error=error,
+        )
+
+    def _find_queued(self, task_id: str, queue: str) -> tuple[int | None, str | None, str | None]:
+        """Position (1 = next), task name and path of a job still in a Redis queue."""
+        needle = task_id.encode()
+        with self.app.connection_for_read() as connection:
+            channel = connection.default_channel
+            client = getattr(channel, "client", None)
+            if client is None:  # not a Redis broker: cannot look
+                return None, None, None
+            # kombu LPUSHes and workers BRPOP: the next job is the last element.
+            # Priority levels live in separate lists, taken highest first.
+            keys = [channel._q_for_pri(queue, pri) for pri in sorted(channel.priority_steps)]
+            ahead = 0
+            for key in keys:
+                length = int(client.llen(key))
+                for stop in range(length, 0, -1000):
+                    chunk = client.lrange(key, max(0, stop - 1000), stop - 1)
+                    for offset, raw in enumerate(reversed(chunk)):
+                        if needle in raw:
+                            message = json.loads(raw)
+                            headers = message.get("headers", {})
+                            if headers.get("id") == task_id:
+                                position = ahead + (length - stop) + offset + 1
+                                return position, headers.get("task"), _message_path(message)
+                ahead += length
+        return None, None, None
 
     def close(self) -> None:
         """Release the broker and backend connections."""

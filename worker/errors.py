@@ -29,6 +29,7 @@ __all__ = [
     "RedeliveryLimitError",
     "TranscriptionTimeoutError",
     "TransientError",
+    "WebhookDeliveryError",
 ]
 
 
@@ -54,6 +55,10 @@ class TranscriptionTimeoutError(ASRError):
 
 class RedeliveryLimitError(ASRError):
     """The job's worker process died with it too often: it is failed, not run again."""
+
+
+class WebhookDeliveryError(ASRError):
+    """A completion webhook could not be delivered (the job's own result is unaffected)."""
 
 
 class InputError(ASRError):

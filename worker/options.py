@@ -7,15 +7,19 @@ and range here, before any audio is read; a bad one fails the job with
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from worker.errors import InvalidOptionsError
 
-__all__ = ["TranscribeOptions", "parse_options"]
+__all__ = ["TranscribeOptions", "check_callback_url", "parse_options"]
 
 TASKS = ("transcribe", "translate")
+#: Options about the job rather than the decoder: not passed to ``WhisperModel.transcribe``.
+JOB_OPTIONS = frozenset({"channels", "callback_url"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
@@ -38,10 +42,14 @@ class TranscribeOptions:
     hotwords: str | None = None
     #: One temperature or a fallback ladder; None keeps faster-whisper's default ladder.
     temperature: float | tuple[float, ...] | None = None
+    #: None mixes the channels down; "split" (or one name per channel) transcribes each on its own.
+    channels: str | tuple[str, ...] | None = None
+    #: An http(s) URL on an ASR_WEBHOOK_ALLOWED_HOSTS host that is POSTed the outcome.
+    callback_url: str | None = None
 
     def to_kwargs(self, default_beam_size: int) -> dict[str, Any]:
         """Keyword arguments for ``WhisperModel.transcribe``."""
-        kwargs = {k: v for k, v in asdict(self).items() if v is not None}
+        kwargs = {k: v for k, v in asdict(self).items() if v is not None and k not in JOB_OPTIONS}
         kwargs["beam_size"] = self.beam_size or default_beam_size
         if isinstance(self.temperature, tuple):
             kwargs["temperature"] = list(self.temperature)
@@ -84,8 +92,66 @@ def _temperature(value: Any) -> float | tuple[float, ...] | None:
     return floats[0] if not isinstance(value, (list, tuple)) else floats
 
 
-def parse_options(raw: Mapping[str, Any]) -> TranscribeOptions:
+def _channels(value: Any) -> str | tuple[str, ...] | None:
+    if value is None or value == "split":
+        return value
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(v, str) and v.strip() for v in value)
+        and len({v.strip() for v in value}) == 2
+    ):
+        return tuple(v.strip() for v in value)
+    raise InvalidOptionsError(
+        "option channels must be 'split' or a list of two distinct channel names "
+        f"(left, right), not {value!r:.80}"
+    )
+
+
+def _host_port(netloc: str) -> tuple[str, int | None]:
+    parsed = urlsplit(f"//{netloc}")
+    return (parsed.hostname or "", parsed.port)
+
+
+def check_callback_url(value: Any, allowed_hosts: Collection[str]) -> str:
+    """Check a webhook URL against ``ASR_WEBHOOK_ALLOWED_HOSTS`` (``host`` or ``host:port`` entries).
+
+    A bare ``host`` entry allows any port on that host; ``host:port`` only that
+    port (a URL without a port means 80 or 443).
+
+    Raises:
+        InvalidOptionsError: webhooks are off, or the URL is malformed or names another host.
+    """
+    if not allowed_hosts:
+        raise InvalidOptionsError(
+            "option callback_url: webhooks are disabled on this worker (ASR_WEBHOOK_ALLOWED_HOSTS is empty)"
+        )
+    if not isinstance(value, str) or not value.strip() or len(value) > 2048:
+        raise InvalidOptionsError(f"option callback_url must be an http(s) URL, not {value!r:.80}")
+    try:
+        url = urlsplit(value.strip())
+        port = url.port or _DEFAULT_PORTS.get(url.scheme.lower())
+    except ValueError:
+        raise InvalidOptionsError(f"option callback_url is not a valid URL: {value!r:.200}") from None
+    if url.scheme.lower() not in _DEFAULT_PORTS or not url.hostname:
+        raise InvalidOptionsError(f"option callback_url must be an http(s) URL, not {value!r:.200}")
+    if url.username is not None or url.password is not None:
+        # Credentials in a URL end up in logs; authenticate with the signature instead.
+        raise InvalidOptionsError("option callback_url must not carry credentials (user:password@)")
+    for entry in allowed_hosts:
+        host, entry_port = _host_port(entry)
+        if host == url.hostname.lower() and entry_port in (None, port):
+            return value.strip()
+    raise InvalidOptionsError(
+        f"option callback_url: host {url.hostname}:{port} is not in ASR_WEBHOOK_ALLOWED_HOSTS"
+    )
+
+
+def parse_options(raw: Mapping[str, Any], *, webhook_hosts: Collection[str] = ()) -> TranscribeOptions:
     """Check a job's options and return them typed.
+
+    Args:
+        webhook_hosts: ``ASR_WEBHOOK_ALLOWED_HOSTS``; empty refuses a ``callback_url``.
 
     Raises:
         InvalidOptionsError: an option is unknown, ill-typed or out of range.
@@ -118,4 +184,10 @@ def parse_options(raw: Mapping[str, Any]) -> TranscribeOptions:
         initial_prompt=_optional_text("initial_prompt", raw.get("initial_prompt")),
         hotwords=_optional_text("hotwords", raw.get("hotwords")),
         temperature=_temperature(raw.get("temperature")),
+        channels=_channels(raw.get("channels")),
+        callback_url=(
+            None
+            if raw.get("callback_url") is None
+            else check_callback_url(raw["callback_url"], webhook_hosts)
+        ),
     )

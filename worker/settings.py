@@ -11,8 +11,9 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from worker.errors import ConfigError
 
@@ -74,6 +75,19 @@ class Settings:
     timeout_base: float = 300.0
     #: ASR_TIMEOUT_PER_AUDIO_SECOND: seconds allowed per second of audio; 0 disables this deadline.
     timeout_per_audio_second: float = 2.0
+    #: ASR_WEBHOOK_ALLOWED_HOSTS: comma-separated ``host`` or ``host:port`` a callback_url may name;
+    #: empty refuses webhooks.
+    webhook_allowed_hosts: tuple[str, ...] = ()
+    #: ASR_WEBHOOK_SECRET: the HMAC-SHA256 key that signs webhooks (kept out of repr and logs).
+    webhook_secret: str = field(default="", repr=False)
+    #: ASR_WEBHOOK_MAX_ATTEMPTS: deliveries tried per webhook before giving up.
+    webhook_max_attempts: int = 5
+    #: ASR_WEBHOOK_BACKOFF_SECONDS: wait before the first retry; doubled for each later one.
+    webhook_backoff_seconds: float = 2.0
+    #: ASR_WEBHOOK_TIMEOUT: seconds one delivery may take (connect plus answer).
+    webhook_timeout: float = 10.0
+    #: ASR_WEBHOOK_QUEUE: queue of the delivery tasks; empty uses the job's own queue.
+    webhook_queue: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -100,6 +114,12 @@ class Settings:
             max_deliveries=reader.integer("ASR_MAX_DELIVERIES", 3, minimum=1),
             timeout_base=reader.number("ASR_TIMEOUT_BASE", 300.0, minimum=0),
             timeout_per_audio_second=reader.number("ASR_TIMEOUT_PER_AUDIO_SECOND", 2.0, minimum=0),
+            webhook_allowed_hosts=reader.hosts("ASR_WEBHOOK_ALLOWED_HOSTS"),
+            webhook_secret=reader.secret("ASR_WEBHOOK_SECRET", required_by="ASR_WEBHOOK_ALLOWED_HOSTS"),
+            webhook_max_attempts=reader.integer("ASR_WEBHOOK_MAX_ATTEMPTS", 5, minimum=1),
+            webhook_backoff_seconds=reader.number("ASR_WEBHOOK_BACKOFF_SECONDS", 2.0, minimum=0),
+            webhook_timeout=reader.number("ASR_WEBHOOK_TIMEOUT", 10.0, minimum=0.1),
+            webhook_queue=reader.text("ASR_WEBHOOK_QUEUE", ""),
         )
 
     def deadline_for(self, audio_seconds: float) -> float | None:
@@ -168,6 +188,34 @@ class _Reader:
             raise ConfigError(f"{name}={raw!r} is not a number") from None
         if not value >= minimum:  # also refuses NaN
             raise ConfigError(f"{name}={raw!r} must be at least {minimum:g}")
+        return value
+
+    def hosts(self, name: str) -> tuple[str, ...]:
+        """Comma-separated ``host`` or ``host:port`` entries (IPv6 as ``[::1]:8080``), lowercased."""
+        raw = self._raw(name)
+        if raw is None:
+            return ()
+        entries = []
+        for part in (p.strip().lower() for p in raw.split(",")):
+            if not part:
+                continue
+            try:
+                parsed = urlsplit(f"//{part}")
+                parsed.port  # noqa: B018  (raises ValueError for a bad port)
+            except ValueError:
+                raise ConfigError(f"{name}: {part!r} is not host or host:port") from None
+            if not parsed.hostname or parsed.netloc != part or "@" in part:
+                raise ConfigError(f"{name}: {part!r} is not host or host:port")
+            entries.append(part)
+        return tuple(entries)
+
+    def secret(self, name: str, *, required_by: str) -> str:
+        """A secret (never echoed in errors) that must be set when ``required_by`` is."""
+        value = self._env.get(name, "")
+        if not value.strip() and self._raw(required_by) is not None:
+            raise ConfigError(
+                f"{required_by} is set but {name} is empty: receivers could not verify webhooks"
+            )
         return value
 
     def paths(self, name: str) -> tuple[Path, ...]:

@@ -4,19 +4,32 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from worker.asr import get_model, get_model_config
-from worker.audio import SAMPLE_RATE, check_audio_path, check_duration, decode, probe_duration
+from worker.audio import SAMPLE_RATE, _raise_for, check_audio_path, check_duration, decode, probe_duration
 from worker.celery import app
 from worker.delivery import check_delivery
-from worker.errors import InputError, ModelUnavailableError, TranscriptionTimeoutError, TransientError
-from worker.options import parse_options
+from worker.errors import (
+    InputError,
+    InvalidOptionsError,
+    ModelUnavailableError,
+    TranscriptionTimeoutError,
+    TransientError,
+)
+from worker.options import TranscribeOptions, parse_options
 from worker.settings import get_settings
-from worker.transcription import check_model_supports, transcribe_array
+from worker.transcription import (
+    ChannelLabel,
+    check_model_supports,
+    transcribe_array,
+    transcribe_channels,
+)
 
 __all__ = ["transcribe"]
 
@@ -67,7 +80,9 @@ def transcribe(self: Task, audio_path: Any, **options: Any) -> dict[str, Any]:
     """Transcribe the audio file at ``audio_path`` (a path on storage the worker sees).
 
     Options: ``language``, ``task``, ``beam_size``, ``vad_filter``,
-    ``word_timestamps``, ``initial_prompt``, ``hotwords``, ``temperature``.
+    ``word_timestamps``, ``initial_prompt``, ``hotwords``, ``temperature``,
+    ``channels`` (per-channel transcripts of a stereo file) and ``callback_url``
+    (a webhook, see ``worker.webhooks``).
     """
     try:
         return _transcribe(self, audio_path, options)
@@ -84,20 +99,50 @@ def transcribe(self: Task, audio_path: Any, **options: Any) -> dict[str, Any]:
         raise
 
 
+def _channel_count(path: Path) -> int:
+    import av
+
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            return int(container.streams.audio[0].codec_context.channels)
+    except Exception as exc:  # PyAV raises many FFmpeg error classes
+        _raise_for(exc, path, "not readable audio:")
+
+
+def _decode_tracks(path: Path, opts: TranscribeOptions) -> tuple[list[np.ndarray], list[ChannelLabel]]:
+    """The audio to transcribe: the mixdown, or each channel of a stereo file with its label."""
+    if opts.channels is None:
+        return [decode(path)], []
+    count = _channel_count(path)
+    if count != 2:
+        # A mono file mixes every speaker: labelling it "agent" would be wrong, so refuse.
+        raise InvalidOptionsError(
+            f"option channels needs a 2-channel (stereo) file; {path} has {count} channel(s)"
+        )
+    from faster_whisper.audio import decode_audio
+
+    try:
+        left, right = decode_audio(str(path), sampling_rate=SAMPLE_RATE, split_stereo=True)
+    except Exception as exc:
+        _raise_for(exc, path, "cannot decode")
+    labels: list[ChannelLabel] = [0, 1] if opts.channels == "split" else list(opts.channels)
+    return [left, right], labels
+
+
 def _transcribe(self: Task, audio_path: Any, options: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     settings = get_settings()
     deliveries = check_delivery(self.backend, self.request.id, self.request.retries, settings.max_deliveries)
     if not settings.enable_faster_whisper:
         raise ModelUnavailableError("ASR is disabled on this worker (ENABLE_FASTER_WHISPER=false)")
-    opts = parse_options(options)
+    opts = parse_options(options, webhook_hosts=settings.webhook_allowed_hosts)
     path = check_audio_path(audio_path, settings)
     check_duration(probe_duration(path), path, settings)
 
     decode_started = time.perf_counter()
-    audio = decode(path)
+    tracks, labels = _decode_tracks(path, opts)
     decode_seconds = time.perf_counter() - decode_started
-    check_duration(len(audio) / SAMPLE_RATE, path, settings)
+    check_duration(len(tracks[0]) / SAMPLE_RATE, path, settings)
 
     model = get_model()
     if model is None:  # disabled between the check above and now: cannot happen, but be clear
@@ -105,12 +150,19 @@ def _transcribe(self: Task, audio_path: Any, options: dict[str, Any]) -> dict[st
     config = get_model_config()
     check_model_supports(opts, config["multilingual"], settings.model_id)
 
-    seconds = len(audio) / SAMPLE_RATE
+    # Every channel is decoded in turn: the deadline and the progress cover their sum.
+    seconds = sum(len(track) for track in tracks) / SAMPLE_RATE
     report = _ProgressReporter(self, settings.deadline_for(seconds))
     report(0.0, seconds, force=True)
-    transcript = transcribe_array(
-        model, audio, opts, default_beam_size=settings.beam_size, on_progress=report
-    )
+    extra: dict[str, Any] = {}
+    if labels:
+        transcript, extra["channels"] = transcribe_channels(
+            model, tracks, labels, opts, default_beam_size=settings.beam_size, on_progress=report
+        )
+    else:
+        transcript = transcribe_array(
+            model, tracks[0], opts, default_beam_size=settings.beam_size, on_progress=report
+        )
     return {
         "audio_path": str(audio_path),
         "text": transcript.text,
@@ -129,4 +181,5 @@ def _transcribe(self: Task, audio_path: Any, options: dict[str, Any]) -> dict[st
         },
         "worker": {"hostname": self.request.hostname, "pid": os.getpid()},
         "deliveries": deliveries,
+        **extra,
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,13 +17,15 @@ if TYPE_CHECKING:
     from faster_whisper import WhisperModel
     from faster_whisper.transcribe import Segment
 
-__all__ = ["Transcript", "transcribe_array"]
+__all__ = ["Transcript", "merge_channels", "transcribe_array", "transcribe_channels"]
 
 #: A recording whose loudest sample is below this (-80 dBFS) is digital silence.
 SILENCE_PEAK = 1e-4
 
 #: Called with (seconds_done, seconds_total) as segments come out of the decoder.
 ProgressCallback = Callable[[float, float], None]
+#: A channel's label in the result: its index (``channels="split"``) or the name the job gave.
+ChannelLabel = int | str
 
 
 @dataclass(frozen=True)
@@ -102,3 +104,70 @@ def transcribe_array(
         segments=segments,
         seconds=time.perf_counter() - started,
     )
+
+
+def merge_channels(
+    transcripts: Sequence[Transcript], labels: Sequence[ChannelLabel]
+) -> tuple[Transcript, list[dict[str, Any]]]:
+    """One transcript from per-channel ones, and the per-channel summaries.
+
+    Segments are tagged with their ``channel`` and ordered by start time, then
+    by channel (a stable order for equal starts), and renumbered from 1; the
+    text is theirs in that order. The language is the first channel's that has one.
+    """
+    tagged = sorted(
+        (
+            (segment["start"], index, label, segment)
+            for index, (transcript, label) in enumerate(zip(transcripts, labels, strict=True))
+            for segment in transcript.segments
+        ),
+        key=lambda item: (item[0], item[1]),
+    )
+    segments = [
+        {"id": number, "channel": label, **{k: v for k, v in segment.items() if k != "id"}}
+        for number, (_, _, label, segment) in enumerate(tagged, 1)
+    ]
+    spoken = next((t for t in transcripts if t.language is not None), transcripts[0])
+    merged = Transcript(
+        text=" ".join(s["text"] for s in segments if s["text"]),
+        language=spoken.language,
+        language_probability=spoken.language_probability,
+        duration=max(t.duration for t in transcripts),
+        segments=segments,
+        seconds=sum(t.seconds for t in transcripts),
+    )
+    summaries = [
+        {"channel": label, "text": t.text, "language": t.language}
+        for t, label in zip(transcripts, labels, strict=True)
+    ]
+    return merged, summaries
+
+
+def transcribe_channels(
+    model: WhisperModel,
+    tracks: Sequence[np.ndarray],
+    labels: Sequence[ChannelLabel],
+    options: TranscribeOptions,
+    *,
+    default_beam_size: int,
+    on_progress: ProgressCallback | None = None,
+) -> tuple[Transcript, list[dict[str, Any]]]:
+    """Transcribe each channel on its own, one after the other, and merge them.
+
+    Progress covers all channels: ``seconds_total`` is the sum of their durations.
+    """
+    grand_total = sum(len(track) for track in tracks) / SAMPLE_RATE
+    transcripts = []
+    done_before = 0.0
+    for track in tracks:
+        progress = None if on_progress is None else _shifted(on_progress, done_before, grand_total)
+        transcripts.append(
+            transcribe_array(model, track, options, default_beam_size=default_beam_size, on_progress=progress)
+        )
+        done_before += len(track) / SAMPLE_RATE
+    return merge_channels(transcripts, labels)
+
+
+def _shifted(report: ProgressCallback, offset: float, total: float) -> ProgressCallback:
+    """Report one channel's progress as part of all channels' seconds."""
+    return lambda done, _channel_total: report(offset + done, total)

@@ -63,3 +63,74 @@ def test_a_single_temperature_stays_a_number():
 def test_bad_options_fail_with_a_typed_error(options, message):
     with pytest.raises(InvalidOptionsError, match=message):
         parse_options(options)
+
+
+def test_job_options_are_not_passed_to_the_decoder():
+    options = parse_options({"channels": "split"})
+    assert options.channels == "split"
+    assert "channels" not in options.to_kwargs(5) and "callback_url" not in options.to_kwargs(5)
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [
+        (None, None),
+        ("split", "split"),
+        (["agent", "customer"], ("agent", "customer")),
+        ((" left ", "right"), ("left", "right")),
+    ],
+)
+def test_channels_is_split_or_two_names(value, parsed):
+    assert parse_options({"channels": value}).channels == parsed
+
+
+@pytest.mark.parametrize(
+    "value", ["left", "mono", ["agent"], ["a", "a"], ["a", " "], [1, 2], ["a", "b", "c"], {"a": 0}, True]
+)
+def test_bad_channels_fail_with_a_typed_error(value):
+    with pytest.raises(InvalidOptionsError, match="option channels"):
+        parse_options({"channels": value})
+
+
+HOSTS = ("hooks.example.com", "127.0.0.1:8080", "secure.example.com:443")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.com/asr/done",
+        "http://hooks.example.com:9000/any-port?token=abc",
+        "http://HOOKS.example.com/case",
+        "http://127.0.0.1:8080/hook",
+        "https://secure.example.com/default-port",
+    ],
+)
+def test_callback_url_on_an_allowed_host_is_accepted(url):
+    assert parse_options({"callback_url": url}, webhook_hosts=HOSTS).callback_url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://127.0.0.1:8081/hook", "127.0.0.1:8081 is not in ASR_WEBHOOK_ALLOWED_HOSTS"),
+        ("http://127.0.0.1/hook", "not in ASR_WEBHOOK_ALLOWED_HOSTS"),
+        ("http://secure.example.com/plain-http-is-port-80", "not in ASR_WEBHOOK_ALLOWED_HOSTS"),
+        ("http://hooks.example.com.evil.net/x", "not in ASR_WEBHOOK_ALLOWED_HOSTS"),
+        ("http://evil.net#@hooks.example.com/x", "not in ASR_WEBHOOK_ALLOWED_HOSTS"),
+        ("http://localhost:8080/x", "not in ASR_WEBHOOK_ALLOWED_HOSTS"),
+        ("http://user:pw@hooks.example.com/x", "must not carry credentials"),
+        ("ftp://hooks.example.com/x", "must be an http"),
+        ("hooks.example.com/x", "must be an http"),
+        ("http://hooks.example.com:99999/x", "not a valid URL"),
+        ("", "must be an http"),
+        (42, "must be an http"),
+    ],
+)
+def test_callback_url_elsewhere_is_refused(url, message):
+    with pytest.raises(InvalidOptionsError, match=message):
+        parse_options({"callback_url": url}, webhook_hosts=HOSTS)
+
+
+def test_callback_url_is_refused_when_webhooks_are_off():
+    with pytest.raises(InvalidOptionsError, match="ASR_WEBHOOK_ALLOWED_HOSTS is empty"):
+        parse_options({"callback_url": "https://hooks.example.com/x"})

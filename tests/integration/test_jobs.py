@@ -1,0 +1,151 @@
+"""Job control end to end: status, list and cancel against a real worker running real jobs.
+
+The long jobs are real speech (jfk.flac 16 times with 1 s pauses, 192 s), long
+enough to be caught running; every one of them is cancelled, not waited for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from producer import Client, Job
+from producer.jobs import RET_CONNECT, RET_ENDED, RET_OK, RET_UNKNOWN
+from producer.local import LocalStack, free_port
+from tests.conftest import ROOT, audio_file
+from tests.integration.audio_tools import concatenate
+from tests.integration.conftest import worker_log
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def jobs_stack(tmp_path_factory: pytest.TempPathFactory, redis_server_binary: str) -> Iterator[LocalStack]:
+    logs = tmp_path_factory.mktemp("jobs-worker")
+    env = {"ASR_CACHE_DIR": str(logs / "cache")}
+    with LocalStack(concurrency=2, env=env, log_path=logs / "worker.log") as running:
+        yield running
+
+
+@pytest.fixture()
+def jobs_client(jobs_stack: LocalStack) -> Iterator[Client]:
+    c = Client(jobs_stack.url, jobs_stack.url)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def long_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return concatenate(audio_file("jfk.flac"), 16, tmp_path_factory.mktemp("long") / "jfk_x16.wav")
+
+
+def _wait_running(client: Client, job: Job, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while client.status(job.id).state != "PROGRESS":
+        assert time.monotonic() < deadline, f"job {job.id} never started"
+        time.sleep(0.1)
+
+
+def run_jobs_cli(*args: str, redis_url: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")}
+    env["REDIS_URL"] = redis_url
+    return subprocess.run(
+        [sys.executable, "-m", "producer.jobs", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_queued_job_is_cancelled_and_never_runs(
+    jobs_client: Client, jobs_stack: LocalStack, long_file: Path
+):
+    busy = [jobs_client.submit(long_file) for _ in range(2)]
+    for job in busy:
+        _wait_running(jobs_client, job)
+    queued = jobs_client.submit(audio_file("jfk.flac"))
+    before = jobs_client.status(queued.id)
+    assert (before.state, before.queue_position, before.known) == ("PENDING", 1, True)
+    assert before.path == str(audio_file("jfk.flac")) and before.name == "asr.transcribe"
+
+    assert jobs_client.cancel(queued.id).state == "REVOKED"
+    for job in busy:  # free both children: the worker now takes the queued job off the queue
+        assert jobs_client.cancel(job.id).state == "REVOKED"
+    discarded = f"Discarding revoked task: asr.transcribe[{queued.id}]"
+    deadline = time.monotonic() + 60
+    while discarded not in worker_log(jobs_stack):
+        assert time.monotonic() < deadline, "the worker never dequeued the revoked job"
+        time.sleep(0.1)
+    time.sleep(1.0)
+    log = worker_log(jobs_stack)
+    assert f"asr.transcribe[{queued.id}] succeeded" not in log
+    assert jobs_client.status(queued.id).state == "REVOKED"
+    assert queued.state == "REVOKED"
+
+
+def test_a_running_job_is_cancelled_and_the_worker_goes_on(
+    jobs_client: Client, jobs_stack: LocalStack, long_file: Path
+):
+    job = jobs_client.submit(long_file)
+    _wait_running(jobs_client, job)
+    active = jobs_client.app.control.inspect(timeout=2).active() or {}
+    [child] = [r["worker_pid"] for requests in active.values() for r in requests if r["id"] == job.id]
+    started = time.monotonic()
+    after = jobs_client.cancel(job.id)
+    assert after.state == "REVOKED" and "terminated" in (after.error or "")
+    assert time.monotonic() - started < 10, "cancelling does not wait for the job to finish"
+    assert "country" in jobs_client.transcribe(audio_file("jfk.flac"), timeout=120)["text"]
+    # The pool replaces a dead child when it next maintains itself: wait for it.
+    deadline = time.monotonic() + 60
+    while child in (pids := jobs_stack.child_pids()) or len(pids) != 2:
+        assert time.monotonic() < deadline, f"child {child} was not replaced: {pids}"
+        time.sleep(0.5)
+    assert jobs_client.status(job.id).state == "REVOKED"
+
+
+def test_status_and_list_show_a_running_job_from_the_cli(
+    jobs_client: Client, jobs_stack: LocalStack, long_file: Path
+):
+    job = jobs_client.submit(long_file)
+    _wait_running(jobs_client, job)
+
+    status = run_jobs_cli("status", job.id, redis_url=jobs_stack.url)
+    assert status.returncode == RET_OK, status.stderr
+    task_id, state, progress, worker, path = status.stdout.strip().split("\t")
+    assert (task_id, state, path) == (job.id, "PROGRESS", str(long_file))
+    assert progress.endswith("/192 s)") and "%" in progress and worker.startswith("local-")
+
+    as_json = json.loads(run_jobs_cli("--json", "status", job.id, redis_url=jobs_stack.url).stdout)
+    assert as_json["state"] == "PROGRESS" and 0 <= as_json["progress"]["percent"] <= 100
+    assert as_json["progress"]["seconds_total"] == pytest.approx(192.0, abs=0.5)
+
+    listed = run_jobs_cli("list", redis_url=jobs_stack.url)
+    assert listed.returncode == RET_OK, listed.stderr
+    rows = [line.split("\t") for line in listed.stdout.strip().splitlines()]
+    assert rows[0] == ["id", "state", "progress", "worker", "path"]
+    [row] = [r for r in rows[1:] if r[0] == job.id]
+    assert row[1] == "PROGRESS" and row[4] == str(long_file)
+    assert [j.id for j in jobs_client.list_jobs() if j.id == job.id] == [job.id]
+
+    cancelled = run_jobs_cli("cancel", job.id, redis_url=jobs_stack.url)
+    assert cancelled.returncode == RET_OK, cancelled.stderr
+    assert cancelled.stdout.split("\t")[1] == "REVOKED"
+    again = run_jobs_cli("cancel", job.id, redis_url=jobs_stack.url)
+    assert again.returncode == RET_ENDED and "already ended (REVOKED)" in again.stderr
+
+
+def test_an_unknown_id_and_an_unreachable_broker_have_their_exit_codes(jobs_stack: LocalStack):
+    unknown = run_jobs_cli("status", str(uuid.uuid4()), redis_url=jobs_stack.url)
+    assert unknown.returncode == RET_UNKNOWN and "unknown job" in unknown.stderr
+    down = run_jobs_cli("list", redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    assert down.returncode == RET_CONNECT and "cannot reach" in down.stderr
