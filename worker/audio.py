@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -16,6 +17,7 @@ from worker.errors import (
     AudioUnreadableError,
     EmptyAudioError,
     FileTooLargeError,
+    InvalidOptionsError,
     InvalidPathError,
     NotAFileError,
     PathNotAllowedError,
@@ -23,16 +25,28 @@ from worker.errors import (
 )
 from worker.settings import Settings
 
-__all__ = ["SAMPLE_RATE", "check_audio_path", "check_duration", "decode", "probe_duration"]
+__all__ = [
+    "HEAD_SECONDS",
+    "SAMPLE_RATE",
+    "check_audio_path",
+    "check_duration",
+    "decode",
+    "decode_head",
+    "decode_tracks",
+    "probe_duration",
+    "raise_read_error",
+]
 
 SAMPLE_RATE = 16000
+#: Whisper sees 30 s windows; language detection looks at the first one.
+HEAD_SECONDS = 30.0
 
 # Errors of shared storage that pass (an NFS server rebooting, a stale handle):
 # worth a retry, unlike a file that is simply not audio.
 _TRANSIENT_ERRNOS = frozenset({errno.EIO, errno.ESTALE, errno.ETIMEDOUT, errno.EAGAIN, errno.EINTR})
 
 
-def _raise_for(exc: Exception, path: Path, what: str) -> NoReturn:
+def raise_read_error(exc: Exception, path: Path, what: str) -> NoReturn:
     if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
         raise TransientError(f"I/O error reading {path} ({exc}); will retry") from None
     raise AudioDecodeError(f"{what} {path}: {type(exc).__name__}: {exc}") from None
@@ -105,7 +119,7 @@ def probe_duration(path: Path) -> float | None:
     except AudioDecodeError:
         raise
     except Exception as exc:  # PyAV raises many FFmpeg error classes
-        _raise_for(exc, path, "not readable audio:")
+        raise_read_error(exc, path, "not readable audio:")
 
 
 def check_duration(seconds: float | None, path: Path, settings: Settings) -> None:
@@ -127,4 +141,91 @@ def decode(path: Path) -> np.ndarray:
     try:
         return decode_audio(str(path), sampling_rate=SAMPLE_RATE)
     except Exception as exc:
-        _raise_for(exc, path, "cannot decode")
+        raise_read_error(exc, path, "cannot decode")
+
+
+def _channel_count(path: Path) -> int:
+    import av
+
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            return int(container.streams.audio[0].codec_context.channels)
+    except Exception as exc:  # PyAV raises many FFmpeg error classes
+        raise_read_error(exc, path, "not readable audio:")
+
+
+def decode_tracks(
+    path: Path, channels: str | Sequence[str] | None
+) -> tuple[list[np.ndarray], list[int | str]]:
+    """The audio to transcribe: the mixdown, or each channel of a stereo file with its label.
+
+    Args:
+        channels: ``None`` (mix down), ``"split"`` (labels 0 and 1) or one name per channel.
+
+    Raises:
+        InvalidOptionsError: channels were asked of a file that is not stereo.
+    """
+    if channels is None:
+        return [decode(path)], []
+    count = _channel_count(path)
+    if count != 2:
+        # A mono file mixes every speaker: labelling it "agent" would be wrong, so refuse.
+        raise InvalidOptionsError(
+            f"option channels needs a 2-channel (stereo) file; {path} has {count} channel(s)"
+        )
+    from faster_whisper.audio import decode_audio
+
+    try:
+        left, right = decode_audio(str(path), sampling_rate=SAMPLE_RATE, split_stereo=True)
+    except Exception as exc:
+        raise_read_error(exc, path, "cannot decode")
+    labels: list[int | str] = [0, 1] if channels == "split" else list(channels)
+    return [left, right], labels
+
+
+def _frames(container: Any) -> Iterator[Any]:
+    import av
+
+    frames = container.decode(audio=0)
+    while True:
+        try:
+            yield next(frames)
+        except StopIteration:
+            return
+        except av.error.InvalidDataError:  # a damaged frame: skip it, as faster-whisper does
+            continue
+
+
+def decode_head(path: Path, seconds: float = HEAD_SECONDS) -> np.ndarray:
+    """The first ``seconds`` of ``path`` as 16 kHz mono float32, decoding no further.
+
+    Raises:
+        AudioDecodeError: FFmpeg cannot decode the file.
+        TransientError: shared storage failed with an I/O error worth a retry.
+    """
+    import av
+
+    limit = int(seconds * SAMPLE_RATE)
+    chunks: list[np.ndarray] = []
+    got = 0
+    try:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise AudioDecodeError(f"{path} has no audio stream")
+            for frame in _frames(container):
+                frame.pts = None
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+                    got += chunks[-1].size
+                if got >= limit:
+                    break
+            else:
+                chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    except AudioDecodeError:
+        raise
+    except Exception as exc:  # PyAV raises many FFmpeg error classes
+        raise_read_error(exc, path, "cannot decode")
+    if not chunks:
+        return np.zeros(0, dtype=np.float32)
+    return (np.concatenate(chunks)[:limit].astype(np.float32) / 32768.0).astype(np.float32)

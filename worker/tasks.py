@@ -4,28 +4,23 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from worker.asr import get_model, get_model_config
-from worker.audio import SAMPLE_RATE, _raise_for, check_audio_path, check_duration, decode, probe_duration
-from worker.celery import app
+from worker.audio import SAMPLE_RATE, check_audio_path, check_duration, decode_tracks, probe_duration
+from worker.celery import AUDIO_TASK_OPTIONS, app
 from worker.delivery import check_delivery
 from worker.errors import (
-    InputError,
-    InvalidOptionsError,
     ModelUnavailableError,
     TranscriptionTimeoutError,
     TransientError,
 )
-from worker.options import TranscribeOptions, parse_options
+from worker.options import parse_options
 from worker.settings import get_settings
 from worker.transcription import (
-    ChannelLabel,
     check_model_supports,
     transcribe_array,
     transcribe_channels,
@@ -64,18 +59,7 @@ class _ProgressReporter:
         )
 
 
-@app.task(
-    name="asr.transcribe",
-    bind=True,
-    # Bad input is expected in normal operation: logged without a traceback.
-    throws=(InputError,),
-    # Only errors a retry can fix are retried; bad input fails at once.
-    autoretry_for=(TransientError,),
-    retry_backoff=True,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=5,
-)
+@app.task(name="asr.transcribe", **AUDIO_TASK_OPTIONS)
 def transcribe(self: Task, audio_path: Any, **options: Any) -> dict[str, Any]:
     """Transcribe the audio file at ``audio_path`` (a path on storage the worker sees).
 
@@ -99,36 +83,6 @@ def transcribe(self: Task, audio_path: Any, **options: Any) -> dict[str, Any]:
         raise
 
 
-def _channel_count(path: Path) -> int:
-    import av
-
-    try:
-        with av.open(str(path), metadata_errors="ignore") as container:
-            return int(container.streams.audio[0].codec_context.channels)
-    except Exception as exc:  # PyAV raises many FFmpeg error classes
-        _raise_for(exc, path, "not readable audio:")
-
-
-def _decode_tracks(path: Path, opts: TranscribeOptions) -> tuple[list[np.ndarray], list[ChannelLabel]]:
-    """The audio to transcribe: the mixdown, or each channel of a stereo file with its label."""
-    if opts.channels is None:
-        return [decode(path)], []
-    count = _channel_count(path)
-    if count != 2:
-        # A mono file mixes every speaker: labelling it "agent" would be wrong, so refuse.
-        raise InvalidOptionsError(
-            f"option channels needs a 2-channel (stereo) file; {path} has {count} channel(s)"
-        )
-    from faster_whisper.audio import decode_audio
-
-    try:
-        left, right = decode_audio(str(path), sampling_rate=SAMPLE_RATE, split_stereo=True)
-    except Exception as exc:
-        _raise_for(exc, path, "cannot decode")
-    labels: list[ChannelLabel] = [0, 1] if opts.channels == "split" else list(opts.channels)
-    return [left, right], labels
-
-
 def _transcribe(self: Task, audio_path: Any, options: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     settings = get_settings()
@@ -140,7 +94,7 @@ def _transcribe(self: Task, audio_path: Any, options: dict[str, Any]) -> dict[st
     check_duration(probe_duration(path), path, settings)
 
     decode_started = time.perf_counter()
-    tracks, labels = _decode_tracks(path, opts)
+    tracks, labels = decode_tracks(path, opts.channels)
     decode_seconds = time.perf_counter() - decode_started
     check_duration(len(tracks[0]) / SAMPLE_RATE, path, settings)
 
@@ -157,11 +111,22 @@ def _transcribe(self: Task, audio_path: Any, options: dict[str, Any]) -> dict[st
     extra: dict[str, Any] = {}
     if labels:
         transcript, extra["channels"] = transcribe_channels(
-            model, tracks, labels, opts, default_beam_size=settings.beam_size, on_progress=report
+            model,
+            tracks,
+            labels,
+            opts,
+            default_beam_size=settings.beam_size,
+            on_progress=report,
+            chunk_seconds=settings.chunk_seconds,
         )
     else:
         transcript = transcribe_array(
-            model, tracks[0], opts, default_beam_size=settings.beam_size, on_progress=report
+            model,
+            tracks[0],
+            opts,
+            default_beam_size=settings.beam_size,
+            on_progress=report,
+            chunk_seconds=settings.chunk_seconds,
         )
     return {
         "audio_path": str(audio_path),

@@ -173,15 +173,14 @@ def test_a_recycled_child_is_replaced_in_the_report(tmp_path: Path, redis_server
             client.close()
 
 
-def test_celery_inspect_reaches_the_command_through_the_info_module(client: Client, stack: LocalStack):
-    # `celery -A worker inspect` lists only commands its process has imported; -A worker.info
-    # finds the same app and imports the command.
+def test_celery_inspect_reaches_the_command(client: Client, stack: LocalStack):
+    # `celery inspect` knows only the commands its own process imported: worker.celery imports worker.info.
     node = node_name(stack)
     reported(client, node, 2)
     env = {**os.environ, "REDIS_URL": stack.url}
     env.pop("CELERY_BROKER_URL", None)
     env.pop("CELERY_RESULT_BACKEND", None)
-    command = [sys.executable, "-m", "celery", "-A", "worker.info", "inspect", "asr_info", "--json"]
+    command = [sys.executable, "-m", "celery", "-A", "worker", "inspect", "asr_info", "--json"]
     done = subprocess.run(
         [*command, "--timeout", "2"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60
     )
