@@ -69,6 +69,8 @@ class Settings:
     max_file_bytes: int = 2 * 1024**3
     #: ASR_AUDIO_ROOTS: colon-separated directories jobs may read from; empty allows any path.
     audio_roots: tuple[Path, ...] = ()
+    #: ASR_CHUNK_SECONDS: longer audio is transcribed in pieces cut in pauses, bounding memory; 0 = whole.
+    chunk_seconds: float = 600.0
     #: ASR_MAX_DELIVERIES: a job whose child died this many times fails instead of running again.
     max_deliveries: int = 3
     #: ASR_TIMEOUT_BASE: seconds every job may take, on top of the per-audio-second allowance.
@@ -111,6 +113,7 @@ class Settings:
             max_audio_seconds=reader.number("ASR_MAX_AUDIO_SECONDS", 4 * 3600.0, minimum=0),
             max_file_bytes=reader.integer("ASR_MAX_FILE_BYTES", 2 * 1024**3, minimum=0),
             audio_roots=reader.paths("ASR_AUDIO_ROOTS"),
+            chunk_seconds=reader.number("ASR_CHUNK_SECONDS", 600.0, minimum=0),
             max_deliveries=reader.integer("ASR_MAX_DELIVERIES", 3, minimum=1),
             timeout_base=reader.number("ASR_TIMEOUT_BASE", 300.0, minimum=0),
             timeout_per_audio_second=reader.number("ASR_TIMEOUT_PER_AUDIO_SECOND", 2.0, minimum=0),

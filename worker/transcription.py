@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from faster_whisper import WhisperModel
     from faster_whisper.transcribe import Segment
 
-__all__ = ["Transcript", "merge_channels", "transcribe_array", "transcribe_channels"]
+__all__ = ["Transcript", "merge_channels", "split_points", "transcribe_array", "transcribe_channels"]
 
 #: A recording whose loudest sample is below this (-80 dBFS) is digital silence.
 SILENCE_PEAK = 1e-4
@@ -40,11 +40,11 @@ class Transcript:
     seconds: float
 
 
-def _segment_dict(segment: Segment) -> dict[str, Any]:
+def _segment_dict(segment: Segment, *, offset: float = 0.0, number: int | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "id": segment.id,
-        "start": round(segment.start, 3),
-        "end": round(segment.end, 3),
+        "id": segment.id if number is None else number,
+        "start": round(offset + segment.start, 3),
+        "end": round(offset + segment.end, 3),
         "text": segment.text.strip(),
         "avg_logprob": round(segment.avg_logprob, 4),
         "no_speech_prob": round(segment.no_speech_prob, 4),
@@ -52,8 +52,8 @@ def _segment_dict(segment: Segment) -> dict[str, Any]:
     if segment.words is not None:
         data["words"] = [
             {
-                "start": round(word.start, 3),
-                "end": round(word.end, 3),
+                "start": round(offset + word.start, 3),
+                "end": round(offset + word.end, 3),
                 "word": word.word,
                 "probability": round(word.probability, 4),
             }
@@ -74,6 +74,37 @@ def check_model_supports(options: TranscribeOptions, multilingual: bool, model_i
         )
 
 
+def split_points(
+    audio: np.ndarray, max_seconds: float, *, frame_seconds: float = 0.1
+) -> list[tuple[int, int]]:
+    """Cut ``audio`` into pieces of at most ``max_seconds``, each cut at the quietest moment.
+
+    The cut before each limit falls in the quietest ``frame_seconds`` frame of the
+    last quarter of the piece (at most its last 30 s), so it lands in a pause
+    between words, not inside one. ``max_seconds`` 0 keeps the audio whole.
+
+    Returns:
+        ``(start, end)`` sample indices that cover the audio without gaps or overlap.
+    """
+    total = len(audio)
+    longest = int(max_seconds * SAMPLE_RATE)
+    if not max_seconds or total <= longest:
+        return [(0, total)]
+    search = int(min(30.0, max_seconds / 4) * SAMPLE_RATE)
+    frame = max(1, int(frame_seconds * SAMPLE_RATE))
+    bounds = []
+    start = 0
+    while total - start > longest:
+        window = audio[start + longest - search : start + longest]
+        usable = len(window) // frame * frame
+        energy = np.square(window[:usable].reshape(-1, frame)).mean(axis=1)
+        cut = start + longest - search + int(np.argmin(energy)) * frame + frame // 2
+        bounds.append((start, cut))
+        start = cut
+    bounds.append((start, total))
+    return bounds
+
+
 def transcribe_array(
     model: WhisperModel,
     audio: np.ndarray,
@@ -81,26 +112,42 @@ def transcribe_array(
     *,
     default_beam_size: int,
     on_progress: ProgressCallback | None = None,
+    chunk_seconds: float = 0.0,
 ) -> Transcript:
-    """Run ``model`` over 16 kHz mono ``audio``, consuming the segment generator."""
+    """Run ``model`` over 16 kHz mono ``audio``, consuming the segment generator.
+
+    Audio longer than ``chunk_seconds`` is transcribed piece by piece (cut in
+    pauses by :func:`split_points`): faster-whisper computes the features of
+    everything it is given at once, about 1 GB of memory per 20 minutes, so a
+    long file would otherwise hold gigabytes. The first piece's language is
+    used for the rest.
+    """
     started = time.perf_counter()
     total = len(audio) / SAMPLE_RATE
     if audio.size == 0 or float(np.max(np.abs(audio))) < SILENCE_PEAK:
         # Whisper hallucinates on digital silence ("You"); there is nothing to hear.
         return Transcript("", None, 0.0, round(total, 3), [], 0.0)
-    segments_iter, info = model.transcribe(audio, **options.to_kwargs(default_beam_size))
+    kwargs = options.to_kwargs(default_beam_size)
     segments: list[dict[str, Any]] = []
     raw_text: list[str] = []
-    for segment in segments_iter:
-        segments.append(_segment_dict(segment))
-        raw_text.append(segment.text)
-        if on_progress is not None:
-            on_progress(min(segment.end, total), total)
+    first_info = None
+    for start, end in split_points(audio, chunk_seconds):
+        offset = start / SAMPLE_RATE
+        segments_iter, info = model.transcribe(audio[start:end], **kwargs)
+        if first_info is None:
+            first_info = info
+            kwargs.setdefault("language", info.language)
+        for segment in segments_iter:
+            segments.append(_segment_dict(segment, offset=offset, number=len(segments) + 1))
+            raw_text.append(segment.text)
+            if on_progress is not None:
+                on_progress(min(offset + segment.end, total), total)
+    assert first_info is not None
     return Transcript(
         text="".join(raw_text).strip(),
-        language=info.language,
-        language_probability=round(float(info.language_probability), 4),
-        duration=round(float(info.duration), 3),
+        language=first_info.language,
+        language_probability=round(float(first_info.language_probability), 4),
+        duration=round(total, 3),
         segments=segments,
         seconds=time.perf_counter() - started,
     )
@@ -151,6 +198,7 @@ def transcribe_channels(
     *,
     default_beam_size: int,
     on_progress: ProgressCallback | None = None,
+    chunk_seconds: float = 0.0,
 ) -> tuple[Transcript, list[dict[str, Any]]]:
     """Transcribe each channel on its own, one after the other, and merge them.
 
@@ -162,7 +210,14 @@ def transcribe_channels(
     for track in tracks:
         progress = None if on_progress is None else _shifted(on_progress, done_before, grand_total)
         transcripts.append(
-            transcribe_array(model, track, options, default_beam_size=default_beam_size, on_progress=progress)
+            transcribe_array(
+                model,
+                track,
+                options,
+                default_beam_size=default_beam_size,
+                on_progress=progress,
+                chunk_seconds=chunk_seconds,
+            )
         )
         done_before += len(track) / SAMPLE_RATE
     return merge_channels(transcripts, labels)
