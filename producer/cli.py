@@ -77,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
     job.add_argument("--initial-prompt", help="text that primes the decoder")
     job.add_argument("--hotwords", help="words to favour")
     job.add_argument("--temperature", type=float, help="decoding temperature (default: fallback ladder)")
+    job.add_argument(
+        "--channels",
+        metavar="split|NAME,NAME",
+        help="transcribe each channel of a stereo file on its own: 'split' (labels 0, 1) or one name each",
+    )
+    job.add_argument("--callback-url", help="POST a signed JSON webhook here when each job ends")
     subs = parser.add_argument_group("subtitle options (srt, vtt)")
     subs.add_argument("--max-line-width", type=int, help="wrap cue lines at N characters")
     subs.add_argument("--max-line-count", type=int, help="at most N lines per cue")
@@ -86,13 +92,23 @@ def _parser() -> argparse.ArgumentParser:
 
 def _job_options(args: argparse.Namespace) -> dict[str, object]:
     options: dict[str, object] = {}
-    for name in ("language", "task", "beam_size", "initial_prompt", "hotwords", "temperature"):
+    for name in (
+        "language",
+        "task",
+        "beam_size",
+        "initial_prompt",
+        "hotwords",
+        "temperature",
+        "callback_url",
+    ):
         value = getattr(args, name)
         if value is not None:
             options[name] = value
     for flag in ("vad_filter", "word_timestamps"):
         if getattr(args, flag):
             options[flag] = True
+    if args.channels:
+        options["channels"] = "split" if args.channels == "split" else args.channels.split(",")
     if args.highlight_words:
         options["word_timestamps"] = True
     return options

@@ -99,3 +99,17 @@ def test_quick_start_local_run_transcribes_the_samples():
     assert done.returncode == RET_OK, done.stderr
     assert "==> " + str(ROOT / "samples" / "jfk.flac") in done.stdout
     assert word_error_rate(str(references()["jfk.flac"]["text"]), done.stdout.split("jfk.flac <==")[1]) <= 0.1
+
+
+def test_channels_option_labels_each_speaker(stack: LocalStack):
+    done = run_cli(
+        str(audio_file("stereo_diarization.wav")),
+        "--channels",
+        "agent,customer",
+        "--wait",
+        redis_url=stack.url,
+    )
+    assert done.returncode == RET_OK, done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("[agent] ") and "wizard" in line for line in lines), done.stdout
+    assert any(line.startswith("[customer] ") and "horizon" in line.lower() for line in lines), done.stdout
