@@ -87,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     subs.add_argument("--max-line-width", type=int, help="wrap cue lines at N characters")
     subs.add_argument("--max-line-count", type=int, help="at most N lines per cue")
     subs.add_argument("--highlight-words", action="store_true", help="underline each word as it is spoken")
+    subs.add_argument("--word-level", action="store_true", help="one cue per word")
     return parser
 
 
@@ -109,7 +110,7 @@ def _job_options(args: argparse.Namespace) -> dict[str, object]:
             options[flag] = True
     if args.channels:
         options["channels"] = "split" if args.channels == "split" else args.channels.split(",")
-    if args.highlight_words:
+    if args.highlight_words or args.word_level:
         options["word_timestamps"] = True
     return options
 
@@ -134,6 +135,7 @@ def _output(job: Job, result: dict[str, object], args: argparse.Namespace, many:
         "max_line_width": args.max_line_width,
         "max_line_count": args.max_line_count,
         "highlight_words": args.highlight_words,
+        "word_level": args.word_level,
     }
     if args.out:
         path = write(result, fmt, args.out, **render_options)
@@ -179,8 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not files:
         print(f"error: no audio files found in {' '.join(patterns)}", file=sys.stderr)
         return RET_USAGE
-    if args.format == "json" and args.highlight_words:
-        print("error: --highlight-words applies to srt and vtt", file=sys.stderr)
+    if args.format not in ("srt", "vtt") and (args.highlight_words or args.word_level):
+        print("error: --highlight-words and --word-level apply to --format srt and vtt", file=sys.stderr)
         return RET_USAGE
     try:
         with ExitStack() as stack:

@@ -113,3 +113,24 @@ def test_channels_option_labels_each_speaker(stack: LocalStack):
     lines = done.stdout.splitlines()
     assert any(line.startswith("[agent] ") and "wizard" in line for line in lines), done.stdout
     assert any(line.startswith("[customer] ") and "horizon" in line.lower() for line in lines), done.stdout
+
+
+@pytest.mark.parametrize(("flag", "marker"), [("--highlight-words", "<u>"), ("--word-level", None)])
+def test_word_cues_from_the_cli(stack: LocalStack, tmp_path: Path, flag: str, marker: str | None):
+    import srt
+
+    done = run_cli(
+        str(audio_file("jfk.flac")), "--format", "srt", "--out", str(tmp_path), flag, redis_url=stack.url
+    )
+    assert done.returncode == RET_OK, done.stderr
+    cues = list(srt.parse((tmp_path / "jfk.srt").read_text()))
+    assert len(cues) >= 20, "a cue per word (22 words in jfk.flac)"
+    if marker:  # one underlined cue per word (plus plain cues in the pauses between words)
+        assert sum(marker in cue.content for cue in cues) >= 20
+    else:
+        assert all(len(cue.content.split()) == 1 for cue in cues)
+
+
+def test_word_cues_need_a_subtitle_format():
+    done = run_cli(str(audio_file("jfk.flac")), "--word-level", redis_url=None)
+    assert done.returncode == RET_USAGE and "apply to --format srt and vtt" in done.stderr
