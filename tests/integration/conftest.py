@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +12,7 @@ import pytest
 
 from producer import Client
 from producer.local import LocalStack
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -26,6 +30,27 @@ def client(stack: LocalStack) -> Iterator[Client]:
     c = Client(stack.url, stack.url)
     yield c
     c.close()
+
+
+def run_module(
+    module: str, *args: str, redis_url: str | None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m module args`` as a user would, against ``redis_url`` (None: no Redis configured)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")
+    }
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def worker_log(stack: LocalStack) -> str:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,26 +10,13 @@ import pytest
 from producer.cli import RET_CONNECT, RET_FAILED, RET_OK, RET_USAGE
 from producer.local import LocalStack, free_port
 from tests.conftest import ROOT, audio_file, references, word_error_rate
+from tests.integration.conftest import run_module
 
 pytestmark = pytest.mark.integration
 
 
 def run_cli(*args: str, redis_url: str | None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")
-    }
-    if redis_url:
-        env["REDIS_URL"] = redis_url
-    return subprocess.run(
-        [sys.executable, "-m", "producer", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_module("producer", *args, redis_url=redis_url, timeout=timeout)
 
 
 def test_submit_without_wait_prints_task_ids(stack: LocalStack):

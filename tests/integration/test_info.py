@@ -20,7 +20,7 @@ from producer.local import PROJECT_ROOT, LocalStack, RedisServer, free_port
 from producer.ops import worker_info
 from tests.conftest import audio_file
 from tests.integration.audio_tools import concatenate
-from tests.integration.conftest import worker_log
+from tests.integration.conftest import run_module, worker_log
 
 pytestmark = pytest.mark.integration
 
@@ -51,17 +51,7 @@ def reported(client: Client, node: str, children: int, timeout: float = 60) -> d
 
 
 def run_cli(url: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "REDIS_URL": url, "PYTHONPATH": str(PROJECT_ROOT)}
-    env.pop("CELERY_BROKER_URL", None)
-    env.pop("CELERY_RESULT_BACKEND", None)
-    return subprocess.run(
-        [sys.executable, "-m", "producer.ops_cli", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_module("producer.ops_cli", *args, redis_url=url, timeout=timeout)
 
 
 def test_info_command_reports_each_live_child_and_its_loaded_model(client: Client, stack: LocalStack):

@@ -7,9 +7,7 @@ enough to be caught running; every one of them is cancelled, not waited for.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,9 +18,9 @@ import pytest
 from producer import Client, Job
 from producer.jobs import RET_CONNECT, RET_ENDED, RET_OK, RET_UNKNOWN
 from producer.local import LocalStack, free_port
-from tests.conftest import ROOT, audio_file
+from tests.conftest import audio_file
 from tests.integration.audio_tools import concatenate
-from tests.integration.conftest import worker_log
+from tests.integration.conftest import run_module, worker_log
 
 pytestmark = pytest.mark.integration
 
@@ -55,16 +53,7 @@ def _wait_running(client: Client, job: Job, timeout: float = 60.0) -> None:
 
 
 def run_jobs_cli(*args: str, redis_url: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")}
-    env["REDIS_URL"] = redis_url
-    return subprocess.run(
-        [sys.executable, "-m", "producer.jobs", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_module("producer.jobs", *args, redis_url=redis_url, timeout=120)
 
 
 def test_a_queued_job_is_cancelled_and_never_runs(
