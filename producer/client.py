@@ -406,3 +406,9 @@ class Client:
     def close(self) -> None:
         """Release the broker and backend connections."""
         self.app.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,19 +18,25 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.integration
 
 
+@contextmanager
+def worker_stack(tmp_path_factory: pytest.TempPathFactory, name: str, **env: str) -> Iterator[LocalStack]:
+    """A private Redis and a 2-child worker with ``env``; its log and model cache under a temp ``name``."""
+    logs = tmp_path_factory.mktemp(name)
+    env = {"ASR_CACHE_DIR": str(logs / "cache"), **env}
+    with LocalStack(concurrency=2, env=env, log_path=logs / "worker.log") as running:
+        yield running
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, redis_server_binary: str) -> Iterator[LocalStack]:
-    logs = tmp_path_factory.mktemp("worker")
-    env = {"ASR_CACHE_DIR": str(logs / "cache")}
-    with LocalStack(concurrency=2, env=env, log_path=logs / "worker.log") as running:
+    with worker_stack(tmp_path_factory, "worker") as running:
         yield running
 
 
 @pytest.fixture()
 def client(stack: LocalStack) -> Iterator[Client]:
-    c = Client(stack.url, stack.url)
-    yield c
-    c.close()
+    with Client(stack.url, stack.url) as c:
+        yield c
 
 
 def run_module(

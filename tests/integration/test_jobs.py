@@ -20,24 +20,22 @@ from producer.jobs import RET_CONNECT, RET_ENDED, RET_OK, RET_UNKNOWN
 from producer.local import LocalStack, free_port
 from tests.conftest import audio_file
 from tests.integration.audio_tools import concatenate
-from tests.integration.conftest import run_module, worker_log
+from tests.integration.conftest import run_module, worker_log, worker_stack
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def jobs_stack(tmp_path_factory: pytest.TempPathFactory, redis_server_binary: str) -> Iterator[LocalStack]:
-    logs = tmp_path_factory.mktemp("jobs-worker")
-    env = {"ASR_CACHE_DIR": str(logs / "cache")}
-    with LocalStack(concurrency=2, env=env, log_path=logs / "worker.log") as running:
+    # Its own worker: these tests cancel and kill jobs, which other modules must not see.
+    with worker_stack(tmp_path_factory, "jobs-worker") as running:
         yield running
 
 
 @pytest.fixture()
 def jobs_client(jobs_stack: LocalStack) -> Iterator[Client]:
-    c = Client(jobs_stack.url, jobs_stack.url)
-    yield c
-    c.close()
+    with Client(jobs_stack.url, jobs_stack.url) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")

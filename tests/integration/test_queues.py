@@ -50,9 +50,8 @@ def workers(server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> It
 
 @pytest.fixture()
 def client(server: RedisServer) -> Iterator[Client]:
-    c = Client(server.url, server.url)
-    yield c
-    c.close()
+    with Client(server.url, server.url) as c:
+        yield c
 
 
 def test_each_job_is_done_by_the_worker_consuming_its_queue(client: Client, workers: dict[str, LocalStack]):

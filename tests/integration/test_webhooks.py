@@ -21,7 +21,7 @@ from producer import Client, TranscriptionFailed
 from producer.local import LocalStack, free_port
 from tests.conftest import audio_file
 from tests.integration.audio_tools import concatenate
-from tests.integration.conftest import worker_log
+from tests.integration.conftest import worker_log, worker_stack
 from tests.unit.test_webhook_signing import load_verifier
 
 pytestmark = pytest.mark.integration
@@ -114,24 +114,21 @@ def receiver() -> Iterator[Receiver]:
 def hook_stack(
     receiver: Receiver, tmp_path_factory: pytest.TempPathFactory, redis_server_binary: str
 ) -> Iterator[LocalStack]:
-    logs = tmp_path_factory.mktemp("webhook-worker")
     env = {
-        "ASR_CACHE_DIR": str(logs / "cache"),
         "ASR_WEBHOOK_ALLOWED_HOSTS": f"127.0.0.1:{receiver.port},127.0.0.1:{DEAD_PORT}",
         "ASR_WEBHOOK_SECRET": SECRET,
         "ASR_WEBHOOK_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
         "ASR_WEBHOOK_BACKOFF_SECONDS": str(BACKOFF),
         "ASR_WEBHOOK_TIMEOUT": "5",
     }
-    with LocalStack(concurrency=2, env=env, log_path=logs / "worker.log") as running:
+    with worker_stack(tmp_path_factory, "webhook-worker", **env) as running:
         yield running
 
 
 @pytest.fixture()
 def hook_client(hook_stack: LocalStack) -> Iterator[Client]:
-    c = Client(hook_stack.url, hook_stack.url)
-    yield c
-    c.close()
+    with Client(hook_stack.url, hook_stack.url) as c:
+        yield c
 
 
 def test_a_finished_job_posts_its_signed_result(hook_client: Client, hook_stack: LocalStack, receiver):
