@@ -25,7 +25,7 @@ import requests
 from producer import Client
 from producer.local import PROJECT_ROOT, LocalStack, free_port
 from tests.conftest import audio_file
-from tests.integration.audio_tools import concatenate
+from tests.integration.audio_tools import SEQUENTIAL, concatenate
 
 pytestmark = pytest.mark.integration
 
@@ -120,6 +120,16 @@ def task_result(flower: Flower, task_id: str, timeout: float = 120) -> dict[str,
     return wait_for(ended, timeout, f"task {task_id} did not end")
 
 
+def flower_info(flower: Flower, task_id: str) -> dict[str, Any]:
+    """``GET /api/task/info/<id>``: what Flower knows from the workers' events ({} if nothing)."""
+    reply = flower.get(f"/api/task/info/{task_id}")
+    return reply.json() if reply.status_code == 200 else {}
+
+
+def flower_state(flower: Flower, task_id: str) -> str | None:
+    return flower_info(flower, task_id).get("state")
+
+
 def test_the_api_refuses_requests_without_credentials(flower: Flower):
     assert flower.get("/api/workers", auth=None).status_code == 401
     assert flower.get("/api/workers", auth=("ops", "wrong")).status_code == 401
@@ -147,13 +157,9 @@ def test_a_finished_job_shows_success_and_its_result(flower: Flower, client: Cli
     job = client.submit(audio_file("jfk.flac"))
     result = job.result(timeout=120)
 
-    def succeeded() -> dict[str, Any] | None:
-        reply = flower.get(f"/api/task/info/{job.id}")
-        body = reply.json() if reply.status_code == 200 else {}
-        return body if body.get("state") == "SUCCESS" else None
-
     # /api/task/info comes from the workers' events; its result is a repr of the return value.
-    info = wait_for(succeeded, 30, "Flower did not see the task succeed")
+    wait_for(lambda: flower_state(flower, job.id) == "SUCCESS", 30, "Flower did not see the task succeed")
+    info = flower_info(flower, job.id)
     assert info["name"] == "asr.transcribe" and info["worker"] == node_name(stack)
     assert "country" in info["result"] and info["runtime"] > 0
     # /api/task/result reads the result backend: the whole JSON result.
@@ -179,7 +185,7 @@ def test_progress_of_a_running_job_is_visible(
 ):
     # 8 copies of jfk.flac with 1 s pauses: 96 s of real speech.
     long_file = concatenate(audio_file("jfk.flac"), 8, tmp_path / "jfk_x8.wav")
-    job = client.submit(long_file)
+    job = client.submit(long_file, **SEQUENTIAL)
     store = redis.Redis.from_url(stack.url)
     backend_states, event_states, progress = [], [], []
     deadline = time.monotonic() + 180
@@ -252,10 +258,10 @@ def test_state_survives_a_flower_restart(stack: LocalStack, client: Client, tmp_
     try:
         job = client.submit(audio_file("jfk.flac"))
         job.result(timeout=120)
+        # Events arrive in order but not at once: wait for the success event itself,
+        # not only for the task to be known, before the state is saved.
         wait_for(
-            lambda: first.get(f"/api/task/info/{job.id}").status_code == 200,
-            30,
-            "Flower did not see the task",
+            lambda: flower_state(first, job.id) == "SUCCESS", 30, "Flower did not see the task succeed"
         )
     finally:
         first.stop()
