@@ -83,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
         help="transcribe each channel of a stereo file on its own: 'split' (labels 0, 1) or one name each",
     )
     job.add_argument("--callback-url", help="POST a signed JSON webhook here when each job ends")
+    job.add_argument(
+        "--fanout-seconds",
+        type=float,
+        metavar="S",
+        help="split audio longer than S seconds across the fleet (0: never; default: ASR_FANOUT_SECONDS)",
+    )
     subs = parser.add_argument_group("subtitle options (srt, vtt)")
     subs.add_argument("--max-line-width", type=int, help="wrap cue lines at N characters")
     subs.add_argument("--max-line-count", type=int, help="at most N lines per cue")
@@ -101,6 +107,7 @@ def _job_options(args: argparse.Namespace) -> dict[str, object]:
         "hotwords",
         "temperature",
         "callback_url",
+        "fanout_seconds",
     ):
         value = getattr(args, name)
         if value is not None:

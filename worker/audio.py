@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Iterator, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -203,22 +204,55 @@ def decode_head(path: Path, seconds: float = HEAD_SECONDS) -> np.ndarray:
         AudioDecodeError: FFmpeg cannot decode the file.
         TransientError: shared storage failed with an I/O error worth a retry.
     """
+    return decode_range(path, 0.0, seconds)
+
+
+#: Seconds decoded before a piece's start and dropped, so the decoder has settled.
+SEEK_PREROLL = 1.0
+
+
+def decode_range(path: Path, start: float, end: float) -> np.ndarray:
+    """Seconds ``start`` to ``end`` of ``path`` as 16 kHz mono float32, seeking to ``start``.
+
+    A piece of a long file is decoded without decoding what comes before it.
+    The samples match :func:`decode`'s ``[start * 16000 : end * 16000]`` to
+    within the resampler's few-sample delay, which a cut made in a pause hides.
+
+    Raises:
+        AudioDecodeError: FFmpeg cannot decode the file.
+        TransientError: shared storage failed with an I/O error worth a retry.
+    """
     import av
 
-    limit = int(seconds * SAMPLE_RATE)
+    first, last = round(start * SAMPLE_RATE), round(end * SAMPLE_RATE)
     chunks: list[np.ndarray] = []
-    got = 0
     try:
         resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
         with av.open(str(path), metadata_errors="ignore") as container:
             if not container.streams.audio:
                 raise AudioDecodeError(f"{path} has no audio stream")
+            stream = container.streams.audio[0]
+            base = stream.time_base or Fraction(1, SAMPLE_RATE)
+            # Timestamps count from the stream's start (an MP3's encoder delay, for one).
+            origin = float(stream.start_time * base) if stream.start_time else 0.0
+            # Without a seek, samples count from the first decoded one, as in :func:`decode`.
+            position: int | None = 0
+            if start > SEEK_PREROLL:
+                # Seek a little early: lossy decoders (MP3's bit reservoir) need a few
+                # frames to settle. It lands on or before that; the frames say where.
+                target = origin + start - SEEK_PREROLL
+                container.seek(int(target / base), stream=stream, backward=True)
+                position = None
+            got = 0
             for frame in _frames(container):
+                if position is None:
+                    at = 0.0 if frame.pts is None else float(frame.pts * (frame.time_base or base)) - origin
+                    position = round(at * SAMPLE_RATE)
                 frame.pts = None
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray().reshape(-1))
                     got += chunks[-1].size
-                if got >= limit:
+                if position + got >= last:
                     break
             else:
                 chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
@@ -226,6 +260,7 @@ def decode_head(path: Path, seconds: float = HEAD_SECONDS) -> np.ndarray:
         raise
     except Exception as exc:  # PyAV raises many FFmpeg error classes
         raise_read_error(exc, path, "cannot decode")
-    if not chunks:
+    if not chunks or position is None:
         return np.zeros(0, dtype=np.float32)
-    return (np.concatenate(chunks)[:limit].astype(np.float32) / 32768.0).astype(np.float32)
+    audio = np.concatenate(chunks)[max(0, first - position) : max(0, last - position)]
+    return (audio.astype(np.float32) / 32768.0).astype(np.float32)

@@ -1,18 +1,24 @@
 """The Celery application: settings from ``celeryconfig``, the tasks, and their lifecycle hooks.
 
-Tasks: ``asr.transcribe`` (worker.tasks), ``asr.detect_language`` (worker.language),
+Tasks: ``asr.transcribe`` (worker.tasks), ``asr.transcribe_piece`` and ``asr.merge_pieces``
+(worker.fanout), ``asr.detect_language`` (worker.language),
 ``asr.info`` (worker.info), ``asr.deliver_webhook`` (worker.webhooks).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from celery import Celery
+from celery import Celery, Task
+from celery.exceptions import SoftTimeLimitExceeded
 
-from worker.errors import InputError, TransientError
+from worker.errors import InputError, TranscriptionTimeoutError, TransientError
 
-app = Celery("asr", include=["worker.tasks", "worker.info", "worker.webhooks", "worker.language"])
+app = Celery(
+    "asr", include=["worker.tasks", "worker.fanout", "worker.info", "worker.webhooks", "worker.language"]
+)
 app.config_from_object("celeryconfig")
 
 #: The options of every task that reads an audio file.
@@ -27,6 +33,25 @@ AUDIO_TASK_OPTIONS: dict[str, Any] = {
     "retry_jitter": True,
     "max_retries": 5,
 }
+
+
+@contextmanager
+def audio_task_errors(task: Task) -> Iterator[None]:
+    """Turn the soft time limit and out-of-memory into the project's typed errors."""
+    try:
+        yield
+    except SoftTimeLimitExceeded:
+        limit = (task.request.timelimit or (None, None))[1] or app.conf.task_soft_time_limit
+        raise TranscriptionTimeoutError(
+            f"job ran past the soft time limit of {limit} s (ASR_SOFT_TIME_LIMIT)"
+        ) from None
+    except RuntimeError as exc:
+        # CTranslate2 reports CUDA out-of-memory as a RuntimeError; a retry may
+        # land on a freer GPU or a CPU worker.
+        if "out of memory" in str(exc).lower():
+            raise TransientError(f"out of memory while transcribing: {exc}") from None
+        raise
+
 
 # Order matters: the model's lifecycle handlers connect before worker.info's,
 # which reports what they loaded; worker.info also registers the asr_info

@@ -13,13 +13,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from worker.errors import InvalidOptionsError
+from worker.settings import MIN_PIECE_SECONDS
 
 __all__ = ["TranscribeOptions", "check_callback_url", "parse_options"]
 
 TASKS = ("transcribe", "translate")
 #: Options about the job rather than the decoder: not passed to ``WhisperModel.transcribe``.
-JOB_OPTIONS = frozenset({"channels", "callback_url"})
+JOB_OPTIONS = frozenset({"channels", "callback_url", "fanout_seconds"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: The longest piece a job may ask for: a day of audio.
+MAX_PIECE_SECONDS = 86400.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class TranscribeOptions:
     channels: str | tuple[str, ...] | None = None
     #: An http(s) URL on an ASR_WEBHOOK_ALLOWED_HOSTS host that is POSTed the outcome.
     callback_url: str | None = None
+    #: Split audio longer than this across the fleet; 0 never does; None takes ASR_FANOUT_SECONDS.
+    fanout_seconds: float | None = None
 
     def to_kwargs(self, default_beam_size: int) -> dict[str, Any]:
         """Keyword arguments for ``WhisperModel.transcribe``."""
@@ -90,6 +95,17 @@ def _temperature(value: Any) -> float | tuple[float, ...] | None:
         )
     floats = tuple(float(v) for v in values)
     return floats[0] if not isinstance(value, (list, tuple)) else floats
+
+
+def _fanout_seconds(value: Any) -> float | None:
+    if value is None:
+        return None
+    if not _number(value) or not (value == 0 or MIN_PIECE_SECONDS <= value <= MAX_PIECE_SECONDS):
+        raise InvalidOptionsError(
+            f"option fanout_seconds must be 0 (never split) or {MIN_PIECE_SECONDS:g} to "
+            f"{MAX_PIECE_SECONDS:g} seconds, not {value!r:.80}"
+        )
+    return float(value)
 
 
 def _channels(value: Any) -> str | tuple[str, ...] | None:
@@ -185,6 +201,7 @@ def parse_options(raw: Mapping[str, Any], *, webhook_hosts: Collection[str] = ()
         hotwords=_optional_text("hotwords", raw.get("hotwords")),
         temperature=_temperature(raw.get("temperature")),
         channels=_channels(raw.get("channels")),
+        fanout_seconds=_fanout_seconds(raw.get("fanout_seconds")),
         callback_url=(
             None
             if raw.get("callback_url") is None

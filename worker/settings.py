@@ -17,6 +17,9 @@ from urllib.parse import urlsplit
 
 from worker.errors import ConfigError
 
+#: The shortest piece a long file is split into for the fleet: shorter ones cost more than they gain.
+MIN_PIECE_SECONDS = 60.0
+
 __all__ = ["COMPUTE_TYPES", "DEVICES", "Settings", "get_settings"]
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -57,8 +60,8 @@ class Settings:
     compute_type: str = "auto"
     #: ASR_BEAM_SIZE: the default beam size of a job that names none.
     beam_size: int = 5
-    #: ASR_BATCH_SIZE: the batch size of the batched pipeline for long audio.
-    batch_size: int = 16
+    #: ASR_BATCH_SIZE: 30 s windows decoded at once for audio over 30 s; 1 keeps the sequential decoder.
+    batch_size: int = 8
     #: ASR_CACHE_DIR: where downloaded (and assembled bundled) models are kept.
     cache_dir: Path = Path()
     #: ASR_CPU_THREADS: threads per child; 0 divides the machine's cores among the children.
@@ -71,6 +74,9 @@ class Settings:
     audio_roots: tuple[Path, ...] = ()
     #: ASR_CHUNK_SECONDS: longer audio is transcribed in pieces cut in pauses, bounding memory; 0 = whole.
     chunk_seconds: float = 600.0
+    #: ASR_FANOUT_SECONDS: longer audio is split in pauses into pieces of at most this long,
+    #: transcribed across the fleet as a Celery chord; 0 keeps every file in one child.
+    fanout_seconds: float = 300.0
     #: ASR_MAX_DELIVERIES: a job whose child died this many times fails instead of running again.
     max_deliveries: int = 3
     #: ASR_TIMEOUT_BASE: seconds every job may take, on top of the per-audio-second allowance.
@@ -107,13 +113,14 @@ class Settings:
             device_index=reader.optional_int("ASR_DEVICE_INDEX", minimum=0),
             compute_type=reader.choice("ASR_COMPUTE_TYPE", "auto", COMPUTE_TYPES),
             beam_size=reader.integer("ASR_BEAM_SIZE", 5, minimum=1),
-            batch_size=reader.integer("ASR_BATCH_SIZE", 16, minimum=1),
+            batch_size=reader.integer("ASR_BATCH_SIZE", 8, minimum=1),
             cache_dir=Path(reader.text("ASR_CACHE_DIR", str(_default_cache_dir()))).expanduser(),
             cpu_threads=reader.integer("ASR_CPU_THREADS", 0, minimum=0),
             max_audio_seconds=reader.number("ASR_MAX_AUDIO_SECONDS", 4 * 3600.0, minimum=0),
             max_file_bytes=reader.integer("ASR_MAX_FILE_BYTES", 2 * 1024**3, minimum=0),
             audio_roots=reader.paths("ASR_AUDIO_ROOTS"),
             chunk_seconds=reader.number("ASR_CHUNK_SECONDS", 600.0, minimum=0),
+            fanout_seconds=reader.piece_length("ASR_FANOUT_SECONDS", 300.0),
             max_deliveries=reader.integer("ASR_MAX_DELIVERIES", 3, minimum=1),
             timeout_base=reader.number("ASR_TIMEOUT_BASE", 300.0, minimum=0),
             timeout_per_audio_second=reader.number("ASR_TIMEOUT_PER_AUDIO_SECOND", 2.0, minimum=0),
@@ -191,6 +198,13 @@ class _Reader:
             raise ConfigError(f"{name}={raw!r} is not a number") from None
         if not value >= minimum:  # also refuses NaN
             raise ConfigError(f"{name}={raw!r} must be at least {minimum:g}")
+        return value
+
+    def piece_length(self, name: str, default: float) -> float:
+        """0 (off) or a length of audio of at least :data:`MIN_PIECE_SECONDS`."""
+        value = self.number(name, default, minimum=0)
+        if 0 < value < MIN_PIECE_SECONDS:
+            raise ConfigError(f"{name}={value:g} must be 0 (off) or at least {MIN_PIECE_SECONDS:g} seconds")
         return value
 
     def hosts(self, name: str) -> tuple[str, ...]:

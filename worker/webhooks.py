@@ -48,7 +48,8 @@ __all__ = ["TASK_NAME", "backoff", "deliver_webhook", "encode_payload", "retryab
 log = logging.getLogger(__name__)
 
 TASK_NAME = "asr.deliver_webhook"
-TRANSCRIBE_TASK = "asr.transcribe"
+#: The tasks whose end is a job's end: a job split across the fleet ends with its merge.
+JOB_TASKS = frozenset({"asr.transcribe", "asr.merge_pieces"})
 USER_AGENT = "asr-worker-webhook/1"
 #: Longest wait between two attempts, whatever the backoff doubling reaches.
 MAX_BACKOFF = 600.0
@@ -195,7 +196,7 @@ def _queue_delivery(
 
 @signals.task_success.connect
 def _on_success(sender: Any = None, **_: Any) -> None:
-    if getattr(sender, "name", None) == TRANSCRIBE_TASK:
+    if getattr(sender, "name", None) in JOB_TASKS:
         request = sender.request
         _queue_delivery(request.id, request.kwargs, request.delivery_info, "SUCCESS", None)
 
@@ -204,7 +205,7 @@ def _on_success(sender: Any = None, **_: Any) -> None:
 def _on_revoked(
     sender: Any = None, request: Any = None, terminated: bool = False, expired: bool = False, **_: Any
 ) -> None:
-    if getattr(sender, "name", None) == TRANSCRIBE_TASK and request is not None:
+    if getattr(sender, "name", None) in JOB_TASKS and request is not None:
         reason = "expired" if expired else "terminated" if terminated else "revoked"
         error = {"type": "TaskRevokedError", "message": reason}
         _queue_delivery(request.id, request.kwargs, request.delivery_info, "REVOKED", error)
@@ -218,7 +219,7 @@ def _on_failure(
     kwargs: Mapping[str, Any] | None = None,
     **_: Any,
 ) -> None:
-    if getattr(sender, "name", None) == TRANSCRIBE_TASK:
+    if getattr(sender, "name", None) in JOB_TASKS:
         error = {"type": type(exception).__name__, "message": str(exception)}
         delivery_info = getattr(sender.request, "delivery_info", None)
         _queue_delivery(task_id, kwargs, delivery_info, "FAILURE", error)

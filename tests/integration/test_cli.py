@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -119,3 +120,16 @@ def test_word_cues_from_the_cli(stack: LocalStack, tmp_path: Path, flag: str, ma
 def test_word_cues_need_a_subtitle_format():
     done = run_cli(str(audio_file("jfk.flac")), "--word-level", redis_url=None)
     assert done.returncode == RET_USAGE and "apply to --format srt and vtt" in done.stderr
+
+
+def test_fanout_seconds_splits_a_long_file_across_the_fleet(stack: LocalStack, tmp_path: Path):
+    from bench.workloads import referenced_mix
+
+    mix = tmp_path / "mix.wav"
+    referenced_mix(130, mix)
+    done = run_cli(str(mix), "--fanout-seconds", "60", "--format", "json", redis_url=stack.url)
+    assert done.returncode == RET_OK, done.stderr
+    result = json.loads(done.stdout)
+    assert len(result["pieces"]) == 3 and "country" in result["text"]
+    bad = run_cli(str(mix), "--fanout-seconds", "5", "--wait", redis_url=stack.url)
+    assert bad.returncode == RET_FAILED and "fanout_seconds" in bad.stderr

@@ -20,12 +20,22 @@ pytestmark = pytest.mark.integration
 
 
 def test_progress_bars_are_drawn_on_a_terminal(stack: LocalStack, tmp_path):
-    # 8 x jfk.flac with 1 s pauses (96 s of speech): long enough to show intermediate progress.
-    long_file = concatenate(audio_file("jfk.flac"), 8, tmp_path / "long.wav")
+    # 22 x jfk.flac with 1 s pauses (264 s of speech) split into 60 s pieces: 5 pieces on 2
+    # children, so progress stops in between (the batched pipeline moves a batch at a time).
+    long_file = concatenate(audio_file("jfk.flac"), 22, tmp_path / "long.wav")
     leader, follower = pty.openpty()
     env = {**os.environ, "REDIS_URL": stack.url, "COLUMNS": "120"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "producer", str(long_file), str(audio_file("jfk.flac")), "--wait"],
+        [
+            sys.executable,
+            "-m",
+            "producer",
+            str(long_file),
+            str(audio_file("jfk.flac")),
+            "--wait",
+            "--fanout-seconds",
+            "60",
+        ],
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,

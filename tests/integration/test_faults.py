@@ -13,6 +13,7 @@ import pytest
 from bench.faults import _active_child_pids, kill_children, redis_restart, speech_file, warm_shutdown
 from producer import Client, TranscriptionFailed
 from producer.local import LocalStack
+from tests.integration.audio_tools import SEQUENTIAL
 
 pytestmark = pytest.mark.integration
 
@@ -56,13 +57,17 @@ def test_a_job_that_kills_its_child_every_time_fails_after_the_cap(tmp_path: Pat
     # Stands in for a file that crashes the decoder: the child is SIGKILLed each time it runs the job.
     with LocalStack(concurrency=1, env={"ASR_MAX_DELIVERIES": "2"}, log_path=tmp_path / "w.log") as stack:
         client = Client(stack.url, stack.url)
-        job = client.submit(speech)
+        # The sequential decoder keeps the job running long enough to kill.
+        job = client.submit(speech, **SEQUENTIAL)
         kills = 0
         deadline = time.monotonic() + 120
         while not job.ready() and time.monotonic() < deadline:
             pids = _active_child_pids(stack)
             if pids:
-                os.kill(pids[0], signal.SIGKILL)
+                try:
+                    os.kill(pids[0], signal.SIGKILL)
+                except ProcessLookupError:
+                    continue  # it ended between the look and the kill
                 kills += 1
                 time.sleep(1.0)
             time.sleep(0.1)
@@ -84,10 +89,11 @@ def _limits_stack(tmp_path: Path, **env: str) -> LocalStack:
 def test_soft_time_limit_fails_the_job_with_a_typed_error_and_the_next_succeeds(tmp_path: Path):
     long_file = speech_file(8, tmp_path)  # 96 s of speech: several seconds of work
     short = speech_file(1, tmp_path)
-    with _limits_stack(tmp_path, ASR_SOFT_TIME_LIMIT="1", ASR_HARD_TIME_LIMIT="30") as stack:
+    with _limits_stack(tmp_path, ASR_SOFT_TIME_LIMIT="2", ASR_HARD_TIME_LIMIT="30") as stack:
         client = Client(stack.url, stack.url)
         with pytest.raises(TranscriptionFailed) as caught:
-            client.transcribe(long_file, timeout=120)
+            # The slower sequential decoder: about 5 s of work.
+            client.transcribe(long_file, timeout=120, **SEQUENTIAL)
         assert caught.value.error_type == "TranscriptionTimeoutError"
         assert "soft time limit" in caught.value.message
         assert "country" in client.transcribe(short, timeout=60)["text"]

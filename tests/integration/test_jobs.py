@@ -27,8 +27,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def jobs_stack(tmp_path_factory: pytest.TempPathFactory, redis_server_binary: str) -> Iterator[LocalStack]:
-    # Its own worker: these tests cancel and kill jobs, which other modules must not see.
-    with worker_stack(tmp_path_factory, "jobs-worker") as running:
+    # Its own worker: these tests cancel and kill jobs, which other modules must not see. The
+    # sequential decoder keeps the long file busy for a while (the batched one is 2x faster).
+    with worker_stack(tmp_path_factory, "jobs-worker", ASR_BATCH_SIZE="1") as running:
         yield running
 
 

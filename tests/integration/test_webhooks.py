@@ -20,7 +20,7 @@ import pytest
 from producer import Client, TranscriptionFailed
 from producer.local import LocalStack, free_port
 from tests.conftest import audio_file
-from tests.integration.audio_tools import concatenate
+from tests.integration.audio_tools import SEQUENTIAL, concatenate
 from tests.integration.conftest import worker_log, worker_stack
 from tests.unit.test_webhook_signing import load_verifier
 
@@ -228,8 +228,9 @@ def test_a_failed_job_posts_failure_with_its_error_type(hook_client: Client, rec
 
 def test_a_cancelled_job_posts_revoked(hook_client: Client, receiver, tmp_path: Path):
     url, path = receiver.url("cancelled")
-    long_file = concatenate(audio_file("jfk.flac"), 8, tmp_path / "jfk_x8.wav")
-    job = hook_client.submit(long_file, callback_url=url)
+    # 192 s of speech on the sequential decoder: about 10 s of work, cancelled long before.
+    long_file = concatenate(audio_file("jfk.flac"), 16, tmp_path / "jfk_x16.wav")
+    job = hook_client.submit(long_file, callback_url=url, **SEQUENTIAL)
     deadline = time.monotonic() + 60
     while job.state != "PROGRESS":
         assert time.monotonic() < deadline, "the job never started"

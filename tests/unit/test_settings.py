@@ -13,7 +13,7 @@ def test_defaults_transcribe_with_tiny_en_on_auto_device():
     assert settings.enable_faster_whisper is True
     assert settings.model_id == "tiny.en"
     assert (settings.device, settings.compute_type) == ("auto", "auto")
-    assert (settings.beam_size, settings.batch_size) == (5, 16)
+    assert (settings.beam_size, settings.batch_size) == (5, 8)
     assert settings.cpu_threads == 0
     assert settings.audio_roots == ()
     assert settings.cache_dir.name == "models"
@@ -28,7 +28,7 @@ def test_values_are_parsed_and_normalised():
             "ASR_DEVICE_INDEX": "1",
             "ASR_COMPUTE_TYPE": "int8_float16",
             "ASR_BEAM_SIZE": "2",
-            "ASR_BATCH_SIZE": "8",
+            "ASR_BATCH_SIZE": "12",
             "ASR_CACHE_DIR": "/tmp/models",
             "ASR_CPU_THREADS": "3",
             "ASR_MAX_AUDIO_SECONDS": "60.5",
@@ -39,7 +39,7 @@ def test_values_are_parsed_and_normalised():
     assert settings.enable_faster_whisper is False
     assert settings.device == "cuda" and settings.device_index == 1
     assert settings.compute_type == "int8_float16"
-    assert (settings.beam_size, settings.batch_size, settings.cpu_threads) == (2, 8, 3)
+    assert (settings.beam_size, settings.batch_size, settings.cpu_threads) == (2, 12, 3)
     assert settings.cache_dir == Path("/tmp/models")
     assert settings.max_audio_seconds == 60.5 and settings.max_file_bytes == 1000
     assert settings.audio_roots == (Path("/srv/a"), Path("/srv/b"))

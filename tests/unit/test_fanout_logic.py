@@ -1,0 +1,75 @@
+"""Which path a job takes (batched, fanned out) and how pieces are put back: pure logic."""
+
+from __future__ import annotations
+
+import pytest
+
+from worker import errors
+from worker.errors import ConfigError, InvalidOptionsError
+from worker.fanout import _raise_piece_error, _shifted, piece_length
+from worker.options import TranscribeOptions, parse_options
+from worker.settings import Settings
+from worker.transcription import uses_batched_pipeline
+
+
+@pytest.mark.parametrize(
+    ("seconds", "options", "batch_size", "batched"),
+    [
+        (29.9, TranscribeOptions(), 8, False),  # one window: nothing to batch
+        (31.0, TranscribeOptions(), 8, True),
+        (3600.0, TranscribeOptions(), 1, False),  # ASR_BATCH_SIZE=1 keeps the sequential decoder
+        (3600.0, TranscribeOptions(temperature=(0.0, 0.4)), 8, False),  # only it walks a ladder
+        (3600.0, TranscribeOptions(temperature=0.2), 8, True),
+    ],
+)
+def test_uses_batched_pipeline(seconds, options, batch_size, batched):
+    assert uses_batched_pipeline(seconds, options, batch_size) is batched
+
+
+def test_piece_length_follows_the_option_then_the_setting():
+    settings = Settings.from_env({"ASR_FANOUT_SECONDS": "300"})
+    assert piece_length(301, TranscribeOptions(), settings, has_channels=False) == 300
+    assert piece_length(300, TranscribeOptions(), settings, has_channels=False) == 0
+    assert piece_length(200, TranscribeOptions(fanout_seconds=60.0), settings, has_channels=False) == 60
+    assert piece_length(9999, TranscribeOptions(fanout_seconds=0.0), settings, has_channels=False) == 0
+    assert piece_length(9999, TranscribeOptions(), settings, has_channels=True) == 0
+    off = Settings.from_env({"ASR_FANOUT_SECONDS": "0"})
+    assert piece_length(9999, TranscribeOptions(), off, has_channels=False) == 0
+
+
+@pytest.mark.parametrize("value", ["30", "-1", "x"])
+def test_a_bad_fanout_setting_names_the_variable(value):
+    with pytest.raises(ConfigError, match="ASR_FANOUT_SECONDS"):
+        Settings.from_env({"ASR_FANOUT_SECONDS": value})
+
+
+@pytest.mark.parametrize("value", [5, -1, "60", True, 10**6])
+def test_a_bad_fanout_option_is_refused(value):
+    with pytest.raises(InvalidOptionsError, match="fanout_seconds"):
+        parse_options({"fanout_seconds": value})
+
+
+def test_fanout_seconds_is_not_passed_to_the_decoder():
+    assert "fanout_seconds" not in parse_options({"fanout_seconds": 120}).to_kwargs(5)
+
+
+def test_a_pieces_times_move_into_the_file_and_stay_inside_the_piece():
+    segment = {"start": 1.0, "end": 61.2, "words": [{"start": 59.0, "end": 61.2, "word": " end"}]}
+    moved = _shifted(segment, 120.0, 180.5)
+    assert (moved["start"], moved["end"]) == (121.0, 180.5)
+    assert (moved["words"][0]["start"], moved["words"][0]["end"]) == (179.0, 180.5)
+    assert segment["start"] == 1.0, "the piece's own data is left alone"
+
+
+def test_a_failed_piece_raises_its_own_error_type_with_where():
+    piece = {
+        "index": 2,
+        "start": 120.0,
+        "end": 180.0,
+        "error": {"type": "AudioNotFoundError", "message": "gone"},
+    }
+    with pytest.raises(errors.AudioNotFoundError, match=r"gone \(piece 3 of 5, 120.0-180.0 s\)"):
+        _raise_piece_error(piece, 5)
+    piece["error"]["type"] = "SomethingElse"
+    with pytest.raises(errors.ASRError):
+        _raise_piece_error(piece, 5)

@@ -1,0 +1,285 @@
+"""Long files across the fleet: pieces cut in pauses, run as a Celery chord, one merged result.
+
+A job whose audio is longer than its fan-out length (option ``fanout_seconds``,
+default ``ASR_FANOUT_SECONDS``) is not transcribed by the child that took it.
+That child cuts the decoded audio at the quietest moments near each limit
+(:func:`worker.transcription.split_points`) into pieces of at most that length
+and replaces itself (``Task.replace``) with a chord on the job's queue: one
+``asr.transcribe_piece`` per piece, which any free child of any worker may take
+(each decodes only its own stretch of the file), and ``asr.merge_pieces``, which
+inherits the job's id, so the merged result lands where the producer waits.
+
+Pieces add their progress to one Redis hash per job, and publish the sum as the
+job's ``PROGRESS`` state. A piece that meets bad input returns the error as data,
+and the merge raises it as the job's own typed error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from celery import Task, chord
+
+from worker import errors
+from worker.asr import get_model, get_model_config
+from worker.audio import SAMPLE_RATE, check_audio_path, decode_range
+from worker.celery import AUDIO_TASK_OPTIONS, app, audio_task_errors
+from worker.delivery import check_delivery
+from worker.errors import ASRError, InputError, ModelUnavailableError, TransientError
+from worker.options import TranscribeOptions, parse_options
+from worker.progress import PROGRESS, ProgressReporter, progress_meta
+from worker.results import job_result, worker_facts
+from worker.settings import Settings, get_settings
+from worker.transcription import BATCHED, SEQUENTIAL, Transcript, split_points, transcribe_array
+
+__all__ = ["fan_out", "merge_pieces", "piece_length", "transcribe_piece"]
+
+log = logging.getLogger(__name__)
+
+#: A job's pieces' progress: field ``<index>`` = seconds done, ``done:<index>`` once finished.
+PROGRESS_KEY = "asr:fanout:{}"
+PROGRESS_TTL = 24 * 3600
+#: Options that belong to the whole job, not to its pieces.
+JOB_ONLY_OPTIONS = ("callback_url", "fanout_seconds")
+
+
+def piece_length(
+    seconds: float, options: TranscribeOptions, settings: Settings, *, has_channels: bool
+) -> float:
+    """The length of the pieces to split this job's audio into, or 0 to keep it in this child.
+
+    Per-channel jobs stay whole: their channels are transcribed and merged in one child.
+    """
+    length = settings.fanout_seconds if options.fanout_seconds is None else options.fanout_seconds
+    if not length or has_channels or seconds <= length:
+        return 0.0
+    return length
+
+
+def fan_out(
+    task: Task,
+    audio_path: Any,
+    raw_options: dict[str, Any],
+    audio: np.ndarray,
+    piece_seconds: float,
+    *,
+    model: Any,
+    multilingual: bool,
+    job: dict[str, Any],
+) -> Any:
+    """Replace ``task`` by a chord over the pieces of ``audio``; never returns in a worker.
+
+    Args:
+        raw_options: the job's options as sent (already checked).
+        job: facts the merge reports: ``started_at`` (epoch), ``decode`` seconds, ``deliveries``.
+    """
+    bounds = split_points(audio, piece_seconds)
+    seconds = len(audio) / SAMPLE_RATE
+    options = {k: v for k, v in raw_options.items() if k not in JOB_ONLY_OPTIONS}
+    if options.get("language") is None and multilingual:
+        # One language for the whole file, detected once, as an unsplit job would.
+        language, probability, _ = model.detect_language(audio[: 30 * SAMPLE_RATE])
+        options["language"] = language
+        job = job | {"language": language, "language_probability": round(float(probability), 4)}
+    queue = (task.request.delivery_info or {}).get("routing_key")
+    header = [
+        transcribe_piece.s(
+            str(audio_path),
+            start / SAMPLE_RATE,
+            end / SAMPLE_RATE,
+            job_id=task.request.id,
+            index=index,
+            pieces=len(bounds),
+            job_seconds=seconds,
+            options=options,
+        ).set(queue=queue)
+        for index, (start, end) in enumerate(bounds)
+    ]
+    body = merge_pieces.s(audio_path, job=job | {"seconds": seconds}, **raw_options).set(queue=queue)
+    task.update_state(state=PROGRESS, meta=progress_meta(0.0, seconds, pieces=len(bounds), pieces_done=0))
+    log.info(
+        "job %s: %.0f s of audio split into %d pieces of at most %.0f s for the fleet",
+        task.request.id,
+        seconds,
+        len(bounds),
+        piece_seconds,
+    )
+    return task.replace(chord(header, body))
+
+
+def _piece_publisher(
+    backend: Any, job_id: str, index: int, pieces: int, job_seconds: float
+) -> Callable[[float, float], None] | None:
+    """Add this piece's seconds done to the job's hash and publish the sum as the job's progress."""
+    client = getattr(backend, "client", None)
+    if client is None:
+        return None
+    key = PROGRESS_KEY.format(job_id)
+
+    def publish(done: float, total: float) -> None:
+        pipe = client.pipeline()
+        pipe.hset(key, str(index), float(done))
+        if done >= total:
+            pipe.hset(key, f"done:{index}", 1)
+        pipe.expire(key, PROGRESS_TTL)
+        pipe.hgetall(key)
+        fields = pipe.execute()[-1]
+        names = [name.decode() if isinstance(name, bytes) else name for name in fields]
+        seconds_done = sum(float(v) for n, v in zip(names, fields.values(), strict=True) if n.isdigit())
+        finished = sum(1 for n in names if n.startswith("done:"))
+        meta = progress_meta(min(seconds_done, job_seconds), job_seconds, pieces=pieces, pieces_done=finished)
+        backend.store_result(job_id, meta, PROGRESS)
+
+    return publish
+
+
+@app.task(name="asr.transcribe_piece", **AUDIO_TASK_OPTIONS)
+def transcribe_piece(
+    self: Task,
+    audio_path: str,
+    start: float,
+    end: float,
+    *,
+    job_id: str,
+    index: int,
+    pieces: int,
+    job_seconds: float,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """Transcribe seconds ``start`` to ``end`` of a fanned-out job's file.
+
+    Returns the piece's segments with times in the whole file, or ``{"error": ...}``
+    for an error a retry cannot fix (the merge fails the job with it).
+    """
+    try:
+        with audio_task_errors(self):
+            settings = get_settings()
+            deliveries = check_delivery(
+                self.backend, self.request.id, self.request.retries, settings.max_deliveries
+            )
+            opts = parse_options(options)
+            path = check_audio_path(audio_path, settings)
+            decode_started = time.perf_counter()
+            audio = decode_range(path, start, end)
+            decode_seconds = time.perf_counter() - decode_started
+            model = get_model()
+            if model is None:
+                raise ModelUnavailableError("ASR is disabled on this worker (ENABLE_FASTER_WHISPER=false)")
+            seconds = len(audio) / SAMPLE_RATE
+            publish = _piece_publisher(self.backend, job_id, index, pieces, job_seconds)
+            report = ProgressReporter(publish, settings.deadline_for(seconds))
+            transcript = transcribe_array(
+                model,
+                audio,
+                opts,
+                default_beam_size=settings.beam_size,
+                on_progress=report,
+                chunk_seconds=settings.chunk_seconds,
+                batch_size=settings.batch_size,
+            )
+            report(seconds, seconds, force=True)
+            config = get_model_config()
+            return {
+                "index": index,
+                "start": start,
+                "end": end,
+                "text": transcript.text,
+                "language": transcript.language,
+                "language_probability": transcript.language_probability,
+                "segments": [_shifted(segment, start, end) for segment in transcript.segments],
+                "decoder": transcript.decoder,
+                "device": config["device"],
+                "compute_type": config["compute_type"],
+                "timings": {"decode": round(decode_seconds, 3), "transcribe": round(transcript.seconds, 3)},
+                "worker": worker_facts(self.request.hostname),
+                "deliveries": deliveries,
+            }
+    except TransientError:
+        raise  # retried by the task's policy
+    except ASRError as exc:
+        return {"index": index, "start": start, "end": end, "error": _error_data(exc)}
+
+
+def _shifted(segment: dict[str, Any], start: float, end: float) -> dict[str, Any]:
+    """A piece's segment with its times (and its words') in the whole file, kept inside the piece.
+
+    Whisper may stamp the last words a little past the end of the audio it was
+    given; past a piece's end is the next piece's audio, so such times are clamped.
+    """
+
+    def moved(item: dict[str, Any]) -> dict[str, Any]:
+        return item | {
+            "start": round(min(item["start"] + start, end), 3),
+            "end": round(min(item["end"] + start, end), 3),
+        }
+
+    shifted = moved(segment)
+    if "words" in segment:
+        shifted["words"] = [moved(word) for word in segment["words"]]
+    return shifted
+
+
+def _error_data(exc: ASRError) -> dict[str, str]:
+    return {"type": type(exc).__name__, "message": str(exc)}
+
+
+def _raise_piece_error(piece: dict[str, Any], pieces: int) -> None:
+    """Raise a failed piece's error as its own typed error, saying which piece it was."""
+    error = piece["error"]
+    kind = getattr(errors, error["type"], None)
+    if not (isinstance(kind, type) and issubclass(kind, ASRError)):
+        kind = ASRError
+    where = f"piece {piece['index'] + 1} of {pieces}, {piece['start']:.1f}-{piece['end']:.1f} s"
+    raise kind(f"{error['message']} ({where})")
+
+
+@app.task(name="asr.merge_pieces", bind=True, throws=(InputError,))
+def merge_pieces(
+    self: Task, results: list[dict[str, Any]], audio_path: Any, *, job: dict[str, Any], **options: Any
+) -> dict[str, Any]:
+    """Join the pieces' transcripts into the job's result (stored under the job's id)."""
+    pieces = sorted(results, key=lambda piece: piece["index"])
+    for piece in pieces:
+        if "error" in piece:
+            _raise_piece_error(piece, len(pieces))
+    segments = [
+        segment | {"id": number}
+        for number, segment in enumerate((s for piece in pieces for s in piece["segments"]), 1)
+    ]
+    first = pieces[0]
+    transcript = Transcript(
+        text=" ".join(piece["text"] for piece in pieces if piece["text"]),
+        language=job.get("language", first["language"]),
+        language_probability=job.get("language_probability", first["language_probability"]),
+        duration=round(job["seconds"], 3),
+        segments=segments,
+        seconds=sum(piece["timings"]["transcribe"] for piece in pieces),
+        decoder=BATCHED if any(piece["decoder"] == BATCHED for piece in pieces) else SEQUENTIAL,
+    )
+    settings = get_settings()
+    timings = {
+        "decode": job["decode"] + sum(piece["timings"]["decode"] for piece in pieces),
+        "transcribe": transcript.seconds,
+        "total": time.time() - job["started_at"],
+    }
+    client = getattr(self.backend, "client", None)
+    if client is not None:
+        client.delete(PROGRESS_KEY.format(self.request.id))
+    return job_result(
+        audio_path,
+        transcript,
+        parse_options(options, webhook_hosts=settings.webhook_allowed_hosts),
+        settings=settings,
+        model_config={"device": first["device"], "compute_type": first["compute_type"]},
+        timings=timings,
+        worker=worker_facts(self.request.hostname),
+        deliveries=job["deliveries"],
+        pieces=[
+            {k: piece[k] for k in ("index", "start", "end", "decoder", "timings", "worker", "deliveries")}
+            for piece in pieces
+        ],
+    )

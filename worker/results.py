@@ -1,0 +1,49 @@
+"""The JSON result of a transcription job, the same whether one child or the fleet made it."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from worker.options import TranscribeOptions
+from worker.settings import Settings
+from worker.transcription import Transcript
+
+__all__ = ["job_result", "worker_facts"]
+
+
+def worker_facts(hostname: str | None) -> dict[str, Any]:
+    """Which worker process did the work."""
+    return {"hostname": hostname, "pid": os.getpid()}
+
+
+def job_result(
+    audio_path: Any,
+    transcript: Transcript,
+    options: TranscribeOptions,
+    *,
+    settings: Settings,
+    model_config: dict[str, Any],
+    timings: dict[str, float],
+    worker: dict[str, Any],
+    deliveries: int,
+    **extra: Any,
+) -> dict[str, Any]:
+    """What ``asr.transcribe`` stores in the result backend (README "The task and its result")."""
+    return {
+        "audio_path": str(audio_path),
+        "text": transcript.text,
+        "language": transcript.language,
+        "language_probability": transcript.language_probability,
+        "duration": transcript.duration,
+        "segments": transcript.segments,
+        "options": options.to_kwargs(settings.beam_size),
+        "model": settings.model_id,
+        "device": model_config["device"],
+        "compute_type": model_config["compute_type"],
+        "decoder": transcript.decoder,
+        "timings": {name: round(value, 3) for name, value in timings.items()},
+        "worker": worker,
+        "deliveries": deliveries,
+        **extra,
+    }
