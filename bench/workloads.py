@@ -23,6 +23,7 @@ __all__ = [
     "duration",
     "long_files",
     "prime_page_cache",
+    "referenced_mix",
     "short_clips",
     "source_clips",
 ]
@@ -146,7 +147,7 @@ def build_long(minutes: float, target: Path) -> Path:
                 written += len(piece) + len(pause)
 
 
-def long_files(minutes: Sequence[float], cache_dir: Path = CACHE_DIR) -> Workload:
+def long_files(minutes: Sequence[float], cache_dir: Path = CACHE_DIR, *, name: str = "long") -> Workload:
     """One WAV per entry of ``minutes``, built once and reused from ``cache_dir``."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -156,7 +157,7 @@ def long_files(minutes: Sequence[float], cache_dir: Path = CACHE_DIR) -> Workloa
     names = ", ".join(name for name, _ in speech_pieces())
     lengths = " and ".join(f"{m:g}-minute" for m in minutes)
     return Workload(
-        name="long",
+        name=name,
         description=(
             f"{lengths} WAV (16 kHz mono): real speech ({names}) in a seeded random order, "
             f"{PAUSE:g} s of silence after each piece; cached in {cache_dir}"
@@ -170,3 +171,54 @@ def prime_page_cache(workloads: Sequence[Workload]) -> None:
     """Read every file once, so the first configuration does not pay for cold disk reads."""
     for path in {p for w in workloads for p in w.paths}:
         path.read_bytes()
+
+
+def _find(name: str) -> Path:
+    for folder in (ROOT.parent / "shared" / "audio", ROOT / "samples", ROOT / "tests" / "data"):
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(name)
+
+
+def referenced_pieces() -> list[tuple[np.ndarray, str]]:
+    """Real speech whose words are known: jfk.flac and both channels of stereo_diarization.wav."""
+    import json
+
+    from faster_whisper.audio import decode_audio
+
+    refs_path = ROOT.parent / "shared" / "audio" / "references.json"
+    if not refs_path.is_file():
+        refs_path = ROOT / "tests" / "data" / "references.json"
+    refs = json.loads(refs_path.read_text())
+    stereo = str(_find("stereo_diarization.wav"))
+    left, right = decode_audio(stereo, sampling_rate=SAMPLE_RATE, split_stereo=True)
+    return [
+        (decode_audio(str(_find("jfk.flac")), sampling_rate=SAMPLE_RATE), refs["jfk.flac"]["text"]),
+        (left, refs["stereo_diarization.wav"]["left"]),
+        (right, refs["stereo_diarization.wav"]["right"]),
+    ]
+
+
+def referenced_mix(seconds: float, target: Path, *, seed: int = 1) -> str:
+    """Write about ``seconds`` of real speech with known words to ``target``; return those words.
+
+    The pieces of :func:`referenced_pieces` come in a seeded random order, each
+    followed by :data:`PAUSE` s of silence, until ``seconds`` are reached.
+    """
+    pieces = referenced_pieces()
+    rng = random.Random(seed)
+    pause = np.zeros(int(PAUSE * SAMPLE_RATE), dtype=np.float32)
+    audio: list[np.ndarray] = []
+    words: list[str] = []
+    written = 0
+    while written < seconds * SAMPLE_RATE:
+        for piece, text in rng.sample(pieces, len(pieces)):
+            audio += [piece, pause]
+            words.append(text)
+            written += len(piece) + len(pause)
+    with wave.open(str(target), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes(_pcm16(np.concatenate(audio)))
+    return " ".join(words)
