@@ -10,7 +10,7 @@ import pytest
 from producer import Client, TranscriptionFailed
 from producer.local import LocalStack
 from tests.conftest import audio_file, references, word_error_rate
-from tests.integration.audio_tools import concatenate
+from tests.integration.audio_tools import SEQUENTIAL, concatenate
 from tests.integration.conftest import worker_log
 
 pytestmark = pytest.mark.integration
@@ -51,11 +51,11 @@ def test_worker_transcript_equals_direct_faster_whisper(client: Client):
 
 
 def test_progress_is_reported_while_a_long_file_runs(client: Client, tmp_path):
-    # 8 copies of jfk.flac with 1 s pauses: 96 s of real speech. The sequential decoder (a
-    # temperature ladder) moves segment by segment; the batched one a batch (240 s) at a time,
-    # and split jobs piece by piece (tests/integration/test_fanout.py).
+    # 8 copies of jfk.flac with 1 s pauses: 96 s of real speech. The sequential decoder moves
+    # segment by segment; the batched one a batch (240 s) at a time, and split jobs piece by
+    # piece (tests/integration/test_fanout.py).
     long_file = concatenate(audio_file("jfk.flac"), 8, tmp_path / "jfk_x8.wav")
-    job = client.submit(long_file, temperature=[0.0, 0.2])
+    job = client.submit(long_file, **SEQUENTIAL)
     seen = []
     deadline = time.monotonic() + 180
     while not job.ready() and time.monotonic() < deadline:
