@@ -44,8 +44,11 @@ task_default_queue = os.environ.get("ASR_QUEUE", "").strip() or "asr"
 worker_proc_alive_timeout = _env_number("CELERY_WORKER_PROC_ALIVE_TIMEOUT", 300.0)
 
 # One job at a time per child: a transcription is long, and a prefetched job
-# would wait behind it while another child sits idle.
-worker_prefetch_multiplier = 1
+# would wait behind it while another child sits idle. A worker that batches clip
+# jobs (asr.transcribe_clip) holds a batch's messages unacknowledged while it
+# gathers and decodes them: give it a queue of its own and a multiplier of at
+# least ASR_CLIP_BATCH (README "Cross-job batching").
+worker_prefetch_multiplier = int(_env_number("CELERY_WORKER_PREFETCH_MULTIPLIER", 1)) or 1
 
 # Ack after the job ends, and give a job back when its child dies, so a crash
 # does not lose it: without task_reject_on_worker_lost a killed child's job is

@@ -89,6 +89,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help="split audio longer than S seconds across the fleet (0: never; default: ASR_FANOUT_SECONDS)",
     )
+    parser.add_argument(
+        "--batch",
+        action="store_true",
+        help="send short clips as asr.transcribe_clip jobs, which a worker decodes in batches",
+    )
     subs = parser.add_argument_group("subtitle options (srt, vtt)")
     subs.add_argument("--max-line-width", type=int, help="wrap cue lines at N characters")
     subs.add_argument("--max-line-count", type=int, help="at most N lines per cue")
@@ -154,7 +159,7 @@ def _output(job: Job, result: dict[str, object], args: argparse.Namespace, many:
 
 
 def _run(client: Client, files: list[Path], args: argparse.Namespace) -> int:
-    jobs = client.submit_many(files, queue=args.queue, **_job_options(args))
+    jobs = client.submit_many(files, queue=args.queue, batch=args.batch, **_job_options(args))
     if not (args.wait or args.format or args.out):
         for job in jobs:
             print(f"{job.id}\t{job.path}")

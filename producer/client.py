@@ -23,6 +23,7 @@ from kombu.exceptions import OperationalError
 from producer import config
 
 __all__ = [
+    "CLIP_TASK_NAME",
     "TASK_NAME",
     "BrokerUnavailableError",
     "Client",
@@ -34,6 +35,8 @@ __all__ = [
 ]
 
 TASK_NAME = "asr.transcribe"
+#: A short clip that a worker may decode in one batch with other jobs' clips (worker.clips).
+CLIP_TASK_NAME = "asr.transcribe_clip"
 DETECT_LANGUAGE_TASK = "asr.detect_language"
 #: States in which a job has not ended yet.
 PENDING_STATES = frozenset({"PENDING", "RECEIVED", "STARTED", "RETRY", "PROGRESS"})
@@ -207,8 +210,14 @@ class Client:
                 ) from None
         self._connected = True
 
-    def submit(self, path: str | os.PathLike[str], *, queue: str | None = None, **options: Any) -> Job:
+    def submit(
+        self, path: str | os.PathLike[str], *, queue: str | None = None, batch: bool = False, **options: Any
+    ) -> Job:
         """Enqueue one file. A relative path is made absolute: workers do not share our cwd.
+
+        ``batch=True`` sends it as a clip job (``asr.transcribe_clip``): a worker may
+        decode it in one batch with other waiting clips; its result is the same
+        (README "Cross-job batching").
 
         Raises:
             BrokerUnavailableError: the broker cannot be reached.
@@ -218,7 +227,10 @@ class Client:
             self.check_connection()
         try:
             result = self.app.send_task(
-                TASK_NAME, args=[audio_path], kwargs=options, queue=queue or self.queue
+                CLIP_TASK_NAME if batch else TASK_NAME,
+                args=[audio_path],
+                kwargs=options,
+                queue=queue or self.queue,
             )
         except OperationalError as exc:
             raise BrokerUnavailableError(
@@ -227,10 +239,15 @@ class Client:
         return Job(result.id, audio_path, self)
 
     def submit_many(
-        self, paths: Iterable[str | os.PathLike[str]], *, queue: str | None = None, **options: Any
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        queue: str | None = None,
+        batch: bool = False,
+        **options: Any,
     ) -> list[Job]:
         """Enqueue several files with the same options, one job each."""
-        return [self.submit(path, queue=queue, **options) for path in paths]
+        return [self.submit(path, queue=queue, batch=batch, **options) for path in paths]
 
     def job(self, task_id: str, path: str = "") -> Job:
         """A handle on a job submitted earlier (by any producer), by its task id."""
@@ -310,13 +327,17 @@ class Client:
         Raises:
             BrokerUnavailableError: the broker or the result backend cannot be reached.
         """
-        before = self.status(task_id, queue=queue)
-        if before.state in ENDED_STATES:
-            return before
+        if not self._connected:
+            self.check_connection()
+        stored = self._stored_status(task_id)
+        if stored.state in ENDED_STATES:
+            return stored
         # Every worker remembers the id (and drops the job when it comes off the
-        # queue); the one running it kills the child.
+        # queue, or out of a clip batch still gathering); the one running it kills
+        # the child. Sent before asking the workers what they hold, which takes a while.
         self.app.control.revoke(task_id, terminate=True, signal="SIGTERM")
-        if not before.known:
+        before = self.status(task_id, queue=queue)
+        if before.state in ENDED_STATES or not before.known:
             return before
         if before.state in ("PENDING", "RECEIVED", "RETRY"):
             # Not running: no worker stores anything until it takes the job (again).

@@ -1,8 +1,9 @@
 """The Celery application: settings from ``celeryconfig``, the tasks, and their lifecycle hooks.
 
 Tasks: ``asr.transcribe`` (worker.tasks), ``asr.transcribe_piece`` and ``asr.merge_pieces``
-(worker.fanout), ``asr.detect_language`` (worker.language),
-``asr.info`` (worker.info), ``asr.deliver_webhook`` (worker.webhooks).
+(worker.fanout), ``asr.transcribe_clip`` (worker.clips, cross-job batches),
+``asr.detect_language`` (worker.language), ``asr.info`` (worker.info),
+``asr.deliver_webhook`` (worker.webhooks).
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from celery.exceptions import SoftTimeLimitExceeded
 from worker.errors import InputError, TranscriptionTimeoutError, TransientError
 
 app = Celery(
-    "asr", include=["worker.tasks", "worker.fanout", "worker.info", "worker.webhooks", "worker.language"]
+    "asr",
+    include=[
+        "worker.tasks",
+        "worker.fanout",
+        "worker.clips",
+        "worker.info",
+        "worker.webhooks",
+        "worker.language",
+    ],
 )
 app.config_from_object("celeryconfig")
 

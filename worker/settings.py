@@ -77,6 +77,10 @@ class Settings:
     #: ASR_FANOUT_SECONDS: longer audio is split in pauses into pieces of at most this long,
     #: transcribed across the fleet as a Celery chord; 0 keeps every file in one child.
     fanout_seconds: float = 300.0
+    #: ASR_CLIP_BATCH: most clip jobs (``asr.transcribe_clip``) a child decodes as one batch.
+    clip_batch: int = 8
+    #: ASR_CLIP_WAIT: seconds a worker waits for more clip jobs before it decodes fewer.
+    clip_wait: float = 0.1
     #: ASR_MAX_DELIVERIES: a job whose child died this many times fails instead of running again.
     max_deliveries: int = 3
     #: ASR_TIMEOUT_BASE: seconds every job may take, on top of the per-audio-second allowance.
@@ -121,6 +125,8 @@ class Settings:
             audio_roots=reader.paths("ASR_AUDIO_ROOTS"),
             chunk_seconds=reader.number("ASR_CHUNK_SECONDS", 600.0, minimum=0),
             fanout_seconds=reader.piece_length("ASR_FANOUT_SECONDS", 300.0),
+            clip_batch=reader.integer("ASR_CLIP_BATCH", 8, minimum=1),
+            clip_wait=reader.number("ASR_CLIP_WAIT", 0.1, minimum=0.01),
             max_deliveries=reader.integer("ASR_MAX_DELIVERIES", 3, minimum=1),
             timeout_base=reader.number("ASR_TIMEOUT_BASE", 300.0, minimum=0),
             timeout_per_audio_second=reader.number("ASR_TIMEOUT_PER_AUDIO_SECOND", 2.0, minimum=0),

@@ -19,10 +19,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Transcript",
+    "clip_batchable",
     "merge_channels",
     "split_points",
     "transcribe_array",
     "transcribe_channels",
+    "transcribe_clips",
     "uses_batched_pipeline",
 ]
 
@@ -193,6 +195,101 @@ def transcribe_array(
         seconds=time.perf_counter() - started,
         decoder=BATCHED if batched else SEQUENTIAL,
     )
+
+
+#: faster-whisper's defaults: the sequential decoder retries a window at a higher
+#: temperature past these, which one batched pass (temperature 0 only) cannot.
+LOG_PROB_THRESHOLD, COMPRESSION_RATIO_THRESHOLD = -1.0, 2.4
+#: A batched window whose text stops this long before the clip's end left speech
+#: that the sequential decoder would read in a second pass.
+UNREAD_TAIL_SECONDS = 1.0
+
+
+def clip_batchable(seconds: float, options: TranscribeOptions, multilingual: bool) -> bool:
+    """Whether a clip can share a batch of windows with other jobs' clips.
+
+    It must fit one window, and ask for nothing one batched pass decodes
+    differently: a temperature ladder, VAD, a prompt or hotwords (the pass has
+    none), word timings (the pass moves a segment's start to its first word),
+    per-channel transcripts, or, on a multilingual model, language detection (one
+    batch has one language).
+    """
+    return (
+        0 < seconds <= WINDOW_SECONDS
+        and not isinstance(options.temperature, tuple)
+        and not options.vad_filter
+        and options.initial_prompt is None
+        and options.hotwords is None
+        and not options.word_timestamps
+        and options.channels is None
+        and (options.language is not None or not multilingual)
+    )
+
+
+def transcribe_clips(
+    model: WhisperModel,
+    clips: Sequence[np.ndarray],
+    options: TranscribeOptions,
+    *,
+    default_beam_size: int,
+    batch_size: int,
+) -> list[Transcript | None]:
+    """Decode several jobs' clips (each at most one window) as one batch of windows.
+
+    The clips are laid end to end and each is one window of faster-whisper's
+    ``BatchedInferencePipeline`` (``clip_timestamps``), ``batch_size`` windows per
+    forward pass; segments are returned to their clip with the clip's own times.
+    A clip's transcript is what the sequential decoder gives it alone whenever
+    that decoder would read it in one pass at temperature 0; where it would not
+    (text that stops before the clip ends, a window under faster-whisper's
+    log-probability or over its compression-ratio threshold, no segment at all,
+    digital silence) the clip's entry is ``None``, for the caller to decode alone.
+    """
+    from faster_whisper import BatchedInferencePipeline
+
+    started = time.perf_counter()
+    results: list[Transcript | None] = [None] * len(clips)
+    audible = [i for i, clip in enumerate(clips) if clip.size and float(np.max(np.abs(clip))) >= SILENCE_PEAK]
+    if not audible:
+        return results
+    bounds, offset = [], 0
+    for i in audible:
+        bounds.append((offset, offset + len(clips[i])))
+        offset += len(clips[i])
+    kwargs = options.to_kwargs(default_beam_size) | {"batch_size": batch_size, "without_timestamps": False}
+    segments_iter, info = BatchedInferencePipeline(model).transcribe(
+        np.concatenate([clips[i] for i in audible]),
+        clip_timestamps=[{"start": a / SAMPLE_RATE, "end": b / SAMPLE_RATE} for a, b in bounds],
+        **kwargs,
+    )
+    found: dict[int, list[Segment]] = {i: [] for i in audible}
+    starts = [a / SAMPLE_RATE for a, _ in bounds]
+    for segment in segments_iter:
+        # Each window's segments lie inside it: the last window that starts at or before it.
+        at = max(k for k, start in enumerate(starts) if start <= segment.start + 1e-3)
+        found[audible[at]].append(segment)
+    seconds = time.perf_counter() - started
+    for k, i in enumerate(audible):
+        segments, offset_seconds, duration = found[i], starts[k], len(clips[i]) / SAMPLE_RATE
+        if (
+            not segments
+            or offset_seconds + duration - segments[-1].end > UNREAD_TAIL_SECONDS
+            or any(s.avg_logprob < LOG_PROB_THRESHOLD for s in segments)
+            or any(s.compression_ratio > COMPRESSION_RATIO_THRESHOLD for s in segments)
+        ):
+            continue
+        results[i] = Transcript(
+            text="".join(s.text for s in segments).strip(),
+            language=info.language,
+            language_probability=round(float(info.language_probability), 4),
+            duration=round(duration, 3),
+            segments=[
+                _segment_dict(s, offset=-offset_seconds, number=n) for n, s in enumerate(segments, 1)
+            ],
+            seconds=seconds,
+            decoder=BATCHED,
+        )
+    return results
 
 
 def merge_channels(

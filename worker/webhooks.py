@@ -43,7 +43,7 @@ from worker.errors import InvalidOptionsError, WebhookDeliveryError
 from worker.options import check_callback_url
 from worker.settings import get_settings
 
-__all__ = ["TASK_NAME", "backoff", "deliver_webhook", "encode_payload", "retryable", "sign"]
+__all__ = ["TASK_NAME", "backoff", "deliver_webhook", "encode_payload", "queue_delivery", "retryable", "sign"]
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def deliver_webhook(
     raise self.retry(countdown=countdown, max_retries=settings.webhook_max_attempts - 1)
 
 
-def _queue_delivery(
+def queue_delivery(
     task_id: str | None, kwargs: Mapping[str, Any] | None, delivery_info: Any, state: str, error: Any
 ) -> None:
     raw = (kwargs or {}).get("callback_url")
@@ -198,7 +198,7 @@ def _queue_delivery(
 def _on_success(sender: Any = None, **_: Any) -> None:
     if getattr(sender, "name", None) in JOB_TASKS:
         request = sender.request
-        _queue_delivery(request.id, request.kwargs, request.delivery_info, "SUCCESS", None)
+        queue_delivery(request.id, request.kwargs, request.delivery_info, "SUCCESS", None)
 
 
 @signals.task_revoked.connect
@@ -208,7 +208,7 @@ def _on_revoked(
     if getattr(sender, "name", None) in JOB_TASKS and request is not None:
         reason = "expired" if expired else "terminated" if terminated else "revoked"
         error = {"type": "TaskRevokedError", "message": reason}
-        _queue_delivery(request.id, request.kwargs, request.delivery_info, "REVOKED", error)
+        queue_delivery(request.id, request.kwargs, request.delivery_info, "REVOKED", error)
 
 
 @signals.task_failure.connect
@@ -222,4 +222,4 @@ def _on_failure(
     if getattr(sender, "name", None) in JOB_TASKS:
         error = {"type": type(exception).__name__, "message": str(exception)}
         delivery_info = getattr(sender.request, "delivery_info", None)
-        _queue_delivery(task_id, kwargs, delivery_info, "FAILURE", error)
+        queue_delivery(task_id, kwargs, delivery_info, "FAILURE", error)

@@ -1,0 +1,361 @@
+"""Cross-job batching: a child decodes several waiting clip jobs as one batch.
+
+A producer sends a short file as ``asr.transcribe_clip`` (``Client.submit(path,
+batch=True)``, CLI ``--batch``) with the same arguments as ``asr.transcribe``.
+The worker's main process holds such messages (celery-batches' ``Batches``) until
+``ASR_CLIP_BATCH`` of them wait or ``ASR_CLIP_WAIT`` seconds pass, then hands the
+lot to one child, which decodes the clips that fit one 30 s window and ask for
+the same decoding as one batch of windows
+(:func:`worker.transcription.transcribe_clips`).
+
+Each job stays a job of its own:
+
+- its result (or its typed error) is stored under its own task id, with its own
+  segment times, and a ``batch`` entry naming the batch and its size; its
+  ``PROGRESS`` (0 %) is stored when the batch starts; Flower sees its own
+  ``task-started`` and ``task-succeeded``/``task-failed`` events; a
+  ``callback_url`` is posted as for ``asr.transcribe``;
+- one bad file fails only its own job: the others are decoded without it;
+- its transcript is the one ``asr.transcribe`` gives the file: a clip that the
+  batched pass would read differently is decoded alone in the same child, and a
+  clip longer than a window (or a job redelivered after its batch's child died)
+  is handed over to ``asr.transcribe`` under the same id, with that task's
+  delivery cap, time limits and retries;
+- its message is acknowledged when the batch ends; if the child dies (or a time
+  limit kills it), every message of the batch is returned to the queue.
+
+A job revoked while it waits in the main process is dropped and marked
+``REVOKED``; one already in a decoding batch runs to its end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from billiard.einfo import ExceptionInfo
+from celery import Task
+from celery.app.task import Context
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.utils.nodenames import gethostname
+from celery_batches import Batches, SimpleRequest
+from celery_batches.trace import apply_batches_task
+from kombu.utils.uuid import uuid
+
+from worker.asr import get_model, get_model_config
+from worker.audio import SAMPLE_RATE, check_audio_path, check_duration, decode, probe_duration
+from worker.celery import app
+from worker.delivery import check_delivery
+from worker.errors import ModelUnavailableError, TranscriptionTimeoutError, TransientError
+from worker.options import TranscribeOptions, parse_options
+from worker.progress import PROGRESS, progress_meta
+from worker.results import job_result, worker_facts
+from worker.settings import Settings, get_settings
+from worker.transcription import (
+    WINDOW_SECONDS,
+    Transcript,
+    check_model_supports,
+    clip_batchable,
+    transcribe_array,
+    transcribe_clips,
+)
+from worker.webhooks import queue_delivery
+
+__all__ = ["CLIP_TASK_NAME", "transcribe_clip"]
+
+log = logging.getLogger(__name__)
+
+CLIP_TASK_NAME = "asr.transcribe_clip"
+
+
+class ClipBatches(Batches):
+    """celery-batches' buffering, with this worker's settings and delivery rules."""
+
+    def Strategy(self, task: Batches, app: Any, consumer: Any) -> Any:
+        settings = get_settings()
+        self.flush_every = settings.clip_batch
+        self.flush_interval = settings.clip_wait
+        return super().Strategy(task, app, consumer)
+
+    def _do_flush(self) -> None:
+        super()._do_flush()
+        # celery-batches keeps its timer repeating while jobs come in, so a new job could
+        # be flushed at once; stopped here, the next job starts its own full wait.
+        timer: Any = getattr(self, "_tref", None)
+        if timer is not None and self._buffer.empty() and self._pending.empty():
+            timer.cancel()
+            self._tref = None
+
+    def flush(self, requests: Any) -> Any:
+        # A job revoked while it waited is marked REVOKED (and acknowledged) here.
+        live = [request for request in requests if not request.revoked()]
+        if not live:
+            return None
+
+        def acknowledge(_: Any) -> None:
+            for request in live:
+                request.acknowledge()
+
+        def requeue(failure: Any) -> None:
+            exc = getattr(failure, "exception", failure)
+            log.error("clip batch of %d jobs lost (%r); returning them to the queue", len(live), exc)
+            for request in live:
+                request.reject(requeue=True)
+
+        return self._pool.apply_async(
+            apply_batches_task,
+            (self, ([SimpleRequest.from_request(r) for r in live],), 0, None),
+            callback=acknowledge,
+            error_callback=requeue,
+            soft_timeout=self.app.conf.task_soft_time_limit,
+            timeout=self.app.conf.task_time_limit,
+        )
+
+
+@dataclass
+class _Job:
+    """One clip job of a batch and what the child learnt of it."""
+
+    request: SimpleRequest
+    started: float = field(default_factory=time.perf_counter)
+    options: TranscribeOptions | None = None
+    audio: np.ndarray | None = None
+    decode_seconds: float = 0.0
+    deliveries: int = 1
+    #: Its outcome is stored (or it was handed over).
+    ended: bool = False
+
+    @property
+    def id(self) -> str:
+        return str(self.request.id)
+
+    @property
+    def context(self) -> Context:
+        """What the result backend stores about the job (its name, args and queue)."""
+        r = self.request
+        retries = (r.request_dict or {}).get("retries", 0)
+        return Context(
+            id=r.id,
+            task=r.name,
+            args=r.args,
+            kwargs=r.kwargs,
+            hostname=r.hostname,
+            delivery_info=r.delivery_info,
+            retries=retries,
+        )
+
+    @property
+    def audio_path(self) -> Any:
+        return self.request.args[0] if self.request.args else None
+
+
+@app.task(name=CLIP_TASK_NAME, base=ClipBatches, bind=True)
+def transcribe_clip(self: Task, requests: list[SimpleRequest]) -> None:
+    """Transcribe a batch of clip jobs; each job's outcome is stored under its own id."""
+    settings = get_settings()
+    hostname = requests[0].hostname if requests else gethostname()
+    with _events(hostname) as send:
+        jobs = []
+        for request in requests:
+            job = _Job(request)
+            if _already_done(self, job):
+                continue
+            send("task-started", uuid=job.id)
+            try:
+                if _prepare(self, job, settings):
+                    jobs.append(job)
+            except TransientError as exc:
+                _hand_over(job, f"{type(exc).__name__}, retried there")
+            except Exception as exc:
+                _fail(self, job, exc, send)
+        try:
+            _transcribe(self, jobs, settings, send)
+        except SoftTimeLimitExceeded:
+            limit = self.app.conf.task_soft_time_limit
+            for job in jobs:
+                if not job.ended:
+                    error = TranscriptionTimeoutError(
+                        f"clip batch ran past the soft time limit of {limit} s (ASR_SOFT_TIME_LIMIT)"
+                    )
+                    _fail(self, job, error, send)
+
+
+def _already_done(task: Task, job: _Job) -> bool:
+    """A job whose batch's child died after storing its result is not run again."""
+    if task.backend.get_task_meta(job.id, cache=False).get("status") != "SUCCESS":
+        return False
+    log.info("clip job %s already succeeded; not run again", job.id)
+    return True
+
+
+def _prepare(task: Task, job: _Job, settings: Settings) -> bool:
+    """Check and decode a job's clip; False when it was handed over to ``asr.transcribe``.
+
+    Raises the job's typed error (bad options, missing or bad file, disabled model).
+    """
+    if not settings.enable_faster_whisper:
+        raise ModelUnavailableError("ASR is disabled on this worker (ENABLE_FASTER_WHISPER=false)")
+    job.options = parse_options(dict(job.request.kwargs or {}), webhook_hosts=settings.webhook_allowed_hosts)
+    path = check_audio_path(job.audio_path, settings)
+    seconds = probe_duration(path)
+    check_duration(seconds, path, settings)
+    if seconds is not None and seconds > WINDOW_SECONDS + 1:
+        return _hand_over(job, "longer than one window")
+    # A job back after its batch's child died may hold the file that killed it: alone,
+    # under asr.transcribe's delivery cap, it cannot take other jobs down again.
+    retries = (job.request.request_dict or {}).get("retries", 0)
+    job.deliveries = check_delivery(task.backend, job.id, retries, settings.max_deliveries)
+    if job.deliveries > 1:
+        return _hand_over(job, f"delivery {job.deliveries}")
+    decode_started = time.perf_counter()
+    job.audio = decode(path)
+    job.decode_seconds = time.perf_counter() - decode_started
+    check_duration(len(job.audio) / SAMPLE_RATE, path, settings)
+    if len(job.audio) / SAMPLE_RATE > WINDOW_SECONDS:
+        return _hand_over(job, "longer than one window")
+    task.backend.store_result(
+        job.id, progress_meta(0.0, len(job.audio) / SAMPLE_RATE), PROGRESS, request=job.context
+    )
+    return True
+
+
+def _hand_over(job: _Job, why: str) -> bool:
+    """Send the job to ``asr.transcribe`` under its own id, on its own queue."""
+    queue = (job.request.delivery_info or {}).get("routing_key") or None
+    log.info("clip job %s handed over to asr.transcribe (%s)", job.id, why)
+    job.ended = True
+    app.send_task(
+        "asr.transcribe", args=job.request.args, kwargs=job.request.kwargs, task_id=job.id, queue=queue
+    )
+    return False
+
+
+def _transcribe(task: Task, jobs: list[_Job], settings: Settings, send: Any) -> None:
+    """Decode the prepared jobs: batchable ones with equal options as one batch each."""
+    if not jobs:
+        return
+    model = get_model()
+    if model is None:
+        for job in jobs:
+            _fail(task, job, ModelUnavailableError("ASR is disabled on this worker"), send)
+        return
+    config = get_model_config()
+    groups: dict[str, list[_Job]] = {}
+    alone: list[_Job] = []
+    for job in jobs:
+        assert job.options is not None and job.audio is not None
+        try:
+            check_model_supports(job.options, config["multilingual"], settings.model_id)
+        except Exception as exc:
+            _fail(task, job, exc, send)
+            continue
+        if clip_batchable(len(job.audio) / SAMPLE_RATE, job.options, config["multilingual"]):
+            key = json.dumps(job.options.to_kwargs(settings.beam_size), sort_keys=True)
+            groups.setdefault(key, []).append(job)
+        else:
+            alone.append(job)
+    batch_id = uuid()
+    for group in groups.values():
+        if len(group) == 1:
+            alone += group
+            continue
+        first = group[0].options
+        assert first is not None
+        try:
+            transcripts: list[Transcript | None] = transcribe_clips(
+                model,
+                [job.audio for job in group if job.audio is not None],
+                first,
+                default_beam_size=settings.beam_size,
+                batch_size=settings.clip_batch,
+            )
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception:
+            log.exception("clip batch %s failed; its %d jobs are decoded one by one", batch_id, len(group))
+            transcripts = [None] * len(group)
+        batch = {"id": batch_id, "size": len(group)}
+        for job, transcript in zip(group, transcripts, strict=True):
+            if transcript is None:
+                alone.append(job)
+            else:
+                _succeed(task, job, transcript, settings, config, send, batch=batch)
+    for job in alone:
+        try:
+            assert job.options is not None and job.audio is not None
+            transcript = transcribe_array(
+                model,
+                job.audio,
+                job.options,
+                default_beam_size=settings.beam_size,
+                chunk_seconds=settings.chunk_seconds,
+                batch_size=settings.batch_size,
+            )
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception as exc:
+            _fail(task, job, exc, send)
+        else:
+            _succeed(task, job, transcript, settings, config, send)
+
+
+def _succeed(
+    task: Task,
+    job: _Job,
+    transcript: Transcript,
+    settings: Settings,
+    config: dict[str, Any],
+    send: Any,
+    **extra: Any,
+) -> None:
+    assert job.options is not None
+    total = time.perf_counter() - job.started
+    result = job_result(
+        job.audio_path,
+        transcript,
+        job.options,
+        settings=settings,
+        model_config=config,
+        timings={"decode": job.decode_seconds, "transcribe": transcript.seconds, "total": total},
+        worker=worker_facts(job.request.hostname),
+        deliveries=job.deliveries,
+        **extra,
+    )
+    task.backend.mark_as_done(job.id, result, request=job.context)
+    job.ended = True
+    send("task-succeeded", uuid=job.id, result=f"{transcript.text[:200]!r}", runtime=total)
+    queue_delivery(job.id, job.request.kwargs, job.request.delivery_info, "SUCCESS", None)
+
+
+def _fail(task: Task, job: _Job, exc: BaseException, send: Any) -> None:
+    """Store the job's own error; the rest of the batch goes on."""
+    log.warning("clip job %s failed: %s: %s", job.id, type(exc).__name__, exc)
+    traceback = ExceptionInfo((type(exc), exc, exc.__traceback__)).traceback
+    task.backend.mark_as_failure(job.id, exc, traceback=traceback, request=job.context)
+    job.ended = True
+    send("task-failed", uuid=job.id, exception=f"{type(exc).__name__}({str(exc)!r})", traceback=traceback)
+    error = {"type": type(exc).__name__, "message": str(exc)}
+    queue_delivery(job.id, job.request.kwargs, job.request.delivery_info, "FAILURE", error)
+
+
+@contextmanager
+def _events(hostname: str) -> Iterator[Any]:
+    """Send Flower's per-job task events as if each job had run on its own."""
+    if not app.conf.worker_send_task_events:
+        yield lambda *_, **__: None
+        return
+    with app.events.default_dispatcher(hostname=hostname) as dispatcher:
+
+        def send(kind: str, **fields: Any) -> None:
+            try:
+                dispatcher.send(kind, **fields)
+            except Exception:
+                log.exception("could not send the %s event", kind)
+
+        yield send
