@@ -274,3 +274,14 @@ def test_state_survives_a_flower_restart(stack: LocalStack, client: Client, tmp_
         assert info.json()["state"] == "SUCCESS"
     finally:
         second.stop()
+
+
+def test_clip_jobs_show_up_in_flower_one_by_one(flower: Flower, client: Client, tmp_path: Path):
+    # Decoded in one batch, yet each job sends its own task-started and task-succeeded
+    # (or task-failed) events under its own id.
+    jobs = client.submit_many([audio_file("jfk.flac"), tmp_path / "missing.wav"], batch=True)
+    for job, state in zip(jobs, ("SUCCESS", "FAILURE"), strict=True):
+        ended = lambda job=job, state=state: flower_state(flower, job.id) == state  # noqa: E731
+        wait_for(ended, 60, f"Flower did not see {job.path} end {state}")
+    assert "country" in flower_info(flower, jobs[0].id)["result"]
+    assert "AudioNotFoundError" in flower_info(flower, jobs[1].id)["exception"]
