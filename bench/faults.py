@@ -147,11 +147,13 @@ def redis_restart(folder: Path, audio: Path, *, jobs: int, outage: float = 3.0) 
         redis.stop()
 
 
-def warm_shutdown(folder: Path, audio: Path, *, jobs: int) -> dict[str, Any]:
-    """SIGTERM the worker mid-job (warm shutdown), then start a new worker."""
+def warm_shutdown(
+    folder: Path, audio: Path, *, jobs: int, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """SIGTERM the worker mid-job (warm shutdown), then start a new worker (both with ``env``)."""
     redis = RedisServer().start()
     try:
-        first = LocalStack(redis_url=redis.url, log_path=folder / "shutdown_first.log").start()
+        first = LocalStack(redis_url=redis.url, env=env, log_path=folder / "shutdown_first.log").start()
         client = Client(redis.url, redis.url)
         submitted = client.submit_many([audio] * jobs)
         deadline = time.monotonic() + 60
@@ -159,7 +161,7 @@ def warm_shutdown(folder: Path, audio: Path, *, jobs: int) -> dict[str, Any]:
             time.sleep(0.1)
         first.stop()  # SIGTERM: running jobs finish, unstarted ones go back to the queue
         done_by_first = sum(1 for j in submitted if j.ready())
-        with LocalStack(redis_url=redis.url, log_path=folder / "shutdown_second.log") as second:
+        with LocalStack(redis_url=redis.url, env=env, log_path=folder / "shutdown_second.log") as second:
             outcomes = wait_all(submitted, timeout=300)
             logs = [first.log_path, second.log_path]
         client.close()

@@ -48,17 +48,20 @@ def test_redis_restart_with_jobs_queued_and_running_loses_nothing(tmp_path: Path
 
 
 def test_warm_shutdown_mid_job_then_a_new_worker_loses_nothing(tmp_path: Path, speech: Path):
-    report = warm_shutdown(tmp_path, speech, jobs=6)
+    # The sequential decoder (ASR_BATCH_SIZE=1): the batched one could finish all six jobs
+    # before the first worker is seen busy and stopped.
+    report = warm_shutdown(tmp_path, speech, jobs=6, env={"ASR_BATCH_SIZE": "1"})
     assert_nothing_lost(report)
     assert 1 <= report["done_before_restart"] < report["jobs"], "the first worker finished its running jobs"
 
 
 def test_a_job_that_kills_its_child_every_time_fails_after_the_cap(tmp_path: Path, speech: Path):
     # Stands in for a file that crashes the decoder: the child is SIGKILLed each time it runs the job.
+    long_speech = speech_file(8, tmp_path)  # 96 s
     with LocalStack(concurrency=1, env={"ASR_MAX_DELIVERIES": "2"}, log_path=tmp_path / "w.log") as stack:
         client = Client(stack.url, stack.url)
-        # The sequential decoder keeps the job running long enough to kill.
-        job = client.submit(speech, **SEQUENTIAL)
+        # The sequential decoder keeps the job running long enough (several seconds) to kill.
+        job = client.submit(long_speech, **SEQUENTIAL)
         kills = 0
         deadline = time.monotonic() + 120
         while not job.ready() and time.monotonic() < deadline:
