@@ -81,6 +81,8 @@ class RedisServer:
         self, *, port: int | None = None, password: str | None = None, persistent: bool = False
     ) -> None:
         self.port = port or free_port()
+        #: A port we picked may be taken between the pick and the bind; the first start picks again.
+        self._port_is_ours = port is None
         self.password = password
         self.persistent = persistent
         self._dir = tempfile.mkdtemp(prefix="asr-redis-")
@@ -110,7 +112,19 @@ class RedisServer:
         if self.password:
             args += ["--requirepass", self.password]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait_for(self.ping, 10, "redis-server", self.process)
+        try:
+            _wait_for(self.ping, 10, "redis-server", self.process)
+        except (RuntimeError, TimeoutError):
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+            if not self._port_is_ours:
+                raise
+            # Seen in CI: a server on a just-picked free port that never answered. Once more.
+            self._port_is_ours = False
+            self.port = free_port()
+            return self.start()
+        self._port_is_ours = False  # clients know this port now: a restart keeps it
         return self
 
     def ping(self) -> bool:
