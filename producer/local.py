@@ -188,6 +188,7 @@ class LocalStack:
     def start(self) -> LocalStack:
         if self._redis is not None:
             self._redis.start()
+            self.url = self._redis.url  # its port can change if the first one never answered
         env = {**os.environ, **self._env, "REDIS_URL": self.url}
         env.pop("CELERY_BROKER_URL", None)
         env.pop("CELERY_RESULT_BACKEND", None)
