@@ -139,7 +139,6 @@ class _Job:
     def context(self) -> Context:
         """What the result backend stores about the job (its name, args and queue)."""
         r = self.request
-        retries = (r.request_dict or {}).get("retries", 0)
         return Context(
             id=r.id,
             task=r.name,
@@ -147,8 +146,12 @@ class _Job:
             kwargs=r.kwargs,
             hostname=r.hostname,
             delivery_info=r.delivery_info,
-            retries=retries,
+            retries=self.retries,
         )
+
+    @property
+    def retries(self) -> int:
+        return int((self.request.request_dict or {}).get("retries", 0))
 
     @property
     def audio_path(self) -> Any:
@@ -209,8 +212,7 @@ def _prepare(task: Task, job: _Job, settings: Settings) -> bool:
         return _hand_over(job, "longer than one window")
     # A job back after its batch's child died may hold the file that killed it: alone,
     # under asr.transcribe's delivery cap, it cannot take other jobs down again.
-    retries = (job.request.request_dict or {}).get("retries", 0)
-    job.deliveries = check_delivery(task.backend, job.id, retries, settings.max_deliveries)
+    job.deliveries = check_delivery(task.backend, job.id, job.retries, settings.max_deliveries)
     if job.deliveries > 1:
         return _hand_over(job, f"delivery {job.deliveries}")
     decode_started = time.perf_counter()
@@ -293,9 +295,7 @@ def _transcribe(task: Task, jobs: list[_Job], settings: Settings, send: Any) -> 
                 model,
                 job.audio,
                 job.options,
-                default_beam_size=settings.beam_size,
-                chunk_seconds=settings.chunk_seconds,
-                batch_size=settings.batch_size,
+                **settings.decoding(),
             )
         except SoftTimeLimitExceeded:
             raise

@@ -176,10 +176,8 @@ def transcribe_piece(
                 model,
                 audio,
                 opts,
-                default_beam_size=settings.beam_size,
                 on_progress=report,
-                chunk_seconds=settings.chunk_seconds,
-                batch_size=settings.batch_size,
+                **settings.decoding(),
             )
             report(seconds, seconds, force=True)
             config = get_model_config()

@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from worker.errors import ConfigError
@@ -137,6 +138,14 @@ class Settings:
             webhook_timeout=reader.number("ASR_WEBHOOK_TIMEOUT", 10.0, minimum=0.1),
             webhook_queue=reader.text("ASR_WEBHOOK_QUEUE", ""),
         )
+
+    def decoding(self) -> dict[str, Any]:
+        """The keyword arguments of ``transcribe_array`` that come from these settings."""
+        return {
+            "default_beam_size": self.beam_size,
+            "chunk_seconds": self.chunk_seconds,
+            "batch_size": self.batch_size,
+        }
 
     def deadline_for(self, audio_seconds: float) -> float | None:
         """Seconds a job with this much audio may run, or ``None`` without a deadline."""

@@ -89,20 +89,16 @@ def _transcribe(self: Task, audio_path: Any, options: dict[str, Any]) -> dict[st
             tracks,
             labels,
             opts,
-            default_beam_size=settings.beam_size,
             on_progress=report,
-            chunk_seconds=settings.chunk_seconds,
-            batch_size=settings.batch_size,
+            **settings.decoding(),
         )
     else:
         transcript = transcribe_array(
             model,
             tracks[0],
             opts,
-            default_beam_size=settings.beam_size,
             on_progress=report,
-            chunk_seconds=settings.chunk_seconds,
-            batch_size=settings.batch_size,
+            **settings.decoding(),
         )
     timings = {
         "decode": decode_seconds,
