@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from celery import Task, chord
+from redis.exceptions import LockError
 
 from worker import errors
 from worker.asr import get_model, get_model_config
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 #: A job's pieces' progress: field ``<index>`` = seconds done, ``done:<index>`` once finished.
 PROGRESS_KEY = "asr:fanout:{}"
 PROGRESS_TTL = 24 * 3600
+#: How long a piece waits for, and may hold, the lock that orders the job's progress.
+LOCK_SECONDS = 5
 #: Options that belong to the whole job, not to its pieces.
 JOB_ONLY_OPTIONS = ("callback_url", "fanout_seconds")
 
@@ -111,6 +114,14 @@ def fan_out(
     return task.replace(chord(header, body))
 
 
+def _summed_progress(fields: dict[Any, Any], pieces: int, job_seconds: float) -> dict[str, Any]:
+    """The job's progress from its pieces' hash (see ``PROGRESS_KEY``)."""
+    names = [name.decode() if isinstance(name, bytes) else name for name in fields]
+    seconds_done = sum(float(v) for n, v in zip(names, fields.values(), strict=True) if n.isdigit())
+    finished = sum(1 for n in names if n.startswith("done:"))
+    return progress_meta(min(seconds_done, job_seconds), job_seconds, pieces=pieces, pieces_done=finished)
+
+
 def _piece_publisher(
     backend: Any, job_id: str, index: int, pieces: int, job_seconds: float
 ) -> Callable[[float, float], None] | None:
@@ -126,13 +137,16 @@ def _piece_publisher(
         if done >= total:
             pipe.hset(key, f"done:{index}", 1)
         pipe.expire(key, PROGRESS_TTL)
-        pipe.hgetall(key)
-        fields = pipe.execute()[-1]
-        names = [name.decode() if isinstance(name, bytes) else name for name in fields]
-        seconds_done = sum(float(v) for n, v in zip(names, fields.values(), strict=True) if n.isdigit())
-        finished = sum(1 for n in names if n.startswith("done:"))
-        meta = progress_meta(min(seconds_done, job_seconds), job_seconds, pieces=pieces, pieces_done=finished)
-        backend.store_result(job_id, meta, PROGRESS)
+        pipe.execute()
+        # Read the sum and store it under one lock: two children storing unlocked could land
+        # their sums in the other order, and the job's progress would go back.
+        lock = client.lock(f"{key}:lock", timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS)
+        try:
+            with lock:
+                meta = _summed_progress(client.hgetall(key), pieces, job_seconds)
+                backend.store_result(job_id, meta, PROGRESS)
+        except LockError:
+            log.debug("job %s: progress of piece %d not published (lock busy)", job_id, index)
 
     return publish
 

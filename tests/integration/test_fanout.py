@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import threading
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +105,42 @@ def test_fanout_seconds_is_checked(client, mix):
         client.transcribe(path, fanout_seconds=5, timeout=60)
     assert failed.value.error_type == "InvalidOptionsError"
     assert "fanout_seconds" in failed.value.message
+
+
+def test_pieces_publishing_at_once_never_move_the_jobs_progress_back(stack):
+    # Two children report their pieces' seconds at the same moment, again and again; a reader
+    # sees the job's stored progress only grow.
+    from celery import Celery
+
+    from worker.fanout import _piece_publisher
+
+    app = Celery(broker=stack.url, backend=stack.url)
+    job_id = f"progress-{uuid.uuid4()}"
+    steps = 150
+    publishers = [_piece_publisher(app.backend, job_id, index, 2, 2.0 * steps) for index in range(2)]
+    assert all(publishers)
+    seen: list[float] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            meta = app.backend.get_task_meta(job_id, cache=False).get("result") or {}
+            if "seconds_done" in meta:
+                seen.append(meta["seconds_done"])
+
+    def report(publish) -> None:
+        for done in range(1, steps + 1):
+            publish(float(done), float(steps))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    writers = [threading.Thread(target=report, args=(publish,)) for publish in publishers]
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    stop.set()
+    reader.join()
+    final = app.backend.get_task_meta(job_id, cache=False)["result"]
+    assert (final["seconds_done"], final["pieces_done"]) == (2.0 * steps, 2)
+    assert len(seen) > 10 and seen == sorted(seen), "progress went back"
