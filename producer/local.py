@@ -86,6 +86,7 @@ class RedisServer:
         self.password = password
         self.persistent = persistent
         self._dir = tempfile.mkdtemp(prefix="asr-redis-")
+        self._log = os.path.join(self._dir, "redis.log")
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -104,6 +105,8 @@ class RedisServer:
             "",
             "--dir",
             self._dir,
+            "--logfile",
+            self._log,
         ]
         # Persistent: every write is on disk before Redis answers, so a restart keeps the queue.
         args += (
@@ -114,18 +117,27 @@ class RedisServer:
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             _wait_for(self.ping, 10, "redis-server", self.process)
-        except (RuntimeError, TimeoutError):
+        except (RuntimeError, TimeoutError) as exc:
             self.process.kill()
             self.process.wait()
             self.process = None
+            failure = f"{exc}; its log ends: {self.log_tail()!r}"
             if not self._port_is_ours:
-                raise
+                raise RuntimeError(failure) from exc
             # Seen in CI: a server on a just-picked free port that never answered. Once more.
+            log.warning("redis-server on port %d: %s; starting it on another port", self.port, failure)
             self._port_is_ours = False
             self.port = free_port()
             return self.start()
         self._port_is_ours = False  # clients know this port now: a restart keeps it
         return self
+
+    def log_tail(self, lines: int = 5) -> str:
+        """The last ``lines`` lines of the server's own log, for an error message."""
+        try:
+            return "\n".join(Path(self._log).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
 
     def ping(self) -> bool:
         import redis
