@@ -283,9 +283,7 @@ def transcribe_clips(
             language=info.language,
             language_probability=round(float(info.language_probability), 4),
             duration=round(duration, 3),
-            segments=[
-                _segment_dict(s, offset=-offset_seconds, number=n) for n, s in enumerate(segments, 1)
-            ],
+            segments=[_segment_dict(s, offset=-offset_seconds, number=n) for n, s in enumerate(segments, 1)],
             seconds=seconds,
             decoder=BATCHED,
         )

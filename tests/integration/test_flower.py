@@ -260,9 +260,7 @@ def test_state_survives_a_flower_restart(stack: LocalStack, client: Client, tmp_
         job.result(timeout=120)
         # Events arrive in order but not at once: wait for the success event itself,
         # not only for the task to be known, before the state is saved.
-        wait_for(
-            lambda: flower_state(first, job.id) == "SUCCESS", 30, "Flower did not see the task succeed"
-        )
+        wait_for(lambda: flower_state(first, job.id) == "SUCCESS", 30, "Flower did not see the task succeed")
     finally:
         first.stop()
     # Started again, with the credentials from FLOWER_BASIC_AUTH this time.
