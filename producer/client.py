@@ -42,6 +42,11 @@ DETECT_LANGUAGE_TASK = "asr.detect_language"
 PENDING_STATES = frozenset({"PENDING", "RECEIVED", "STARTED", "RETRY", "PROGRESS"})
 #: States in which a job has ended.
 ENDED_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
+#: A job split into pieces across the fleet keeps this Redis hash, and its pieces publish
+#: under this lock; ``cancelled`` in it stops the pieces (the same names as worker.fanout).
+FANOUT_KEY = "asr:fanout:{}"
+FANOUT_LOCK_KEY = "asr:fanout:{}:lock"
+FANOUT_CANCELLED = "cancelled"
 
 
 class ProducerError(Exception):
@@ -320,9 +325,11 @@ class Client:
         A running job's child process is sent SIGTERM: billiard turns it into
         ``SystemExit`` once the decode of the current 30 s window returns, the
         child unloads its model and exits, and the pool forks a fresh one. The
-        worker records REVOKED as it sends the signal. A job that has ended is
-        left as it is. Waits up to ``timeout`` s for REVOKED and returns the
-        job's status then.
+        worker records REVOKED as it sends the signal. A job split into pieces
+        across the fleet is marked REVOKED here: its queued pieces return at once
+        and its running ones stop at their next progress report, in their
+        children, which go on serving. A job that has ended is left as it is.
+        Waits up to ``timeout`` s for REVOKED and returns the job's status then.
 
         Raises:
             BrokerUnavailableError: the broker or the result backend cannot be reached.
@@ -335,6 +342,10 @@ class Client:
         # Every worker remembers the id (and drops the job when it comes off the
         # queue, or out of a clip batch still gathering); the one running it kills
         # the child. Sent before asking the workers what they hold, which takes a while.
+        if self._cancel_split(task_id):
+            # No revoke for it: the merge, which carries the job's id, must still run and see
+            # the mark (a worker told to revoke it would store REVOKED over the reason).
+            return self._stored_status(task_id)
         self.app.control.revoke(task_id, terminate=True, signal="SIGTERM")
         before = self.status(task_id, queue=queue)
         if before.state in ENDED_STATES or not before.known:
@@ -345,7 +356,24 @@ class Client:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self._stored_status(task_id).state != "REVOKED":
             time.sleep(0.1)
+        self._cancel_split(task_id)  # it may have been split into pieces as the signal went out
         return self._stored_status(task_id)
+
+    def _cancel_split(self, task_id: str) -> bool:
+        """Cancel a job that runs as pieces across the fleet; False if it does not (or no more)."""
+        redis = getattr(self.app.backend, "client", None)
+        if redis is None:
+            return False
+        key = FANOUT_KEY.format(task_id)
+        # The lock the pieces publish progress under: none stores PROGRESS over REVOKED.
+        with redis.lock(FANOUT_LOCK_KEY.format(task_id), timeout=10, blocking_timeout=10):
+            if not redis.exists(key) or redis.hexists(key, FANOUT_CANCELLED):
+                return False
+            if self._stored_status(task_id).state in ("SUCCESS", "FAILURE"):
+                return False
+            redis.hset(key, FANOUT_CANCELLED, 1)
+            self.app.backend.mark_as_revoked(task_id, "cancelled while split into pieces")
+        return True
 
     def list_jobs(self, *, timeout: float = 1.0) -> list[JobStatus]:
         """The jobs the workers hold now: running (with their progress), received, scheduled.

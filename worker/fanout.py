@@ -12,6 +12,13 @@ inherits the job's id, so the merged result lands where the producer waits.
 Pieces add their progress to one Redis hash per job, and publish the sum as the
 job's ``PROGRESS`` state. A piece that meets bad input returns the error as data,
 and the merge raises it as the job's own typed error.
+
+Cancelling a split job (:meth:`producer.Client.cancel`) sets ``cancelled`` in that
+hash, under the lock the pieces publish under, and marks the job ``REVOKED``. A
+piece not yet started returns at once; a running one stops at its next progress
+report (within about a second of decoding); the merge then leaves the job
+``REVOKED``. The pieces are not revoked themselves: a revoked chord part would make
+Celery store the chord's error over the job's ``REVOKED``.
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from celery import Task, chord
+from celery import Task, chord, states
+from celery.exceptions import Ignore
 from redis.exceptions import LockError
 
 from worker import errors
@@ -36,13 +44,18 @@ from worker.progress import PROGRESS, ProgressReporter, progress_meta
 from worker.results import job_result, worker_facts
 from worker.settings import Settings, get_settings
 from worker.transcription import BATCHED, SEQUENTIAL, Transcript, split_points, transcribe_array
+from worker.webhooks import queue_delivery
 
 __all__ = ["fan_out", "merge_pieces", "piece_length", "transcribe_piece"]
 
 log = logging.getLogger(__name__)
 
-#: A job's pieces' progress: field ``<index>`` = seconds done, ``done:<index>`` once finished.
+#: A split job's hash: ``pieces`` (how many), ``<index>`` = seconds done, ``done:<index>`` once
+#: finished, ``cancelled`` once cancelled. ``producer.client`` reads and writes it to cancel.
 PROGRESS_KEY = "asr:fanout:{}"
+#: The lock the pieces publish the job's progress under, and the producer cancels it under.
+LOCK_KEY = "asr:fanout:{}:lock"
+CANCELLED = "cancelled"
 PROGRESS_TTL = 24 * 3600
 #: How long a piece waits for, and may hold, the lock that orders the job's progress.
 LOCK_SECONDS = 5
@@ -103,6 +116,11 @@ def fan_out(
         for index, (start, end) in enumerate(bounds)
     ]
     body = merge_pieces.s(audio_path, job=job | {"seconds": seconds}, **raw_options).set(queue=queue)
+    client = getattr(task.backend, "client", None)
+    if client is not None:  # the mark a cancel looks for: this job runs as pieces
+        client.pipeline().hset(PROGRESS_KEY.format(task.request.id), "pieces", len(bounds)).expire(
+            PROGRESS_KEY.format(task.request.id), PROGRESS_TTL
+        ).execute()
     task.update_state(state=PROGRESS, meta=progress_meta(0.0, seconds, pieces=len(bounds), pieces_done=0))
     log.info(
         "job %s: %.0f s of audio split into %d pieces of at most %.0f s for the fleet",
@@ -112,6 +130,15 @@ def fan_out(
         piece_seconds,
     )
     return task.replace(chord(header, body))
+
+
+class JobCancelled(Exception):
+    """The job this piece belongs to was cancelled: the piece stops where it is."""
+
+
+def is_cancelled(backend: Any, job_id: str) -> bool:
+    client = getattr(backend, "client", None)
+    return client is not None and bool(client.hexists(PROGRESS_KEY.format(job_id), CANCELLED))
 
 
 def _summed_progress(fields: dict[Any, Any], pieces: int, job_seconds: float) -> dict[str, Any]:
@@ -139,12 +166,15 @@ def _piece_publisher(
         pipe.expire(key, PROGRESS_TTL)
         pipe.execute()
         # Read the sum and store it under one lock: two children storing unlocked could land
-        # their sums in the other order, and the job's progress would go back.
-        lock = client.lock(f"{key}:lock", timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS)
+        # their sums in the other order, and the job's progress would go back. A cancel takes
+        # the same lock, so no piece stores PROGRESS over the job's REVOKED.
+        lock = client.lock(LOCK_KEY.format(job_id), timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS)
         try:
             with lock:
-                meta = _summed_progress(client.hgetall(key), pieces, job_seconds)
-                backend.store_result(job_id, meta, PROGRESS)
+                fields = client.hgetall(key)
+                if CANCELLED in fields or CANCELLED.encode() in fields:
+                    raise JobCancelled(job_id)
+                backend.store_result(job_id, _summed_progress(fields, pieces, job_seconds), PROGRESS)
         except LockError:
             log.debug("job %s: progress of piece %d not published (lock busy)", job_id, index)
 
@@ -175,6 +205,9 @@ def transcribe_piece(
             deliveries = check_delivery(
                 self.backend, self.request.id, self.request.retries, settings.max_deliveries
             )
+            if is_cancelled(self.backend, job_id):
+                log.info("job %s cancelled: piece %d of %d not started", job_id, index + 1, pieces)
+                return {"index": index, "start": start, "end": end, CANCELLED: True}
             opts = parse_options(options)
             path = check_audio_path(audio_path, settings)
             decode_started = time.perf_counter()
@@ -186,14 +219,12 @@ def transcribe_piece(
             seconds = len(audio) / SAMPLE_RATE
             publish = _piece_publisher(self.backend, job_id, index, pieces, job_seconds)
             report = ProgressReporter(publish, settings.deadline_for(seconds))
-            transcript = transcribe_array(
-                model,
-                audio,
-                opts,
-                on_progress=report,
-                **settings.decoding(),
-            )
-            report(seconds, seconds, force=True)
+            try:
+                transcript = transcribe_array(model, audio, opts, on_progress=report, **settings.decoding())
+                report(seconds, seconds, force=True)
+            except JobCancelled:
+                log.info("job %s cancelled: piece %d of %d stops", job_id, index + 1, pieces)
+                return {"index": index, "start": start, "end": end, CANCELLED: True}
             config = get_model_config()
             return {
                 "index": index,
@@ -239,6 +270,19 @@ def _error_data(exc: ASRError) -> dict[str, str]:
     return {"type": type(exc).__name__, "message": str(exc)}
 
 
+def _end_cancelled(task: Task, options: dict[str, Any]) -> None:
+    """Leave a cancelled job REVOKED (the producer stored it), tell its webhook, store nothing more."""
+    client = getattr(task.backend, "client", None)
+    if client is not None:
+        client.delete(PROGRESS_KEY.format(task.request.id))
+    if task.backend.get_state(task.request.id) != states.REVOKED:
+        task.backend.mark_as_revoked(task.request.id, "cancelled while split into pieces")
+    error = {"type": "TaskRevokedError", "message": "cancelled while split into pieces"}
+    queue_delivery(task.request.id, options, task.request.delivery_info, states.REVOKED, error)
+    log.info("job %s cancelled: its pieces stopped, nothing to merge", task.request.id)
+    raise Ignore()
+
+
 def _raise_piece_error(piece: dict[str, Any], pieces: int) -> None:
     """Raise a failed piece's error as its own typed error, saying which piece it was."""
     error = piece["error"]
@@ -255,6 +299,8 @@ def merge_pieces(
 ) -> dict[str, Any]:
     """Join the pieces' transcripts into the job's result (stored under the job's id)."""
     pieces = sorted(results, key=lambda piece: piece["index"])
+    if any(CANCELLED in piece for piece in pieces) or is_cancelled(self.backend, self.request.id):
+        _end_cancelled(self, options)
     for piece in pieces:
         if "error" in piece:
             _raise_piece_error(piece, len(pieces))

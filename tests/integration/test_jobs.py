@@ -137,3 +137,42 @@ def test_an_unknown_id_and_an_unreachable_broker_have_their_exit_codes(jobs_stac
     assert unknown.returncode == RET_UNKNOWN and "unknown job" in unknown.stderr
     down = run_jobs_cli("list", redis_url=f"redis://127.0.0.1:{free_port()}/0")
     assert down.returncode == RET_CONNECT and "cannot reach" in down.stderr
+
+
+def test_a_split_job_is_cancelled_its_pieces_stop_and_the_children_go_on(
+    jobs_client: Client, jobs_stack: LocalStack, tmp_path: Path
+):
+    # 12 minutes of speech in pieces of at most 60 s (about 15), two running at a time.
+    long = concatenate(audio_file("jfk.flac"), 60, tmp_path / "jfk_x60.wav")
+    children = sorted(jobs_stack.child_pids())
+    job = jobs_client.submit(long, fanout_seconds=60)
+    deadline = time.monotonic() + 120
+    while (job.progress or {}).get("seconds_done", 0) <= 0:
+        assert time.monotonic() < deadline, "the pieces never started"
+        time.sleep(0.05)
+    pieces, done_before = job.progress["pieces"], job.progress["pieces_done"]
+    assert pieces >= 12
+
+    started = time.monotonic()
+    after = jobs_client.cancel(job.id)
+    assert after.state == "REVOKED" and "split into pieces" in (after.error or "")
+    assert time.monotonic() - started < 10, "cancelling does not wait for the pieces"
+
+    # The merge comes last, once every piece has returned: it leaves the job REVOKED.
+    merged = (f"Discarding revoked task: asr.merge_pieces[{job.id}]", f"job {job.id} cancelled: its pieces")
+    deadline = time.monotonic() + 120
+    while not any(line in worker_log(jobs_stack) for line in merged):
+        assert time.monotonic() < deadline, "the merge never came"
+        time.sleep(0.2)
+    log = worker_log(jobs_stack)
+    lines = [line for line in log.splitlines() if f"job {job.id} cancelled: piece" in line]
+    stopped = [line for line in lines if line.endswith("stops")]
+    not_started = [line for line in lines if line.endswith("not started")]
+    assert stopped, "a running piece stopped in the middle"
+    # Two pieces run at a time: all but those (and any that ended as the cancel went out) never start.
+    assert len(not_started) >= pieces - done_before - 4, lines
+    assert jobs_client.status(job.id).state == "REVOKED"
+    assert f"asr.merge_pieces[{job.id}] succeeded" not in log
+    # No child was killed for it: the same two take the next job.
+    assert sorted(jobs_stack.child_pids()) == children
+    assert "country" in jobs_client.transcribe(audio_file("jfk.flac"), timeout=120)["text"]

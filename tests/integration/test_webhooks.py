@@ -243,6 +243,25 @@ def test_a_cancelled_job_posts_revoked(hook_client: Client, receiver, tmp_path: 
     assert payload["error"] == {"type": "TaskRevokedError", "message": "terminated"}
 
 
+def test_a_cancelled_split_job_posts_revoked_once(hook_client: Client, receiver, tmp_path: Path):
+    url, path = receiver.url("cancelled-split")
+    long_file = concatenate(audio_file("jfk.flac"), 16, tmp_path / "jfk_x16.wav")
+    job = hook_client.submit(long_file, callback_url=url, fanout_seconds=60, **SEQUENTIAL)
+    deadline = time.monotonic() + 60
+    while not (job.progress or {}).get("pieces"):
+        assert time.monotonic() < deadline, "the job was never split"
+        time.sleep(0.05)
+    assert hook_client.cancel(job.id).state == "REVOKED"
+    [request] = receiver.wait_for(path, 1)
+    assert request.signed()
+    payload = request.payload
+    assert (payload["task_id"], payload["state"], payload["result"]) == (job.id, "REVOKED", None)
+    assert payload["error"] == {"type": "TaskRevokedError", "message": "cancelled while split into pieces"}
+    time.sleep(1.0)
+    assert len(receiver.wait_for(path, 1)) == 1, "one webhook for the job, none for its pieces"
+    assert hook_client.status(job.id).state == "REVOKED"
+
+
 def test_a_callback_url_on_another_host_fails_the_job(hook_client: Client, receiver):
     # localhost reaches the same receiver, but only 127.0.0.1:<port> is allowed.
     url, path = receiver.url("other-host")
