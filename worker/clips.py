@@ -25,7 +25,9 @@ Each job stays a job of its own:
   limit kills it), every message of the batch is returned to the queue.
 
 A job revoked while it waits in the main process is dropped and marked
-``REVOKED``; one already in a decoding batch runs to its end.
+``REVOKED``. One cancelled once its batch has reached a child stays ``REVOKED``
+(Celery stores that as the revoke arrives): the child stores nothing over it and
+does not decode it alone, though a batch already decoding still decodes its clip.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from typing import Any
 
 import numpy as np
 from billiard.einfo import ExceptionInfo
-from celery import Task
+from celery import Task, states
 from celery.app.task import Context
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.nodenames import gethostname
@@ -51,7 +53,7 @@ from kombu.utils.uuid import uuid
 from worker.asr import get_model, get_model_config
 from worker.audio import SAMPLE_RATE, check_audio_path, check_duration, decode, probe_duration
 from worker.celery import app
-from worker.delivery import check_delivery
+from worker.delivery import check_delivery, uncount_delivery
 from worker.errors import ModelUnavailableError, TranscriptionTimeoutError, TransientError
 from worker.options import TranscribeOptions, parse_options
 from worker.progress import PROGRESS, progress_meta
@@ -128,6 +130,8 @@ class _Job:
     audio: np.ndarray | None = None
     decode_seconds: float = 0.0
     deliveries: int = 1
+    #: This start was counted against the job's delivery cap.
+    counted: bool = False
     #: Its outcome is stored (or it was handed over).
     ended: bool = False
 
@@ -167,7 +171,7 @@ def transcribe_clip(self: Task, requests: list[SimpleRequest]) -> None:
         jobs = []
         for request in requests:
             job = _Job(request)
-            if _already_done(self, job):
+            if _already_done(self, job, send):
                 continue
             send("task-started", uuid=job.id)
             try:
@@ -189,11 +193,25 @@ def transcribe_clip(self: Task, requests: list[SimpleRequest]) -> None:
                     _fail(self, job, error, send)
 
 
-def _already_done(task: Task, job: _Job) -> bool:
-    """A job whose batch's child died after storing its result is not run again."""
+def _already_done(task: Task, job: _Job, send: Any) -> bool:
+    """A job whose batch's child died after storing its result is not run again, nor a cancelled one."""
+    if _cancelled(task, job, send):
+        return True
     if task.backend.get_task_meta(job.id, cache=False).get("status") != "SUCCESS":
         return False
     log.info("clip job %s already succeeded; not run again", job.id)
+    return True
+
+
+def _cancelled(task: Task, job: _Job, send: Any) -> bool:
+    """True (and the job ended) if the job was cancelled since its batch reached this child."""
+    if task.backend.get_task_meta(job.id, cache=False).get("status") != states.REVOKED:
+        return False
+    log.info("clip job %s cancelled; nothing stored for it", job.id)
+    job.ended = True
+    send("task-revoked", uuid=job.id, terminated=False, signum=None, expired=False)
+    error = {"type": "TaskRevokedError", "message": "revoked"}
+    queue_delivery(job.id, job.request.kwargs, job.request.delivery_info, states.REVOKED, error)
     return True
 
 
@@ -213,6 +231,7 @@ def _prepare(task: Task, job: _Job, settings: Settings) -> bool:
     # A job back after its batch's child died may hold the file that killed it: alone,
     # under asr.transcribe's delivery cap, it cannot take other jobs down again.
     job.deliveries = check_delivery(task.backend, job.id, job.retries, settings.max_deliveries)
+    job.counted = True
     if job.deliveries > 1:
         return _hand_over(job, f"delivery {job.deliveries}")
     decode_started = time.perf_counter()
@@ -231,6 +250,8 @@ def _hand_over(job: _Job, why: str) -> bool:
     """Send the job to ``asr.transcribe`` under its own id, on its own queue."""
     queue = (job.request.delivery_info or {}).get("routing_key") or None
     log.info("clip job %s handed over to asr.transcribe (%s)", job.id, why)
+    if job.counted:  # asr.transcribe counts its own start; this one decoded nothing
+        uncount_delivery(app.backend, job.id, job.retries)
     job.ended = True
     app.send_task(
         "asr.transcribe", args=job.request.args, kwargs=job.request.kwargs, task_id=job.id, queue=queue
@@ -289,6 +310,8 @@ def _transcribe(task: Task, jobs: list[_Job], settings: Settings, send: Any) -> 
             else:
                 _succeed(task, job, transcript, settings, config, send, batch=batch)
     for job in alone:
+        if _cancelled(task, job, send):
+            continue
         try:
             assert job.options is not None and job.audio is not None
             transcript = transcribe_array(
@@ -315,6 +338,8 @@ def _succeed(
     **extra: Any,
 ) -> None:
     assert job.options is not None
+    if _cancelled(task, job, send):
+        return
     total = time.perf_counter() - job.started
     result = job_result(
         job.audio_path,
@@ -335,6 +360,8 @@ def _succeed(
 
 def _fail(task: Task, job: _Job, exc: BaseException, send: Any) -> None:
     """Store the job's own error; the rest of the batch goes on."""
+    if _cancelled(task, job, send):
+        return
     log.warning("clip job %s failed: %s: %s", job.id, type(exc).__name__, exc)
     traceback = ExceptionInfo((type(exc), exc, exc.__traceback__)).traceback
     task.backend.mark_as_failure(job.id, exc, traceback=traceback, request=job.context)

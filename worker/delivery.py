@@ -14,7 +14,7 @@ from typing import Any
 
 from worker.errors import RedeliveryLimitError
 
-__all__ = ["check_delivery"]
+__all__ = ["check_delivery", "uncount_delivery"]
 
 log = logging.getLogger(__name__)
 
@@ -48,3 +48,10 @@ def check_delivery(backend: Any, task_id: str | None, retries: int, limit: int) 
     if count > 1:
         log.warning("job %s started again (delivery %d of at most %d)", task_id, count, limit)
     return count
+
+
+def uncount_delivery(backend: Any, task_id: str | None, retries: int) -> None:
+    """Take back the start :func:`check_delivery` just counted: the job is handed on, not run here."""
+    client = getattr(backend, "client", None)
+    if task_id and client is not None:
+        client.decr(_key(task_id, retries))

@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 TASK_NAME = "asr.deliver_webhook"
 #: The tasks whose end is a job's end: a job split across the fleet ends with its merge.
 JOB_TASKS = frozenset({"asr.transcribe", "asr.merge_pieces"})
+#: A clip job dropped while its batch gathers is revoked as itself (its outcomes are sent by worker.clips).
+REVOCABLE_TASKS = JOB_TASKS | {"asr.transcribe_clip"}
 USER_AGENT = "asr-worker-webhook/1"
 #: Longest wait between two attempts, whatever the backoff doubling reaches.
 MAX_BACKOFF = 600.0
@@ -205,7 +207,7 @@ def _on_success(sender: Any = None, **_: Any) -> None:
 def _on_revoked(
     sender: Any = None, request: Any = None, terminated: bool = False, expired: bool = False, **_: Any
 ) -> None:
-    if getattr(sender, "name", None) in JOB_TASKS and request is not None:
+    if getattr(sender, "name", None) in REVOCABLE_TASKS and request is not None:
         reason = "expired" if expired else "terminated" if terminated else "revoked"
         error = {"type": "TaskRevokedError", "message": reason}
         queue_delivery(request.id, request.kwargs, request.delivery_info, "REVOKED", error)

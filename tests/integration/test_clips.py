@@ -148,6 +148,27 @@ def test_a_job_revoked_while_it_waits_for_its_batch_never_runs(clip_client: Clie
     assert clip_client.status(job.id).state == "REVOKED"
 
 
+def test_a_job_cancelled_while_its_batch_decodes_stays_revoked(
+    clip_client: Client, clip_stack: LocalStack, tmp_path: Path
+):
+    # 8 clips of 23 s: one batch of several seconds of decoding, cancelled as it starts.
+    paths = [concatenate(audio_file("jfk.flac"), 2, tmp_path / f"jfk_x2_{i}.wav") for i in range(8)]
+    jobs = clip_client.submit_many(paths, batch=True)
+    victim = jobs[-1]
+    deadline = time.monotonic() + 60
+    while victim.state != "PROGRESS":
+        assert time.monotonic() < deadline, "the batch never started"
+        time.sleep(0.02)
+    assert clip_client.cancel(victim.id, timeout=5).state == "REVOKED"
+    results = [job.result(timeout=180) for job in jobs[:-1]]
+    assert all(r["text"].count("country") == 4 for r in results)
+    deadline = time.monotonic() + 30
+    while f"clip job {victim.id} cancelled; nothing stored for it" not in worker_log(clip_stack):
+        assert time.monotonic() < deadline, "the child never noticed the cancel"
+        time.sleep(0.1)
+    assert clip_client.status(victim.id).state == "REVOKED", "nothing was stored over the cancel"
+
+
 def test_the_jobs_of_a_batch_whose_child_dies_are_redelivered_and_finish(
     clip_client: Client, clip_stack: LocalStack, tmp_path: Path
 ):
@@ -167,5 +188,7 @@ def test_the_jobs_of_a_batch_whose_child_dies_are_redelivered_and_finish(
     # The jobs of the killed batch came back to the queue and each ran alone as
     # asr.transcribe, its earlier starts counted (jobs of a later batch ran as usual).
     again = [r for r in results if r["deliveries"] > 1]
+    # Two starts each: the lost batch's and asr.transcribe's (the hand-over itself decodes nothing).
     assert again and all("batch" not in r for r in again), [r["deliveries"] for r in results]
+    assert all(r["deliveries"] == 2 for r in again), [r["deliveries"] for r in results]
     assert "clip batch of 8 jobs lost" in worker_log(clip_stack)
