@@ -453,7 +453,16 @@ class Client:
         return None, None, None
 
     def close(self) -> None:
-        """Release the broker and backend connections."""
+        """Release the broker and backend connections.
+
+        Jobs dropped after this (their ``AsyncResult`` collected) no longer unsubscribe
+        from the backend: Redis may be gone by then, as it is at the end of ``--local``.
+        """
+        consumer = getattr(self.app.backend, "result_consumer", None)
+        pubsub = getattr(consumer, "_pubsub", None)
+        if pubsub is not None:
+            pubsub.close()
+            consumer._pubsub = None  # type: ignore[union-attr]  # Celery starts it again if needed
         self.app.close()
 
     def __enter__(self) -> Client:

@@ -83,6 +83,7 @@ def test_quick_start_local_run_transcribes_the_samples():
     """README's first command (after set-up): no REDIS_URL, a private stack, the shipped samples."""
     done = run_cli("--local", redis_url=None, timeout=600)
     assert done.returncode == RET_OK, done.stderr
+    assert "Traceback" not in done.stderr and "ERROR" not in done.stderr, "a clean exit: " + done.stderr
     assert "==> " + str(ROOT / "samples" / "jfk.flac") in done.stdout
     assert word_error_rate(str(references()["jfk.flac"]["text"]), done.stdout.split("jfk.flac <==")[1]) <= 0.1
 
