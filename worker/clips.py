@@ -67,7 +67,7 @@ from worker.transcription import (
     transcribe_array,
     transcribe_clips,
 )
-from worker.webhooks import queue_delivery
+from worker.webhooks import queue_delivery, queue_revoked
 
 __all__ = ["CLIP_TASK_NAME", "transcribe_clip"]
 
@@ -195,9 +195,11 @@ def transcribe_clip(self: Task, requests: list[SimpleRequest]) -> None:
 
 def _already_done(task: Task, job: _Job, send: Any) -> bool:
     """A job whose batch's child died after storing its result is not run again, nor a cancelled one."""
-    if _cancelled(task, job, send):
+    state = _stored_state(task, job)
+    if state == states.REVOKED:
+        _end_cancelled(job, send)
         return True
-    if task.backend.get_task_meta(job.id, cache=False).get("status") != "SUCCESS":
+    if state != states.SUCCESS:
         return False
     log.info("clip job %s already succeeded; not run again", job.id)
     return True
@@ -205,14 +207,22 @@ def _already_done(task: Task, job: _Job, send: Any) -> bool:
 
 def _cancelled(task: Task, job: _Job, send: Any) -> bool:
     """True (and the job ended) if the job was cancelled since its batch reached this child."""
-    if task.backend.get_task_meta(job.id, cache=False).get("status") != states.REVOKED:
+    if _stored_state(task, job) != states.REVOKED:
         return False
+    _end_cancelled(job, send)
+    return True
+
+
+def _stored_state(task: Task, job: _Job) -> str | None:
+    return task.backend.get_task_meta(job.id, cache=False).get("status")
+
+
+def _end_cancelled(job: _Job, send: Any) -> None:
+    """A cancelled job: Celery stored its REVOKED; nothing is stored over it."""
     log.info("clip job %s cancelled; nothing stored for it", job.id)
     job.ended = True
     send("task-revoked", uuid=job.id, terminated=False, signum=None, expired=False)
-    error = {"type": "TaskRevokedError", "message": "revoked"}
-    queue_delivery(job.id, job.request.kwargs, job.request.delivery_info, states.REVOKED, error)
-    return True
+    queue_revoked(job.id, job.request.kwargs, job.request.delivery_info, "revoked")
 
 
 def _prepare(task: Task, job: _Job, settings: Settings) -> bool:

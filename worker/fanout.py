@@ -44,7 +44,7 @@ from worker.progress import PROGRESS, ProgressReporter, progress_meta
 from worker.results import job_result, worker_facts
 from worker.settings import Settings, get_settings
 from worker.transcription import BATCHED, SEQUENTIAL, Transcript, split_points, transcribe_array
-from worker.webhooks import queue_delivery
+from worker.webhooks import queue_revoked
 
 __all__ = ["fan_out", "merge_pieces", "piece_length", "transcribe_piece"]
 
@@ -118,9 +118,8 @@ def fan_out(
     body = merge_pieces.s(audio_path, job=job | {"seconds": seconds}, **raw_options).set(queue=queue)
     client = getattr(task.backend, "client", None)
     if client is not None:  # the mark a cancel looks for: this job runs as pieces
-        client.pipeline().hset(PROGRESS_KEY.format(task.request.id), "pieces", len(bounds)).expire(
-            PROGRESS_KEY.format(task.request.id), PROGRESS_TTL
-        ).execute()
+        key = PROGRESS_KEY.format(task.request.id)
+        client.pipeline().hset(key, "pieces", len(bounds)).expire(key, PROGRESS_TTL).execute()
     task.update_state(state=PROGRESS, meta=progress_meta(0.0, seconds, pieces=len(bounds), pieces_done=0))
     log.info(
         "job %s: %.0f s of audio split into %d pieces of at most %.0f s for the fleet",
@@ -275,10 +274,10 @@ def _end_cancelled(task: Task, options: dict[str, Any]) -> None:
     client = getattr(task.backend, "client", None)
     if client is not None:
         client.delete(PROGRESS_KEY.format(task.request.id))
+    reason = "cancelled while split into pieces"
     if task.backend.get_state(task.request.id) != states.REVOKED:
-        task.backend.mark_as_revoked(task.request.id, "cancelled while split into pieces")
-    error = {"type": "TaskRevokedError", "message": "cancelled while split into pieces"}
-    queue_delivery(task.request.id, options, task.request.delivery_info, states.REVOKED, error)
+        task.backend.mark_as_revoked(task.request.id, reason)
+    queue_revoked(task.request.id, options, task.request.delivery_info, reason)
     log.info("job %s cancelled: its pieces stopped, nothing to merge", task.request.id)
     raise Ignore()
 

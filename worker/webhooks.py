@@ -43,7 +43,16 @@ from worker.errors import InvalidOptionsError, WebhookDeliveryError
 from worker.options import check_callback_url
 from worker.settings import get_settings
 
-__all__ = ["TASK_NAME", "backoff", "deliver_webhook", "encode_payload", "queue_delivery", "retryable", "sign"]
+__all__ = [
+    "TASK_NAME",
+    "backoff",
+    "deliver_webhook",
+    "encode_payload",
+    "queue_delivery",
+    "queue_revoked",
+    "retryable",
+    "sign",
+]
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +205,14 @@ def queue_delivery(
         log.exception("could not queue the webhook of job %s to %s", task_id, _safe_url(url))
 
 
+def queue_revoked(
+    task_id: str | None, kwargs: Mapping[str, Any] | None, delivery_info: Any, reason: str
+) -> None:
+    """Queue the ``REVOKED`` webhook of a cancelled job, saying why it ended."""
+    error = {"type": "TaskRevokedError", "message": reason}
+    queue_delivery(task_id, kwargs, delivery_info, "REVOKED", error)
+
+
 @signals.task_success.connect
 def _on_success(sender: Any = None, **_: Any) -> None:
     if getattr(sender, "name", None) in JOB_TASKS:
@@ -209,8 +226,7 @@ def _on_revoked(
 ) -> None:
     if getattr(sender, "name", None) in REVOCABLE_TASKS and request is not None:
         reason = "expired" if expired else "terminated" if terminated else "revoked"
-        error = {"type": "TaskRevokedError", "message": reason}
-        queue_delivery(request.id, request.kwargs, request.delivery_info, "REVOKED", error)
+        queue_revoked(request.id, request.kwargs, request.delivery_info, reason)
 
 
 @signals.task_failure.connect
