@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from bench.scoring import normalise, word_error_rate
+
+__all__ = ["ROOT", "audio_file", "normalise", "references", "word_error_rate"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_AUDIO = ROOT.parent / "shared" / "audio"
@@ -28,22 +31,6 @@ def references() -> dict[str, dict[str, object]]:
     if not path.is_file():
         path = ROOT / "tests" / "data" / "references.json"
     return json.loads(path.read_text())
-
-
-def normalise(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Levenshtein distance over words (case and punctuation ignored) / reference length."""
-    ref, hyp = normalise(reference), normalise(hypothesis)
-    previous = list(range(len(hyp) + 1))
-    for i, ref_word in enumerate(ref, 1):
-        current = [i]
-        for j, hyp_word in enumerate(hyp, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word)))
-        previous = current
-    return previous[-1] / max(1, len(ref))
 
 
 @pytest.fixture(scope="session")

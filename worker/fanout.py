@@ -3,7 +3,7 @@
 A job whose audio is longer than its fan-out length (option ``fanout_seconds``,
 default ``ASR_FANOUT_SECONDS``) is not transcribed by the child that took it.
 That child cuts the decoded audio at the quietest moments near each limit
-(:func:`worker.transcription.split_points`) into pieces of at most that length
+(:func:`worker.speech.split_points`) into pieces of at most that length
 and replaces itself (``Task.replace``) with a chord on the job's queue: one
 ``asr.transcribe_piece`` per piece, which any free child of any worker may take
 (each decodes only its own stretch of the file), and ``asr.merge_pieces``, which
@@ -43,7 +43,8 @@ from worker.options import TranscribeOptions, parse_options
 from worker.progress import PROGRESS, ProgressReporter, progress_meta
 from worker.results import job_result, worker_facts
 from worker.settings import Settings, get_settings
-from worker.transcription import BATCHED, SEQUENTIAL, Transcript, split_points, transcribe_array
+from worker.speech import split_points
+from worker.transcription import BATCHED, SEQUENTIAL, Transcript, transcribe_array
 from worker.webhooks import queue_revoked
 
 __all__ = ["fan_out", "merge_pieces", "piece_length", "transcribe_piece"]
@@ -233,6 +234,7 @@ def transcribe_piece(
                 "language": transcript.language,
                 "language_probability": transcript.language_probability,
                 "segments": [_shifted(segment, start, end) for segment in transcript.segments],
+                "gaps": [_shifted(gap, start, end) for gap in transcript.gaps],
                 "decoder": transcript.decoder,
                 "device": config["device"],
                 "compute_type": config["compute_type"],
@@ -316,6 +318,7 @@ def merge_pieces(
         segments=segments,
         seconds=sum(piece["timings"]["transcribe"] for piece in pieces),
         decoder=BATCHED if any(piece["decoder"] == BATCHED for piece in pieces) else SEQUENTIAL,
+        gaps=[gap for piece in pieces for gap in piece.get("gaps", [])],
     )
     settings = get_settings()
     timings = {

@@ -37,6 +37,8 @@ def job_result(
         "language_probability": transcript.language_probability,
         "duration": transcript.duration,
         "segments": transcript.segments,
+        # Speech with no words even when decoded again (worker.decoding): empty when none was lost.
+        "gaps": transcript.gaps,
         "options": options.to_kwargs(settings.beam_size),
         "model": settings.model_id,
         "device": model_config["device"],

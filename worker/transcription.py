@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from worker.audio import SAMPLE_RATE
+from worker.decoding import Decoded, decode_batched, decode_sequential, segment_dict
 from worker.errors import InvalidOptionsError
 from worker.options import TranscribeOptions
+from worker.speech import WINDOW_SECONDS, missed_speech, split_points
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -21,7 +23,6 @@ __all__ = [
     "Transcript",
     "clip_batchable",
     "merge_channels",
-    "split_points",
     "transcribe_array",
     "transcribe_channels",
     "transcribe_clips",
@@ -30,8 +31,6 @@ __all__ = [
 
 #: A recording whose loudest sample is below this (-80 dBFS) is digital silence.
 SILENCE_PEAK = 1e-4
-#: Whisper hears 30 s at a time; audio that fits in one window gains nothing from batching.
-WINDOW_SECONDS = 30.0
 #: The decoder paths a result can name.
 SEQUENTIAL, BATCHED = "sequential", "batched"
 
@@ -53,28 +52,8 @@ class Transcript:
     seconds: float
     #: Which decoder produced it: "sequential" (``WhisperModel.transcribe``) or "batched".
     decoder: str = SEQUENTIAL
-
-
-def _segment_dict(segment: Segment, *, offset: float = 0.0, number: int | None = None) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "id": segment.id if number is None else number,
-        "start": round(offset + segment.start, 3),
-        "end": round(offset + segment.end, 3),
-        "text": segment.text.strip(),
-        "avg_logprob": round(segment.avg_logprob, 4),
-        "no_speech_prob": round(segment.no_speech_prob, 4),
-    }
-    if segment.words is not None:
-        data["words"] = [
-            {
-                "start": round(offset + word.start, 3),
-                "end": round(offset + word.end, 3),
-                "word": word.word,
-                "probability": round(word.probability, 4),
-            }
-            for word in segment.words
-        ]
-    return data
+    #: Stretches of speech (``{"start", "end"}`` seconds) left without words even when decoded again.
+    gaps: list[dict[str, Any]] = field(default_factory=list)
 
 
 def check_model_supports(options: TranscribeOptions, multilingual: bool, model_id: str) -> None:
@@ -87,37 +66,6 @@ def check_model_supports(options: TranscribeOptions, multilingual: bool, model_i
         raise InvalidOptionsError(
             f"model {model_id} is English-only; language={options.language!r} needs a multilingual model"
         )
-
-
-def split_points(
-    audio: np.ndarray, max_seconds: float, *, frame_seconds: float = 0.1
-) -> list[tuple[int, int]]:
-    """Cut ``audio`` into pieces of at most ``max_seconds``, each cut at the quietest moment.
-
-    The cut before each limit falls in the quietest ``frame_seconds`` frame of the
-    last quarter of the piece (at most its last 30 s), so it lands in a pause
-    between words, not inside one. ``max_seconds`` 0 keeps the audio whole.
-
-    Returns:
-        ``(start, end)`` sample indices that cover the audio without gaps or overlap.
-    """
-    total = len(audio)
-    longest = int(max_seconds * SAMPLE_RATE)
-    if not max_seconds or total <= longest:
-        return [(0, total)]
-    search = int(min(30.0, max_seconds / 4) * SAMPLE_RATE)
-    frame = max(1, int(frame_seconds * SAMPLE_RATE))
-    bounds = []
-    start = 0
-    while total - start > longest:
-        window = audio[start + longest - search : start + longest]
-        usable = len(window) // frame * frame
-        energy = np.square(window[:usable].reshape(-1, frame)).mean(axis=1)
-        cut = start + longest - search + int(np.argmin(energy)) * frame + frame // 2
-        bounds.append((start, cut))
-        start = cut
-    bounds.append((start, total))
-    return bounds
 
 
 def uses_batched_pipeline(seconds: float, options: TranscribeOptions, batch_size: int) -> bool:
@@ -142,13 +90,10 @@ def transcribe_array(
 ) -> Transcript:
     """Run ``model`` over 16 kHz mono ``audio``, consuming the segment generator.
 
-    Audio longer than one 30 s window is decoded by faster-whisper's
-    ``BatchedInferencePipeline`` when ``batch_size`` > 1: the Silero VAD cuts
-    the speech into pieces of up to 30 s, dropping silence, and ``batch_size``
-    of them are decoded at once, without conditioning on earlier text (so one
-    misheard window cannot derail the next). On long real speech it is 2-3x
-    faster than the sequential decoder at an equal or lower word error rate
-    (``python -m bench.quality``).
+    Audio longer than one 30 s window is decoded by :func:`worker.decoding.decode_batched`
+    when ``batch_size`` > 1 (text-only windows, segments built from word timings),
+    else by the sequential decoder; either way every stretch of speech left without
+    words is decoded again or reported in ``gaps`` (``python -m bench.accuracy``).
 
     Audio longer than ``chunk_seconds`` is transcribed piece by piece (cut in
     pauses by :func:`split_points`): faster-whisper computes the features of
@@ -163,38 +108,60 @@ def transcribe_array(
         return Transcript("", None, 0.0, round(total, 3), [], 0.0)
     kwargs = options.to_kwargs(default_beam_size)
     batched = uses_batched_pipeline(total, options, batch_size)
-    if batched:
-        from faster_whisper import BatchedInferencePipeline
-
-        # Segment timings are kept (without_timestamps=False) for subtitles.
-        decode: Any = BatchedInferencePipeline(model).transcribe
-        kwargs |= {"batch_size": batch_size, "vad_filter": True, "without_timestamps": False}
-    else:
-        decode = model.transcribe
     segments: list[dict[str, Any]] = []
-    raw_text: list[str] = []
-    first_info = None
+    gaps: list[dict[str, Any]] = []
+    first: Decoded | None = None
     for start, end in split_points(audio, chunk_seconds):
         offset = start / SAMPLE_RATE
-        segments_iter, info = decode(audio[start:end], **kwargs)
-        if first_info is None:
-            first_info = info
-            kwargs.setdefault("language", info.language)
-        for segment in segments_iter:
-            segments.append(_segment_dict(segment, offset=offset, number=len(segments) + 1))
-            raw_text.append(segment.text)
-            if on_progress is not None:
-                on_progress(min(offset + segment.end, total), total)
-    assert first_info is not None
+        report = None if on_progress is None else _progress_from(on_progress, offset, total)
+        if batched:
+            decoded = decode_batched(
+                model, audio[start:end], kwargs, batch_size=batch_size, on_progress=report
+            )
+        else:
+            decoded = decode_sequential(
+                model, audio[start:end], kwargs, batch_size=batch_size, on_progress=report
+            )
+        if first is None:
+            first = decoded
+            kwargs.setdefault("language", decoded.language)
+        segments += [
+            _shifted_segment(s, offset, n) for n, s in enumerate(decoded.segments, len(segments) + 1)
+        ]
+        gaps += [{"start": round(offset + a, 3), "end": round(offset + b, 3)} for a, b in decoded.gaps]
+    assert first is not None
     return Transcript(
-        text="".join(raw_text).strip(),
-        language=first_info.language,
-        language_probability=round(float(first_info.language_probability), 4),
+        text=" ".join(segment["text"] for segment in segments if segment["text"]),
+        language=first.language,
+        language_probability=first.language_probability,
         duration=round(total, 3),
         segments=segments,
         seconds=time.perf_counter() - started,
         decoder=BATCHED if batched else SEQUENTIAL,
+        gaps=gaps,
     )
+
+
+def _progress_from(report: ProgressCallback, offset: float, total: float) -> Callable[[float], None]:
+    """Report a piece's seconds done as seconds of the whole audio."""
+    return lambda done: report(min(offset + done, total), total)
+
+
+def _shifted_segment(segment: dict[str, Any], offset: float, number: int) -> dict[str, Any]:
+    """``segment`` of a piece that starts ``offset`` seconds in, numbered ``number`` in the whole."""
+    if not offset:
+        return segment | {"id": number}
+    shifted = segment | {
+        "id": number,
+        "start": round(offset + segment["start"], 3),
+        "end": round(offset + segment["end"], 3),
+    }
+    if "words" in segment:
+        shifted["words"] = [
+            word | {"start": round(offset + word["start"], 3), "end": round(offset + word["end"], 3)}
+            for word in segment["words"]
+        ]
+    return shifted
 
 
 #: faster-whisper's defaults: the sequential decoder retries a window at a higher
@@ -241,9 +208,10 @@ def transcribe_clips(
     forward pass; segments are returned to their clip with the clip's own times.
     A clip's transcript is what the sequential decoder gives it alone whenever
     that decoder would read it in one pass at temperature 0; where it would not
-    (text that stops before the clip ends, a window under faster-whisper's
-    log-probability or over its compression-ratio threshold, no segment at all,
-    digital silence) the clip's entry is ``None``, for the caller to decode alone.
+    (text that stops before the clip ends, speech the VAD hears with no segment
+    over it, a window under faster-whisper's log-probability or over its
+    compression-ratio threshold, no segment at all, digital silence) the clip's
+    entry is ``None``, for the caller to decode alone.
     """
     from faster_whisper import BatchedInferencePipeline
 
@@ -276,6 +244,7 @@ def transcribe_clips(
             or offset_seconds + duration - segments[-1].end > UNREAD_TAIL_SECONDS
             or any(s.avg_logprob < LOG_PROB_THRESHOLD for s in segments)
             or any(s.compression_ratio > COMPRESSION_RATIO_THRESHOLD for s in segments)
+            or missed_speech(clips[i], [(s.start - offset_seconds, s.end - offset_seconds) for s in segments])
         ):
             continue
         results[i] = Transcript(
@@ -283,7 +252,7 @@ def transcribe_clips(
             language=info.language,
             language_probability=round(float(info.language_probability), 4),
             duration=round(duration, 3),
-            segments=[_segment_dict(s, offset=-offset_seconds, number=n) for n, s in enumerate(segments, 1)],
+            segments=[segment_dict(s, offset=-offset_seconds, number=n) for n, s in enumerate(segments, 1)],
             seconds=seconds,
             decoder=BATCHED,
         )
@@ -320,6 +289,11 @@ def merge_channels(
         segments=segments,
         seconds=sum(t.seconds for t in transcripts),
         decoder=BATCHED if any(t.decoder == BATCHED for t in transcripts) else SEQUENTIAL,
+        gaps=[
+            {"channel": label, **gap}
+            for transcript, label in zip(transcripts, labels, strict=True)
+            for gap in transcript.gaps
+        ],
     )
     summaries = [
         {"channel": label, "text": t.text, "language": t.language, "decoder": t.decoder}

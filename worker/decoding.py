@@ -1,0 +1,266 @@
+"""One stretch of audio through a decoder, with every stretch of speech accounted for.
+
+Two decoders, one guarantee (issue 11, "no speech lost"):
+
+- :func:`decode_batched` reads the speech as text-only windows of up to 30 s,
+  several at once (faster-whisper's ``BatchedInferencePipeline``), times each
+  word afterwards and builds sentence-like segments from the words
+  (:mod:`worker.segments`);
+- :func:`decode_sequential` is ``WhisperModel.transcribe`` as faster-whisper
+  runs it.
+
+After either, :func:`worker.speech.uncovered` lists the stretches of speech
+that hold no word. Each is decoded again on its own by the sequential decoder;
+one that still yields nothing is returned in ``gaps`` (and logged), so a lost
+sentence is visible in the result instead of silently missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from worker.audio import SAMPLE_RATE
+from worker.segments import Run, Word, build_segments
+from worker.speech import WINDOW_SECONDS, Span, missed_speech, split_points
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+    from faster_whisper.transcribe import Segment
+
+__all__ = ["Decoded", "decode_batched", "decode_sequential", "fill_gaps", "segment_dict"]
+
+log = logging.getLogger(__name__)
+
+#: Audio read on either side of a gap when it is decoded again: context for the decoder.
+GAP_CONTEXT_SECONDS = 1.0
+#: faster-whisper's defaults: a window over the first and under the second holds no speech.
+NO_SPEECH_THRESHOLD, LOG_PROB_THRESHOLD = 0.6, -1.0
+#: Options of a job that the batched pass must not be given (it reads the windows it is handed).
+_NOT_BATCHED = ("vad_filter",)
+
+#: Called with the seconds of this stretch decoded so far.
+Progress = Callable[[float], None]
+
+
+@dataclass
+class Decoded:
+    """Segments of one stretch of audio (times from its start) and the speech left without words."""
+
+    segments: list[dict[str, Any]]
+    language: str | None
+    language_probability: float
+    gaps: list[Span] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return " ".join(segment["text"] for segment in self.segments if segment["text"])
+
+
+def segment_dict(segment: Segment, *, offset: float = 0.0, number: int | None = None) -> dict[str, Any]:
+    """A faster-whisper ``Segment`` as a result's segment, times shifted by ``offset``."""
+    data: dict[str, Any] = {
+        "id": segment.id if number is None else number,
+        "start": round(offset + segment.start, 3),
+        "end": round(offset + segment.end, 3),
+        "text": segment.text.strip(),
+        "avg_logprob": round(segment.avg_logprob, 4),
+        "no_speech_prob": round(segment.no_speech_prob, 4),
+    }
+    if segment.words is not None:
+        data["words"] = [
+            {
+                "start": round(offset + word.start, 3),
+                "end": round(offset + word.end, 3),
+                "word": word.word,
+                "probability": round(word.probability, 4),
+            }
+            for word in segment.words
+        ]
+    return data
+
+
+def decode_sequential(
+    model: WhisperModel,
+    audio: np.ndarray,
+    kwargs: dict[str, Any],
+    *,
+    batch_size: int = 1,
+    on_progress: Progress | None = None,
+) -> Decoded:
+    """``WhisperModel.transcribe`` over ``audio``, then the coverage check on its segments' times."""
+    segments_iter, info = model.transcribe(audio, **kwargs)
+    segments: list[dict[str, Any]] = []
+    for segment in segments_iter:
+        segments.append(segment_dict(segment, number=len(segments) + 1))
+        if on_progress is not None:
+            on_progress(segment.end)
+    heard = [(word["start"], word["end"]) for segment in segments for word in segment.get("words", [segment])]
+    runs, gaps = fill_gaps(model, audio, heard, kwargs | {"language": info.language}, batch_size=batch_size)
+    return Decoded(
+        _in_order(segments, build_segments(runs, keep_words=bool(kwargs.get("word_timestamps")))),
+        info.language,
+        round(float(info.language_probability), 4),
+        gaps,
+    )
+
+
+def decode_batched(
+    model: WhisperModel,
+    audio: np.ndarray,
+    kwargs: dict[str, Any],
+    *,
+    batch_size: int,
+    on_progress: Progress | None = None,
+) -> Decoded:
+    """Read the speech of ``audio`` as text-only windows, ``batch_size`` at a time, and time its words."""
+    # Windows cover all the audio: Silero VAD misses quiet speech (a speaker with a cold after a
+    # loud one scored under 0.1), so it decides only which stretches must hold words.
+    windows = [(start / SAMPLE_RATE, end / SAMPLE_RATE) for start, end in split_points(audio, WINDOW_SECONDS)]
+    keep_words = bool(kwargs.get("word_timestamps"))
+    segments_iter, info = _read_windows(model, audio, windows, kwargs, batch_size)
+    runs = []
+    for segment in segments_iter:
+        if not _silent(segment):
+            runs.append(_run(segment.words or (), segment.avg_logprob, segment.no_speech_prob))
+        if on_progress is not None:
+            on_progress(segment.end)
+    heard = [(word.start, word.end) for run in runs for word in run.words]
+    recovered, gaps = fill_gaps(
+        model, audio, heard, kwargs | {"language": info.language}, batch_size=batch_size
+    )
+    runs = sorted((run for run in runs + recovered if run.words), key=lambda run: run.words[0].start)
+    return Decoded(
+        build_segments(runs, keep_words=keep_words),
+        info.language,
+        round(float(info.language_probability), 4),
+        gaps,
+    )
+
+
+def fill_gaps(
+    model: WhisperModel, audio: np.ndarray, heard: list[Span], kwargs: dict[str, Any], *, batch_size: int = 8
+) -> tuple[list[Run], list[Span]]:
+    """Decode each stretch of speech without words again; return what it found and what stays empty.
+
+    With ``batch_size`` over 1 the stretches are read first as one batch of short windows
+    (cheap: a window that stopped early was a long one); those still without words are
+    read by the sequential decoder, one by one, with its temperature fallback.
+    """
+    missed = missed_speech(audio, heard)
+    if not missed:
+        return [], []
+    found: list[Run] = []
+    left: list[Span] = []
+    read = _decode_gaps_batched(model, audio, missed, kwargs, batch_size) if batch_size > 1 else None
+    for (start, end), run in zip(missed, read or [None] * len(missed), strict=True):
+        if run is None:
+            left.append((start, end))
+        else:
+            found.append(run)
+    gaps: list[Span] = []
+    for start, end in left:
+        run = _decode_gap(model, audio, start, end, kwargs)
+        if run is None:
+            gaps.append((start, end))
+        else:
+            found.append(run)
+    log.info("%d stretches of speech had no words; %d decoded again", len(missed), len(missed) - len(gaps))
+    for start, end in gaps:
+        log.warning("speech at %.1f-%.1f s has no words, even decoded again", start, end)
+    return found, gaps
+
+
+def _decode_gaps_batched(
+    model: WhisperModel, audio: np.ndarray, missed: list[Span], kwargs: dict[str, Any], batch_size: int
+) -> list[Run | None]:
+    """Each stretch of ``missed`` with some context, read as one batch of text-only windows."""
+    # Stretches close together share a window (each window costs a full 30 s encoder pass),
+    # with some context around them; windows never overlap, so each word is read once.
+    duration = len(audio) / SAMPLE_RATE
+    clips: list[Span] = []
+    owner: list[int] = []  # the window of each stretch
+    for start, end in missed:
+        first = max(start - GAP_CONTEXT_SECONDS, clips[-1][1] if clips else 0.0)
+        last = min(end + GAP_CONTEXT_SECONDS, duration)
+        if clips and last - clips[-1][0] <= WINDOW_SECONDS:
+            clips[-1] = (clips[-1][0], last)
+        else:
+            clips.append((first, min(last, first + WINDOW_SECONDS)))
+        owner.append(len(clips) - 1)
+    segments_iter, _ = _read_windows(model, audio, clips, kwargs, batch_size)
+    words: list[list[Word]] = [[] for _ in missed]
+    scores: list[list[tuple[float, float]]] = [[] for _ in missed]
+    for segment in segments_iter:
+        if _silent(segment):
+            continue
+        window = max(k for k, (first, _) in enumerate(clips) if first <= segment.start + 1e-3)
+        for at, (start, end) in enumerate(missed):
+            inside = [w for w in segment.words or () if start <= (w.start + w.end) / 2 <= end]
+            if owner[at] == window and inside:
+                words[at] += [Word(w.start, w.end, w.word, w.probability) for w in inside]
+                scores[at].append((segment.avg_logprob, segment.no_speech_prob))
+    return [
+        Run(tuple(found), float(np.mean([s[0] for s in score])), float(np.mean([s[1] for s in score])))
+        if found
+        else None
+        for found, score in zip(words, scores, strict=True)
+    ]
+
+
+def _decode_gap(
+    model: WhisperModel, audio: np.ndarray, start: float, end: float, kwargs: dict[str, Any]
+) -> Run | None:
+    """The words the sequential decoder hears between ``start`` and ``end``, or None."""
+    first = max(0, int((start - GAP_CONTEXT_SECONDS) * SAMPLE_RATE))
+    last = int((end + GAP_CONTEXT_SECONDS) * SAMPLE_RATE)
+    offset = first / SAMPLE_RATE
+    options = kwargs | {"word_timestamps": True, "vad_filter": False, "condition_on_previous_text": False}
+    segments_iter, _ = model.transcribe(audio[first:last], **options)
+    words, logprobs, no_speech = [], [], []
+    for segment in segments_iter:
+        inside = [w for w in segment.words or () if start <= offset + (w.start + w.end) / 2 <= end]
+        if inside:
+            words += [Word(offset + w.start, offset + w.end, w.word, w.probability) for w in inside]
+            logprobs.append(segment.avg_logprob)
+            no_speech.append(segment.no_speech_prob)
+    if not words:
+        return None
+    return Run(tuple(words), float(np.mean(logprobs)), float(np.mean(no_speech)))
+
+
+def _read_windows(
+    model: WhisperModel, audio: np.ndarray, windows: list[Span], kwargs: dict[str, Any], batch_size: int
+) -> tuple[Iterator[Segment], Any]:
+    """Decode each window of ``audio`` as text only, ``batch_size`` at a time, and time the words."""
+    from faster_whisper import BatchedInferencePipeline
+
+    batched = {k: v for k, v in kwargs.items() if k not in _NOT_BATCHED}
+    return BatchedInferencePipeline(model).transcribe(
+        audio,
+        clip_timestamps=[{"start": start, "end": end} for start, end in windows],
+        batch_size=batch_size,
+        without_timestamps=True,
+        **batched | {"word_timestamps": True},
+    )
+
+
+def _silent(segment: Segment) -> bool:
+    """faster-whisper's rule for text the sequential decoder drops: likely no speech, and unsure of it."""
+    return segment.no_speech_prob > NO_SPEECH_THRESHOLD and segment.avg_logprob < LOG_PROB_THRESHOLD
+
+
+def _run(words: Iterable[Any], avg_logprob: float, no_speech_prob: float) -> Run:
+    return Run(tuple(Word(w.start, w.end, w.word, w.probability) for w in words), avg_logprob, no_speech_prob)
+
+
+def _in_order(segments: list[dict[str, Any]], added: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``segments`` and ``added`` ordered by start time and numbered from 1."""
+    if not added:
+        return segments
+    ordered = sorted(segments + added, key=lambda segment: segment["start"])
+    return [segment | {"id": number} for number, segment in enumerate(ordered, 1)]
