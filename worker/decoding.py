@@ -56,10 +56,6 @@ class Decoded:
     language_probability: float
     gaps: list[Span] = field(default_factory=list)
 
-    @property
-    def text(self) -> str:
-        return " ".join(segment["text"] for segment in self.segments if segment["text"])
-
 
 def segment_dict(segment: Segment, *, offset: float = 0.0, number: int | None = None) -> dict[str, Any]:
     """A faster-whisper ``Segment`` as a result's segment, times shifted by ``offset``."""
