@@ -20,6 +20,8 @@ from celery import signals
 from worker.asr import detect_cuda_availability, get_model, set_pool_size, unload_model
 from worker.asr.models import resolve_model_path
 from worker.errors import ASRError, ConfigError
+from worker.privacy import install as hide_return_values
+from worker.privacy import log_summary
 from worker.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -86,3 +88,16 @@ def _on_process_init(**_: Any) -> None:
 @signals.worker_process_shutdown.connect
 def _on_process_shutdown(**_: Any) -> None:
     unload_model()
+
+
+# Celery would log each transcript at INFO: its success line loses the return value,
+# and this handler logs the job's shape instead.
+hide_return_values()
+
+
+@signals.task_postrun.connect
+def _on_task_postrun(
+    sender: Any = None, task_id: str | None = None, retval: Any = None, state: str | None = None, **_: Any
+) -> None:
+    if state == "SUCCESS" and sender is not None:
+        log_summary(task_id, sender.name, retval)

@@ -85,3 +85,17 @@ def test_a_wrong_password_is_reported_without_the_password(tmp_path: Path):
         assert ":***@127.0.0.1" in str(caught.value)
     finally:
         redis.stop()
+
+
+def test_the_worker_log_holds_a_summary_of_each_job_not_its_transcript(stack: LocalStack, client: Client):
+    job = client.submit(audio_file("jfk.flac"))
+    text = job.result(timeout=120)["text"]
+    summary = f"asr.transcribe[{job.id}]: 11.0 s of audio"
+    deadline = time.monotonic() + 20
+    while summary not in worker_log(stack) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    log = worker_log(stack)
+    assert summary in log
+    assert f"Task asr.transcribe[{job.id}] succeeded in" in log, "Celery's success line stays, shortened"
+    assert "ask not what your country" in text.lower()
+    assert "what your country" not in log.lower(), "a transcript is private: never in the worker's log"
