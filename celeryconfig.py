@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+from kombu import Queue
+
 
 def _env_number(name: str, default: float) -> float:
     raw = os.environ.get(name, "").strip()
@@ -38,6 +40,9 @@ result_accept_content = ["json"]
 
 # Producers and workers meet on this queue unless a job names another.
 task_default_queue = os.environ.get("ASR_QUEUE", "").strip() or "asr"
+# A worker started without -Q reads these: its own queue and Celery's default one,
+# where a bare Celery client that names no queue sends its task (else it would wait forever).
+task_queues = [Queue(name) for name in dict.fromkeys([task_default_queue, "celery"])]
 
 # Loading and warming a model takes longer than Celery's 4 s default for a
 # child's init handler; a child still loading then would be killed and forked again.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from producer.cli import RET_CONNECT, RET_FAILED, RET_OK, RET_USAGE
+from producer.cli.codes import RET_CONNECT, RET_FAILED, RET_OK, RET_UNKNOWN, RET_USAGE
 from producer.local import LocalStack, free_port
 from tests.conftest import ROOT, audio_file, references, word_error_rate
 from tests.integration.conftest import run_module
@@ -147,3 +147,38 @@ def test_batch_sends_clip_jobs_that_a_worker_decodes_together(stack: LocalStack,
     assert any("batch" in r for r in results), "the two clips waiting together were decoded as one batch"
     missing = run_cli(str(tmp_path / "missing.wav"), "--batch", "--wait", redis_url=stack.url)
     assert missing.returncode == RET_FAILED and "AudioNotFoundError" in missing.stderr
+
+
+def test_one_cli_with_subcommands_fetches_a_result_by_id(stack: LocalStack, tmp_path: Path):
+    submitted = run_cli("submit", str(audio_file("jfk.flac")), redis_url=stack.url)
+    assert submitted.returncode == RET_OK, submitted.stderr
+    task_id = submitted.stdout.split("\t")[0]
+    fetched = run_cli("result", task_id, "--wait", "120", "--format", "srt", redis_url=stack.url)
+    assert fetched.returncode == RET_OK, fetched.stderr
+    assert fetched.stdout.startswith("1\n00:00:") and "country" in fetched.stdout
+    written = run_cli("result", task_id, "--format", "vtt", "--out", str(tmp_path), redis_url=stack.url)
+    assert written.stdout.strip() == str(tmp_path / "jfk.vtt")
+    assert "WEBVTT" in (tmp_path / "jfk.vtt").read_text()
+    unknown = run_cli("result", "no-such-job", redis_url=stack.url)
+    assert unknown.returncode == RET_UNKNOWN and "unknown job no-such-job" in unknown.stderr
+
+
+def test_json_for_several_files_is_json_lines(stack: LocalStack):
+    files = [str(audio_file("jfk.flac")), str(audio_file("hotwords.mp3"))]
+    done = run_cli(*files, "--format", "json", redis_url=stack.url)
+    assert done.returncode == RET_OK, done.stderr
+    results = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [Path(r["audio_path"]).name for r in results] == ["jfk.flac", "hotwords.mp3"]
+
+
+def test_inputs_that_cannot_run_are_refused_before_anything_starts(tmp_path: Path):
+    demo = run_cli("demo", str(tmp_path / "missing.wav"), redis_url=None, timeout=30)
+    assert demo.returncode == RET_USAGE and "no such file" in demo.stderr
+    assert "starting a private Redis" not in demo.stderr
+    for day in ("mon", "tue"):
+        (tmp_path / day).mkdir()
+        (tmp_path / day / "call.wav").write_bytes(audio_file("jfk.flac").read_bytes())
+    clash = run_cli(str(tmp_path / "*" / "call.wav"), "--out", str(tmp_path / "out"), redis_url=None)
+    assert clash.returncode == RET_USAGE and "would both be written as call.txt" in clash.stderr
+    zero = run_cli(str(audio_file("jfk.flac")), "--wait", "--timeout", "0", redis_url=None)
+    assert zero.returncode == RET_USAGE and "must be more than 0 seconds" in zero.stderr

@@ -148,7 +148,7 @@ def test_workers_are_listed(flower: Flower, stack: LocalStack):
         return reply.json().get(node)
 
     worker = wait_for(listed, 30, f"{node} was not listed")
-    assert [q["name"] for q in worker["active_queues"]] == ["asr"]
+    assert [q["name"] for q in worker["active_queues"]] == ["asr", "celery"]
     assert sorted(worker["stats"]["pool"]["processes"]) == sorted(stack.child_pids())
     assert "asr.transcribe" in worker["registered"]
 

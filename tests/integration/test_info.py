@@ -61,7 +61,7 @@ def test_info_command_reports_each_live_child_and_its_loaded_model(client: Clien
     assert list(replies) == [node]
     reply = replies[node]
     assert reply["pid"] == stack.worker.pid, "the main process answers"
-    assert reply["queues"] == ["asr"]
+    assert reply["queues"] == ["asr", "celery"]
     assert reply["versions"] == expected_versions()
 
     children = {child["pid"]: child for child in reply["children"]}
@@ -71,7 +71,7 @@ def test_info_command_reports_each_live_child_and_its_loaded_model(client: Clien
     banners = {int(pid): (float(load), float(warm)) for pid, load, warm in BANNER.findall(worker_log(stack))}
     for pid, child in children.items():
         model = child["model"]
-        assert child["hostname"] == node and child["queues"] == ["asr"]
+        assert child["hostname"] == node and child["queues"] == ["asr", "celery"]
         assert child["versions"] == expected_versions()
         assert model["loaded"] is True and model["worker_pid"] == pid
         assert (model["model_id"], model["device"], model["compute_type"]) == ("tiny.en", "cpu", "int8")
@@ -104,7 +104,7 @@ def test_info_task_reports_the_child_that_ran_it(client: Client, stack: LocalSta
     record = client.app.send_task("asr.info", queue=client.queue).get(timeout=60)
     assert record["hostname"] == node_name(stack)
     assert record["pid"] in stack.child_pids()
-    assert record["queues"] == ["asr"]
+    assert record["queues"] == ["asr", "celery"]
     assert record["versions"] == expected_versions()
     assert record["model"]["loaded"] is True and record["model"]["worker_pid"] == record["pid"]
     assert record["model"]["model_id"] == "tiny.en"
@@ -120,7 +120,7 @@ def test_cli_prints_a_table_and_json(client: Client, stack: LocalStack):
     rows = [line.split() for line in lines[1:]]
     assert {int(row[1]) for row in rows} == set(stack.child_pids())
     for row in rows:
-        assert row[0] == node and row[2:7] == ["asr", "tiny.en", "cpu", "int8", "yes"]
+        assert row[0] == node and row[2:7] == ["asr,celery", "tiny.en", "cpu", "int8", "yes"]
         assert float(row[7]) > 0 and float(row[8]) > 0
 
     as_json = run_cli(stack.url, "info", "--json", "--timeout", "2")

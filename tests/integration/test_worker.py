@@ -6,6 +6,7 @@ import re
 import time
 
 import pytest
+from celery import Celery
 
 from producer import Client, TranscriptionFailed
 from producer.local import LocalStack
@@ -14,6 +15,17 @@ from tests.integration.audio_tools import SEQUENTIAL, concatenate
 from tests.integration.conftest import worker_log
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("queue", ["asr", None], ids=["queue asr", "no queue named"])
+def test_a_bare_celery_client_reaches_the_task_by_its_name(stack: LocalStack, queue: str | None):
+    """README "Enqueue": any Celery client, none of this project's code or settings."""
+    bare = Celery("any-client", broker=stack.url, backend=stack.url)
+    try:
+        sent = bare.send_task("asr.transcribe", args=[str(audio_file("jfk.flac"))], queue=queue)
+        assert "your country" in sent.get(timeout=120)["text"]
+    finally:
+        bare.close()
 
 
 def test_jfk_is_transcribed_within_ten_percent_word_error(client: Client):

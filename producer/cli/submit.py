@@ -1,4 +1,4 @@
-"""python -m producer: submit audio files for transcription, optionally wait and write results.
+"""asr submit (and asr demo): submit audio files for transcription, optionally wait and write results.
 
 Files may be named directly, as directories (searched for audio files) or as
 glob patterns. Without --wait the task ids are printed, one ``id<TAB>path``
@@ -10,13 +10,24 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
+from producer.cli.codes import (
+    RET_CONNECT,
+    RET_FAILED,
+    RET_INTERRUPTED,
+    RET_LOCAL,
+    RET_OK,
+    RET_TIMEOUT,
+    RET_USAGE,
+)
 from producer.client import (
     BrokerUnavailableError,
     Client,
@@ -27,37 +38,35 @@ from producer.client import (
 from producer.formats import FORMATS, render, write
 from producer.progress import wait_with_progress
 
-__all__ = ["main"]
-
-RET_OK = 0  #: every job succeeded (or was submitted, without --wait)
-RET_FAILED = 1  #: at least one job failed on the worker
-RET_USAGE = 2  #: bad arguments or no input files
-RET_CONNECT = 3  #: the broker or result backend cannot be reached
-RET_TIMEOUT = 4  #: a job did not end within --timeout
-RET_LOCAL = 5  #: the private stack of --local could not start
+__all__ = ["add_parsers", "run"]
 
 AUDIO_SUFFIXES = frozenset(
     ".wav .flac .mp3 .m4a .ogg .oga .opus .webm .mp4 .mka .mkv .aac .wma .aiff .aif".split()
 )
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "samples"
 
 log = logging.getLogger(__name__)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m producer",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
-        epilog="Exit codes: 0 ok, 1 a job failed, 2 usage, 3 broker unreachable, 4 timeout, "
-        "5 --local failed to start.",
-    )
+def add_parsers(commands: Any, epilog: str) -> None:
+    """``submit`` and ``demo`` (``submit --local``, the samples when no file is named)."""
+    for name, help_text in (
+        ("submit", "submit audio files; with --wait (or --format/--out) wait and print or write results"),
+        ("demo", "the same on a private Redis and a 2-child worker started for this run (= submit --local)"),
+    ):
+        parser = commands.add_parser(name, help=help_text, description=help_text, epilog=epilog)
+        _arguments(parser)
+        parser.set_defaults(run=run, local=name == "demo")
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="*", help="audio files, directories or glob patterns")
     parser.add_argument("--wait", action="store_true", help="wait for the jobs, with a progress bar each")
     parser.add_argument("--format", choices=FORMATS, help="output format (implies --wait; default txt)")
     parser.add_argument("--out", metavar="DIR", help="write DIR/<name>.<format> per file (implies --wait)")
     parser.add_argument("--queue", help="queue to send to (default: $ASR_QUEUE or 'asr')")
     parser.add_argument(
-        "--timeout", type=float, default=3600.0, help="seconds to wait per run (default 3600)"
+        "--timeout", type=_positive, default=3600.0, help="seconds to wait per run (default 3600)"
     )
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bars (also when stderr is not a tty)"
@@ -65,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--local",
         action="store_true",
+        default=argparse.SUPPRESS,
         help="start a private Redis (unless REDIS_URL is set) and a 2-child worker for this run; "
         "without FILES, transcribe the samples shipped in samples/",
     )
@@ -99,7 +109,13 @@ def _parser() -> argparse.ArgumentParser:
     subs.add_argument("--max-line-count", type=int, help="at most N lines per cue")
     subs.add_argument("--highlight-words", action="store_true", help="underline each word as it is spoken")
     subs.add_argument("--word-level", action="store_true", help="one cue per word")
-    return parser
+
+
+def _positive(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {raw}")
+    return value
 
 
 def _job_options(args: argparse.Namespace) -> dict[str, object]:
@@ -153,6 +169,10 @@ def _output(job: Job, result: dict[str, object], args: argparse.Namespace, many:
         path = write(result, fmt, args.out, **render_options)
         print(path)
         return
+    if fmt == "json":
+        # JSON Lines: stdout stays machine-readable with several files.
+        print(json.dumps(result, ensure_ascii=False, separators=(",", ":")) if many else render(result, fmt))
+        return
     if many:
         print(f"==> {job.path} <==")
     print(render(result, fmt, **render_options).rstrip("\n"))
@@ -165,11 +185,20 @@ def _run(client: Client, files: list[Path], args: argparse.Namespace) -> int:
             print(f"{job.id}\t{job.path}")
         return RET_OK
     show_progress = not args.no_progress and sys.stderr.isatty()
-    outcomes = wait_with_progress(jobs, timeout=args.timeout, show=show_progress)
+    try:
+        outcomes = wait_with_progress(jobs, timeout=args.timeout, show=show_progress)
+    except KeyboardInterrupt:
+        for job in jobs:
+            if not job.ready():
+                print(
+                    f"{job.id}\t{job.path}\tstill running; fetch it with: asr result {job.id}",
+                    file=sys.stderr,
+                )
+        return RET_INTERRUPTED
     code = RET_OK
     for job, outcome in zip(jobs, outcomes, strict=False):
         if isinstance(outcome, JobTimeoutError):
-            print(f"timeout: {outcome}", file=sys.stderr)
+            print(f"timeout: {outcome}; the job goes on: fetch it with: asr result {job.id}", file=sys.stderr)
             code = max(code, RET_TIMEOUT)
         elif isinstance(outcome, TranscriptionFailed):
             print(f"failed: {job.path}: {outcome.error_type}: {outcome.message}", file=sys.stderr)
@@ -179,22 +208,39 @@ def _run(client: Client, files: list[Path], args: argparse.Namespace) -> int:
     return code
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m producer``; returns the exit code."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+def _check_inputs(files: list[Path], args: argparse.Namespace) -> str | None:
+    """Why these inputs cannot run, found before anything is started or submitted."""
+    # Only the private stack is known to share this filesystem: a remote worker may see
+    # storage this machine does not, and names its own AudioNotFoundError.
+    missing = [str(path) for path in files if args.local and not path.exists()]
+    if missing:
+        return f"no such file: {', '.join(missing)}"
+    if args.format not in ("srt", "vtt") and (args.highlight_words or args.word_level):
+        return "--highlight-words and --word-level apply to --format srt and vtt"
+    if args.out:
+        stems: dict[str, Path] = {}
+        for path in files:
+            other = stems.setdefault(path.stem, path)
+            if other != path:
+                return (
+                    f"--out: {other} and {path} would both be written as {path.stem}.{args.format or 'txt'}"
+                )
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    """``asr submit`` / ``asr demo``; returns the exit code."""
     patterns = args.files or ([str(SAMPLES_DIR)] if args.local else [])
     if not patterns:
-        parser.print_usage(sys.stderr)
-        print("error: name at least one audio file, directory or glob (or use --local)", file=sys.stderr)
+        print("error: name at least one audio file, directory or glob (or use asr demo)", file=sys.stderr)
         return RET_USAGE
     files = list(expand_inputs(patterns))
     if not files:
         print(f"error: no audio files found in {' '.join(patterns)}", file=sys.stderr)
         return RET_USAGE
-    if args.format not in ("srt", "vtt") and (args.highlight_words or args.word_level):
-        print("error: --highlight-words and --word-level apply to --format srt and vtt", file=sys.stderr)
+    problem = _check_inputs(files, args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return RET_USAGE
     try:
         with ExitStack() as stack:
