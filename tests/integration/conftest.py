@@ -1,30 +1,28 @@
-"""A private Redis and a real prefork worker (2 children, the real tiny.en model) for the session."""
+"""A private Redis and a real prefork worker (2 children, the real tiny.en model) for the session.
+
+Shared helpers live in :mod:`tests.helpers`; the names below are re-exported for old imports.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from producer import Client
 from producer.local import LocalStack
-from tests.conftest import ROOT
+from tests.helpers import run_module, worker_log, worker_stack
 
-pytestmark = pytest.mark.integration
+__all__ = ["client", "run_module", "stack", "worker_log", "worker_stack"]
 
 
-@contextmanager
-def worker_stack(tmp_path_factory: pytest.TempPathFactory, name: str, **env: str) -> Iterator[LocalStack]:
-    """A private Redis and a 2-child worker with ``env``; its log and model cache under a temp ``name``."""
-    logs = tmp_path_factory.mktemp(name)
-    env = {"ASR_CACHE_DIR": str(logs / "cache"), **env}
-    with LocalStack(concurrency=2, env=env, log_path=logs / "worker.log") as running:
-        yield running
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here needs real services: ``-m "not integration"`` leaves them all out."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.path).parents:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
@@ -37,28 +35,3 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_server_binary: str) ->
 def client(stack: LocalStack) -> Iterator[Client]:
     with Client(stack.url, stack.url) as c:
         yield c
-
-
-def run_module(
-    module: str, *args: str, redis_url: str | None, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m module args`` as a user would, against ``redis_url`` (None: no Redis configured)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")
-    }
-    if redis_url:
-        env["REDIS_URL"] = redis_url
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def worker_log(stack: LocalStack) -> str:
-    return Path(stack.log_path).read_text(errors="replace")

@@ -22,6 +22,7 @@ from faster_whisper.audio import decode_audio
 from producer import Client, TranscriptionFailed
 from producer.local import LocalStack
 from tests.conftest import audio_file
+from tests.helpers import wait_for_log, wait_until
 from tests.integration.audio_tools import concatenate, write_wav
 from tests.integration.conftest import worker_log, worker_stack
 
@@ -155,17 +156,16 @@ def test_a_job_cancelled_while_its_batch_decodes_stays_revoked(
     paths = [concatenate(audio_file("jfk.flac"), 2, tmp_path / f"jfk_x2_{i}.wav") for i in range(8)]
     jobs = clip_client.submit_many(paths, batch=True)
     victim = jobs[-1]
-    deadline = time.monotonic() + 60
-    while victim.state != "PROGRESS":
-        assert time.monotonic() < deadline, "the batch never started"
-        time.sleep(0.02)
+    wait_until(lambda: victim.state == "PROGRESS", 60, "the batch never started")
     assert clip_client.cancel(victim.id, timeout=5).state == "REVOKED"
     results = [job.result(timeout=180) for job in jobs[:-1]]
     assert all(r["text"].count("country") == 4 for r in results)
-    deadline = time.monotonic() + 30
-    while f"clip job {victim.id} cancelled; nothing stored for it" not in worker_log(clip_stack):
-        assert time.monotonic() < deadline, "the child never noticed the cancel"
-        time.sleep(0.1)
+    wait_for_log(
+        clip_stack,
+        f"clip job {victim.id} cancelled; nothing stored for it",
+        30,
+        "the child never noticed the cancel",
+    )
     assert clip_client.status(victim.id).state == "REVOKED", "nothing was stored over the cancel"
 
 
@@ -174,10 +174,7 @@ def test_the_jobs_of_a_batch_whose_child_dies_are_redelivered_and_finish(
 ):
     paths = [concatenate(audio_file("jfk.flac"), 2, tmp_path / f"jfk_x2_{i}.wav") for i in range(8)]
     jobs = clip_client.submit_many(paths, batch=True)
-    deadline = time.monotonic() + 60
-    while not any(job.state == "PROGRESS" for job in jobs):
-        assert time.monotonic() < deadline, "the batch never started"
-        time.sleep(0.05)
+    wait_until(lambda: any(job.state == "PROGRESS" for job in jobs), 60, "the batch never started")
     for pid in clip_stack.child_pids():
         try:
             os.kill(pid, signal.SIGKILL)

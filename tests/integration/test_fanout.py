@@ -14,6 +14,7 @@ import pytest
 from bench.workloads import referenced_mix
 from producer import TranscriptionFailed
 from tests.conftest import audio_file, normalise, word_error_rate
+from tests.helpers import wait_until
 from worker.audio import decode
 
 pytestmark = pytest.mark.integration
@@ -88,9 +89,7 @@ def test_a_piece_that_fails_fails_the_job_with_its_typed_error_and_the_worker_go
     doomed.write_bytes(path.read_bytes())
     job = client.submit(doomed, fanout_seconds=60)
     # Once the job has been split, the file goes away: the pieces not yet started cannot read it.
-    deadline = time.monotonic() + 60
-    while not (job.progress or {}).get("pieces") and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: (job.progress or {}).get("pieces"), 60, "the job was never split", interval=0.02)
     doomed.unlink()
     with pytest.raises(TranscriptionFailed) as failed:
         job.result(timeout=300)

@@ -25,6 +25,7 @@ import requests
 from producer import Client
 from producer.local import PROJECT_ROOT, LocalStack, free_port
 from tests.conftest import audio_file
+from tests.helpers import wait_until
 from tests.integration.audio_tools import SEQUENTIAL, concatenate
 
 pytestmark = pytest.mark.integration
@@ -98,16 +99,6 @@ def node_name(stack: LocalStack) -> str:
     return stack.hostname.replace("%h", socket.gethostname())
 
 
-def wait_for(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} within {timeout:g} s"
-        time.sleep(0.2)
-
-
 def task_result(flower: Flower, task_id: str, timeout: float = 120) -> dict[str, Any]:
     """Poll ``GET /api/task/result/<id>`` (the result backend) until the task has ended."""
 
@@ -117,7 +108,7 @@ def task_result(flower: Flower, task_id: str, timeout: float = 120) -> dict[str,
         body: dict[str, Any] = reply.json()
         return body if body["state"] in ("SUCCESS", "FAILURE") else None
 
-    return wait_for(ended, timeout, f"task {task_id} did not end")
+    return wait_until(ended, timeout, f"task {task_id} did not end")
 
 
 def flower_info(flower: Flower, task_id: str) -> dict[str, Any]:
@@ -147,7 +138,7 @@ def test_workers_are_listed(flower: Flower, stack: LocalStack):
         assert reply.status_code == 200
         return reply.json().get(node)
 
-    worker = wait_for(listed, 30, f"{node} was not listed")
+    worker = wait_until(listed, 30, f"{node} was not listed")
     assert [q["name"] for q in worker["active_queues"]] == ["asr", "celery"]
     assert sorted(worker["stats"]["pool"]["processes"]) == sorted(stack.child_pids())
     assert "asr.transcribe" in worker["registered"]
@@ -158,7 +149,7 @@ def test_a_finished_job_shows_success_and_its_result(flower: Flower, client: Cli
     result = job.result(timeout=120)
 
     # /api/task/info comes from the workers' events; its result is a repr of the return value.
-    wait_for(lambda: flower_state(flower, job.id) == "SUCCESS", 30, "Flower did not see the task succeed")
+    wait_until(lambda: flower_state(flower, job.id) == "SUCCESS", 30, "Flower did not see the task succeed")
     info = flower_info(flower, job.id)
     assert info["name"] == "asr.transcribe" and info["worker"] == node_name(stack)
     assert "country" in info["result"] and info["runtime"] > 0
@@ -260,7 +251,9 @@ def test_state_survives_a_flower_restart(stack: LocalStack, client: Client, tmp_
         job.result(timeout=120)
         # Events arrive in order but not at once: wait for the success event itself,
         # not only for the task to be known, before the state is saved.
-        wait_for(lambda: flower_state(first, job.id) == "SUCCESS", 30, "Flower did not see the task succeed")
+        wait_until(
+            lambda: flower_state(first, job.id) == "SUCCESS", 30, "Flower did not see the task succeed"
+        )
     finally:
         first.stop()
     # Started again, with the credentials from FLOWER_BASIC_AUTH this time.
@@ -280,6 +273,6 @@ def test_clip_jobs_show_up_in_flower_one_by_one(flower: Flower, client: Client, 
     jobs = client.submit_many([audio_file("jfk.flac"), tmp_path / "missing.wav"], batch=True)
     for job, state in zip(jobs, ("SUCCESS", "FAILURE"), strict=True):
         ended = lambda job=job, state=state: flower_state(flower, job.id) == state  # noqa: E731
-        wait_for(ended, 60, f"Flower did not see {job.path} end {state}")
+        wait_until(ended, 60, f"Flower did not see {job.path} end {state}")
     assert "country" in flower_info(flower, jobs[0].id)["result"]
     assert "AudioNotFoundError" in flower_info(flower, jobs[1].id)["exception"]

@@ -19,6 +19,7 @@ from producer import Client
 from producer.local import PROJECT_ROOT, LocalStack, RedisServer, free_port
 from producer.ops import worker_info
 from tests.conftest import audio_file
+from tests.helpers import wait_until
 from tests.integration.audio_tools import SEQUENTIAL, concatenate
 from tests.integration.conftest import run_module, worker_log
 
@@ -85,10 +86,7 @@ def test_info_answers_at_once_while_every_child_is_busy(client: Client, stack: L
     # the sequential decoder: several seconds of work, longer than the 2 s broadcast.
     long_file = concatenate(audio_file("jfk.flac"), 8, tmp_path / "jfk_x8.wav")
     jobs = client.submit_many([long_file, long_file], **SEQUENTIAL)
-    deadline = time.monotonic() + 60
-    while not all(job.state == "PROGRESS" for job in jobs):
-        assert time.monotonic() < deadline, [job.state for job in jobs]
-        time.sleep(0.05)
+    wait_until(lambda: all(job.state == "PROGRESS" for job in jobs), 60, [job.state for job in jobs])
     asked = time.monotonic()
     replies = worker_info(client, timeout=2)
     answered = time.monotonic() - asked

@@ -19,6 +19,7 @@ from producer import Client, Job
 from producer.jobs import RET_CONNECT, RET_ENDED, RET_OK, RET_UNKNOWN
 from producer.local import LocalStack, free_port
 from tests.conftest import audio_file
+from tests.helpers import wait_until
 from tests.integration.audio_tools import concatenate
 from tests.integration.conftest import run_module, worker_log, worker_stack
 
@@ -45,10 +46,7 @@ def long_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _wait_running(client: Client, job: Job, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while client.status(job.id).state != "PROGRESS":
-        assert time.monotonic() < deadline, f"job {job.id} never started"
-        time.sleep(0.1)
+    wait_until(lambda: client.status(job.id).state == "PROGRESS", timeout, f"job {job.id} never started")
 
 
 def run_jobs_cli(*args: str, redis_url: str) -> subprocess.CompletedProcess[str]:
@@ -70,10 +68,7 @@ def test_a_queued_job_is_cancelled_and_never_runs(
     for job in busy:  # free both children: the worker now takes the queued job off the queue
         assert jobs_client.cancel(job.id).state == "REVOKED"
     discarded = f"Discarding revoked task: asr.transcribe[{queued.id}]"
-    deadline = time.monotonic() + 60
-    while discarded not in worker_log(jobs_stack):
-        assert time.monotonic() < deadline, "the worker never dequeued the revoked job"
-        time.sleep(0.1)
+    wait_until(lambda: discarded in worker_log(jobs_stack), 60, "the worker never dequeued the revoked job")
     time.sleep(1.0)
     log = worker_log(jobs_stack)
     assert f"asr.transcribe[{queued.id}] succeeded" not in log
@@ -94,10 +89,11 @@ def test_a_running_job_is_cancelled_and_the_worker_goes_on(
     assert time.monotonic() - started < 10, "cancelling does not wait for the job to finish"
     assert "country" in jobs_client.transcribe(audio_file("jfk.flac"), timeout=120)["text"]
     # The pool replaces a dead child when it next maintains itself: wait for it.
-    deadline = time.monotonic() + 60
-    while child in (pids := jobs_stack.child_pids()) or len(pids) != 2:
-        assert time.monotonic() < deadline, f"child {child} was not replaced: {pids}"
-        time.sleep(0.5)
+    wait_until(
+        lambda: child not in (pids := jobs_stack.child_pids()) and len(pids) == 2,
+        60,
+        f"child {child} was not replaced",
+    )
     assert jobs_client.status(job.id).state == "REVOKED"
 
 
@@ -146,10 +142,9 @@ def test_a_split_job_is_cancelled_its_pieces_stop_and_the_children_go_on(
     long = concatenate(audio_file("jfk.flac"), 60, tmp_path / "jfk_x60.wav")
     children = sorted(jobs_stack.child_pids())
     job = jobs_client.submit(long, fanout_seconds=60)
-    deadline = time.monotonic() + 120
-    while (job.progress or {}).get("seconds_done", 0) <= 0:
-        assert time.monotonic() < deadline, "the pieces never started"
-        time.sleep(0.05)
+    wait_until(
+        lambda: not ((job.progress or {}).get("seconds_done", 0) <= 0), 120, "the pieces never started"
+    )
     pieces, done_before = job.progress["pieces"], job.progress["pieces_done"]
     assert pieces >= 12
 
@@ -160,10 +155,7 @@ def test_a_split_job_is_cancelled_its_pieces_stop_and_the_children_go_on(
 
     # The merge comes last, once every piece has returned: it leaves the job REVOKED.
     merged = (f"Discarding revoked task: asr.merge_pieces[{job.id}]", f"job {job.id} cancelled: its pieces")
-    deadline = time.monotonic() + 120
-    while not any(line in worker_log(jobs_stack) for line in merged):
-        assert time.monotonic() < deadline, "the merge never came"
-        time.sleep(0.2)
+    wait_until(lambda: any(line in worker_log(jobs_stack) for line in merged), 120, "the merge never came")
     log = worker_log(jobs_stack)
     lines = [line for line in log.splitlines() if f"job {job.id} cancelled: piece" in line]
     stopped = [line for line in lines if line.endswith("stops")]

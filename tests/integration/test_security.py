@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import time
 import uuid
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from kombu import Connection, Exchange, Queue
 from producer import BrokerUnavailableError, Client, TranscriptionFailed
 from producer.local import LocalStack, RedisServer
 from tests.conftest import audio_file
-from tests.integration.conftest import worker_log
+from tests.helpers import wait_for_log, worker_log
 
 pytestmark = pytest.mark.integration
 
@@ -43,10 +42,7 @@ def test_a_pickled_message_is_refused_and_never_executed(stack: LocalStack, clie
             declare=[Queue("asr", Exchange("asr"), "asr")],
             headers={"lang": "py", "task": "asr.transcribe", "id": task_id, "root_id": task_id},
         )
-    deadline = time.monotonic() + 20
-    while "untrusted content of type pickle" not in worker_log(stack) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert "Refusing to deserialize untrusted content of type pickle" in worker_log(stack)
+    wait_for_log(stack, "Refusing to deserialize untrusted content of type pickle", 20)
     assert not marker.exists(), "the pickled payload must never be unpickled"
     assert "country" in client.transcribe(audio_file("jfk.flac"), timeout=120)["text"], (
         "the worker still serves"
@@ -91,11 +87,7 @@ def test_the_worker_log_holds_a_summary_of_each_job_not_its_transcript(stack: Lo
     job = client.submit(audio_file("jfk.flac"))
     text = job.result(timeout=120)["text"]
     summary = f"asr.transcribe[{job.id}]: 11.0 s of audio"
-    deadline = time.monotonic() + 20
-    while summary not in worker_log(stack) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    log = worker_log(stack)
-    assert summary in log
+    log = wait_for_log(stack, summary, 20)
     assert f"Task asr.transcribe[{job.id}] succeeded in" in log, "Celery's success line stays, shortened"
     assert "ask not what your country" in text.lower()
     assert "what your country" not in log.lower(), "a transcript is private: never in the worker's log"

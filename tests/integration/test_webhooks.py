@@ -20,6 +20,7 @@ import pytest
 from producer import Client, TranscriptionFailed
 from producer.local import LocalStack, free_port
 from tests.conftest import audio_file
+from tests.helpers import wait_until
 from tests.integration.audio_tools import SEQUENTIAL, concatenate
 from tests.integration.conftest import worker_log, worker_stack
 from tests.unit.test_webhook_signing import load_verifier
@@ -93,9 +94,10 @@ class Receiver:
             return [r for r in self.requests if r.path == path]
 
     def wait_for(self, path: str, count: int, timeout: float = 60.0) -> list[Received]:
-        deadline = time.monotonic() + timeout
-        while len(self.received(path)) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
+        try:
+            wait_until(lambda: len(self.received(path)) >= count, timeout, "")
+        except AssertionError:
+            pass  # the caller asserts on what arrived
         return self.received(path)
 
     def close(self) -> None:
@@ -172,10 +174,9 @@ def test_a_dead_receiver_gets_max_attempts_then_an_error_and_the_job_is_intact(
     receiver.wait_for(path, MAX_ATTEMPTS)
     time.sleep(2 * BACKOFF * 2 ** (MAX_ATTEMPTS - 1))  # twice the wait before a 5th attempt
     assert len(receiver.received(path)) == MAX_ATTEMPTS
-    deadline = time.monotonic() + 10
-    while f"gave up after {MAX_ATTEMPTS} attempts" not in worker_log(hook_stack):
-        assert time.monotonic() < deadline, "no error was logged"
-        time.sleep(0.1)
+    wait_until(
+        lambda: f"gave up after {MAX_ATTEMPTS} attempts" in worker_log(hook_stack), 10, "no error was logged"
+    )
     line = next(
         ln
         for ln in worker_log(hook_stack).splitlines()
@@ -190,10 +191,7 @@ def test_an_unreachable_receiver_is_retried_like_a_5xx(hook_client: Client, hook
     job = hook_client.submit(audio_file("jfk.flac"), callback_url=f"http://127.0.0.1:{DEAD_PORT}/hook")
     job.result(timeout=120)
     gave_up = f"webhook for job {job.id} to http://127.0.0.1:{DEAD_PORT}/hook gave up after {MAX_ATTEMPTS}"
-    deadline = time.monotonic() + 30
-    while gave_up not in worker_log(hook_stack):
-        assert time.monotonic() < deadline, "the delivery never gave up"
-        time.sleep(0.1)
+    wait_until(lambda: gave_up in worker_log(hook_stack), 30, "the delivery never gave up")
     failed = [ln for ln in worker_log(hook_stack).splitlines() if f"webhook for job {job.id}" in ln]
     assert len(failed) == MAX_ATTEMPTS and all("Connection refused" in ln for ln in failed), failed
     assert hook_client.job(job.id).state == "SUCCESS"
@@ -231,10 +229,7 @@ def test_a_cancelled_job_posts_revoked(hook_client: Client, receiver, tmp_path: 
     # 192 s of speech on the sequential decoder: about 10 s of work, cancelled long before.
     long_file = concatenate(audio_file("jfk.flac"), 16, tmp_path / "jfk_x16.wav")
     job = hook_client.submit(long_file, callback_url=url, **SEQUENTIAL)
-    deadline = time.monotonic() + 60
-    while job.state != "PROGRESS":
-        assert time.monotonic() < deadline, "the job never started"
-        time.sleep(0.1)
+    wait_until(lambda: job.state == "PROGRESS", 60, "the job never started")
     assert hook_client.cancel(job.id).state == "REVOKED"
     [request] = receiver.wait_for(path, 1)
     assert request.signed()
@@ -247,10 +242,7 @@ def test_a_cancelled_split_job_posts_revoked_once(hook_client: Client, receiver,
     url, path = receiver.url("cancelled-split")
     long_file = concatenate(audio_file("jfk.flac"), 16, tmp_path / "jfk_x16.wav")
     job = hook_client.submit(long_file, callback_url=url, fanout_seconds=60, **SEQUENTIAL)
-    deadline = time.monotonic() + 60
-    while not (job.progress or {}).get("pieces"):
-        assert time.monotonic() < deadline, "the job was never split"
-        time.sleep(0.05)
+    wait_until(lambda: not (not (job.progress or {}).get("pieces")), 60, "the job was never split")
     assert hook_client.cancel(job.id).state == "REVOKED"
     [request] = receiver.wait_for(path, 1)
     assert request.signed()
