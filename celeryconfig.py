@@ -1,7 +1,7 @@
 """Celery settings for the transcription worker, read from the environment once.
 
 Only lowercase Celery setting names live here (Celery's "new" setting names);
-the worker's ASR settings are in ``worker/settings.py``. ``REDIS_URL`` sets the
+the worker's ASR settings are in ``worker/pipeline/settings.py``. ``REDIS_URL`` sets the
 broker and the result backend together; ``CELERY_BROKER_URL`` and
 ``CELERY_RESULT_BACKEND`` override each.
 """

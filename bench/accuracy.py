@@ -12,7 +12,7 @@ Decoders, all on the same ``tiny.en`` int8 model in this process, beam 5:
 - ``direct sequential``: ``WhisperModel.transcribe`` with faster-whisper's defaults;
 - ``direct batched``: ``BatchedInferencePipeline.transcribe`` (VAD windows, batch 8);
 - ``old worker``: what the worker ran before issue 11 (batched with timestamp tokens over 30 s);
-- ``worker``: :func:`worker.transcription.transcribe_array` as a job runs it;
+- ``worker``: :func:`worker.pipeline.transcription.transcribe_array` as a job runs it;
 - ``worker fan-out``: the long files cut in pauses into pieces of 60 s (``ASR_FANOUT_SECONDS``'s
   least), each piece through ``transcribe_array``, merged as ``asr.merge_pieces`` does;
 - ``worker clip batch``: the short recordings as one cross-job batch (``transcribe_clips``),
@@ -38,10 +38,10 @@ import numpy as np
 
 from bench.scoring import Errors, errors, eval_corpus
 from bench.workloads import _find
-from worker.audio import SAMPLE_RATE
-from worker.options import TranscribeOptions
-from worker.speech import split_points
-from worker.transcription import transcribe_array, transcribe_clips
+from worker.pipeline.audio import SAMPLE_RATE
+from worker.pipeline.options import TranscribeOptions
+from worker.pipeline.speech import split_points
+from worker.pipeline.transcription import transcribe_array, transcribe_clips
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Silence after each recording in a long file.

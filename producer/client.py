@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 TASK_NAME = "asr.transcribe"
-#: A short clip that a worker may decode in one batch with other jobs' clips (worker.clips).
+#: A short clip that a worker may decode in one batch with other jobs' clips (worker.tasks.clips).
 CLIP_TASK_NAME = "asr.transcribe_clip"
 DETECT_LANGUAGE_TASK = "asr.detect_language"
 #: States in which a job has not ended yet.
@@ -43,7 +43,7 @@ PENDING_STATES = frozenset({"PENDING", "RECEIVED", "STARTED", "RETRY", "PROGRESS
 #: States in which a job has ended.
 ENDED_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 #: A job split into pieces across the fleet keeps this Redis hash, and its pieces publish
-#: under this lock; ``cancelled`` in it stops the pieces (the same names as worker.fanout).
+#: under this lock; ``cancelled`` in it stops the pieces (the same names as worker.tasks.fanout).
 FANOUT_KEY = "asr:fanout:{}"
 FANOUT_LOCK_KEY = "asr:fanout:{}:lock"
 FANOUT_CANCELLED = "cancelled"

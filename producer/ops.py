@@ -1,7 +1,7 @@
 """Operator views of the fleet: which workers run, what they consume, which model each child serves.
 
 ``worker_info`` broadcasts the workers' ``asr_info`` inspect command (defined
-in ``worker/info.py``, reached by its name like the tasks): every worker's
+in ``worker/tasks/info.py``, reached by its name like the tasks): every worker's
 main process answers at once, even while all its children are busy, with the
 records its children wrote after loading their models.
 """

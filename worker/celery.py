@@ -1,9 +1,9 @@
 """The Celery application: settings from ``celeryconfig``, the tasks, and their lifecycle hooks.
 
-Tasks: ``asr.transcribe`` (worker.tasks), ``asr.transcribe_piece`` and ``asr.merge_pieces``
-(worker.fanout), ``asr.transcribe_clip`` (worker.clips, cross-job batches),
-``asr.detect_language`` (worker.language), ``asr.info`` (worker.info),
-``asr.deliver_webhook`` (worker.webhooks).
+Tasks: ``asr.transcribe`` (worker.tasks.transcribe), ``asr.transcribe_piece`` and ``asr.merge_pieces``
+(worker.tasks.fanout), ``asr.transcribe_clip`` (worker.tasks.clips, cross-job batches),
+``asr.detect_language`` (worker.tasks.language), ``asr.info`` (worker.tasks.info),
+``asr.deliver_webhook`` (worker.tasks.webhooks).
 """
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ from typing import Any
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from worker.errors import InputError, TranscriptionTimeoutError, TransientError
+from worker.pipeline.errors import InputError, TranscriptionTimeoutError, TransientError
 
 app = Celery(
     "asr",
     include=[
-        "worker.tasks",
-        "worker.fanout",
-        "worker.clips",
-        "worker.info",
-        "worker.webhooks",
-        "worker.language",
+        "worker.tasks.transcribe",
+        "worker.tasks.fanout",
+        "worker.tasks.clips",
+        "worker.tasks.info",
+        "worker.tasks.webhooks",
+        "worker.tasks.language",
     ],
 )
 app.config_from_object("celeryconfig")
@@ -62,13 +62,13 @@ def audio_task_errors(task: Task) -> Iterator[None]:
         raise
 
 
-# Order matters: the model's lifecycle handlers connect before worker.info's,
-# which reports what they loaded; worker.info also registers the asr_info
+# Order matters: the model's lifecycle handlers connect before worker.tasks.info's,
+# which reports what they loaded; worker.tasks.info also registers the asr_info
 # inspect command for `celery -A worker inspect asr_info`.
 # isort: off
-import worker.signals  # noqa: E402
-import worker.info  # noqa: E402,F401
-from worker.recovery import RestoreOrphanedJobs  # noqa: E402
+import worker.runtime.lifecycle  # noqa: E402
+import worker.tasks.info  # noqa: E402,F401
+from worker.runtime.recovery import RestoreOrphanedJobs  # noqa: E402
 # isort: on
 
 app.steps["consumer"].add(RestoreOrphanedJobs)

@@ -15,7 +15,7 @@ from bench.workloads import referenced_mix
 from producer import TranscriptionFailed
 from tests.conftest import audio_file, normalise, word_error_rate
 from tests.helpers import wait_until
-from worker.audio import decode
+from worker.pipeline.audio import decode
 
 pytestmark = pytest.mark.integration
 
@@ -111,7 +111,7 @@ def test_pieces_publishing_at_once_never_move_the_jobs_progress_back(stack):
     # sees the job's stored progress only grow.
     from celery import Celery
 
-    from worker.fanout import _piece_publisher
+    from worker.tasks.fanout import _piece_publisher
 
     app = Celery(broker=stack.url, backend=stack.url)
     job_id = f"progress-{uuid.uuid4()}"

@@ -163,7 +163,8 @@ def test_a_recycled_child_is_replaced_in_the_report(tmp_path: Path, redis_server
 
 
 def test_celery_inspect_reaches_the_command(client: Client, stack: LocalStack):
-    # `celery inspect` knows only the commands its own process imported: worker.celery imports worker.info.
+    # `celery inspect` knows only the commands its own process imported:
+    # worker.celery imports worker.tasks.info.
     node = node_name(stack)
     reported(client, node, 2)
     env = {**os.environ, "REDIS_URL": stack.url}

@@ -10,8 +10,8 @@ import pytest
 
 from tests.conftest import audio_file
 from worker import asr
-from worker.errors import ConfigError
-from worker.settings import get_settings
+from worker.pipeline.errors import ConfigError
+from worker.pipeline.settings import get_settings
 
 
 @pytest.fixture()

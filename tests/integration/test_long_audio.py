@@ -10,8 +10,8 @@ from producer import Client
 from producer.local import LocalStack
 from tests.conftest import audio_file, normalise, references, word_error_rate
 from tests.integration.audio_tools import concatenate
-from worker.audio import SAMPLE_RATE
-from worker.speech import split_points
+from worker.pipeline.audio import SAMPLE_RATE
+from worker.pipeline.speech import split_points
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from bench.accuracy import PAUSE, corpus, long_mixes
 from bench.scoring import Errors, errors, eval_corpus, normalise
 from tests.conftest import audio_file, references, word_error_rate
 from tests.integration.audio_tools import write_wav
-from worker.audio import SAMPLE_RATE, decode
-from worker.decoding import decode_batched, fill_gaps
+from worker.pipeline.audio import SAMPLE_RATE, decode
+from worker.pipeline.decoding import decode_batched, fill_gaps
 
 pytestmark = pytest.mark.integration
 

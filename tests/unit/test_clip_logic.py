@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from worker.errors import ConfigError
-from worker.options import TranscribeOptions
-from worker.settings import Settings
-from worker.transcription import clip_batchable
+from worker.pipeline.errors import ConfigError
+from worker.pipeline.options import TranscribeOptions
+from worker.pipeline.settings import Settings
+from worker.pipeline.transcription import clip_batchable
 
 
 @pytest.mark.parametrize(

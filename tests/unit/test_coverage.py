@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import audio_file
-from worker.audio import SAMPLE_RATE, decode
-from worker.decoding import fill_gaps
-from worker.speech import missed_speech, uncovered
+from worker.pipeline.audio import SAMPLE_RATE, decode
+from worker.pipeline.decoding import fill_gaps
+from worker.pipeline.speech import missed_speech, uncovered
 
 
 def test_speech_with_words_over_it_is_covered():
@@ -57,7 +57,7 @@ class _DeafModel:
 
 def test_speech_still_without_words_is_reported_and_logged(caplog):
     audio = decode(audio_file("jfk.flac"))
-    with caplog.at_level(logging.WARNING, logger="worker.decoding"):
+    with caplog.at_level(logging.WARNING, logger="worker.pipeline.decoding"):
         found, gaps = fill_gaps(_DeafModel(), audio, [], {"beam_size": 5}, batch_size=1)  # type: ignore[arg-type]
     assert found == [] and gaps
     assert all(end - start >= 1.0 for start, end in gaps)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import audio_file
-from worker.audio import decode, decode_head, decode_range
+from worker.pipeline.audio import decode, decode_head, decode_range
 
 
 @pytest.mark.parametrize("name", ["jfk.flac", "hotwords.mp3", "stereo_diarization.wav"])

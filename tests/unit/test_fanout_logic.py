@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from worker import errors
-from worker.errors import ConfigError, InvalidOptionsError
-from worker.fanout import _raise_piece_error, _shifted, piece_length
-from worker.options import TranscribeOptions, parse_options
-from worker.settings import Settings
-from worker.transcription import uses_batched_pipeline
+from worker.pipeline import errors
+from worker.pipeline.errors import ConfigError, InvalidOptionsError
+from worker.pipeline.options import TranscribeOptions, parse_options
+from worker.pipeline.settings import Settings
+from worker.pipeline.transcription import uses_batched_pipeline
+from worker.tasks.fanout import _raise_piece_error, _shifted, piece_length
 
 
 @pytest.mark.parametrize(
@@ -77,7 +77,7 @@ def test_a_failed_piece_raises_its_own_error_type_with_where():
 
 def test_the_producer_cancels_a_split_job_under_the_names_the_pieces_read():
     from producer import client
-    from worker import fanout
+    from worker.tasks import fanout
 
     assert (client.FANOUT_KEY, client.FANOUT_LOCK_KEY, client.FANOUT_CANCELLED) == (
         fanout.PROGRESS_KEY,

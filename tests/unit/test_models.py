@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from worker.asr.models import normalize_model_id, resolve_model_path
-from worker.errors import ModelUnavailableError
+from worker.pipeline.errors import ModelUnavailableError
 
 
 @pytest.mark.parametrize(

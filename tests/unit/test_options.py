@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from worker.errors import InvalidOptionsError
-from worker.options import TranscribeOptions, parse_options
+from worker.pipeline.errors import InvalidOptionsError
+from worker.pipeline.options import TranscribeOptions, parse_options
 
 
 def test_no_options_is_the_default():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.segments import MAX_SEGMENT_CHARS, MAX_SEGMENT_SECONDS, Run, Word, build_segments
+from worker.pipeline.segments import MAX_SEGMENT_CHARS, MAX_SEGMENT_SECONDS, Run, Word, build_segments
 
 
 def _words(text: str, start: float = 0.0, step: float = 0.4, pauses: dict[int, float] | None = None) -> Run:

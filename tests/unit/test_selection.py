@@ -10,7 +10,7 @@ from worker.asr.selection import (
     select_device,
     select_device_index,
 )
-from worker.errors import ConfigError
+from worker.pipeline.errors import ConfigError
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.errors import ConfigError
-from worker.settings import Settings
+from worker.pipeline.errors import ConfigError
+from worker.pipeline.settings import Settings
 
 
 def test_defaults_transcribe_with_tiny_en_on_auto_device():

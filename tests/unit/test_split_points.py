@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 
-from worker.speech import split_points
+from worker.pipeline.speech import split_points
 
 RATE = 16000
 

@@ -15,9 +15,9 @@ from collections.abc import Callable
 import pytest
 
 from tests.conftest import ROOT
-from worker.errors import ConfigError
-from worker.settings import Settings
-from worker.webhooks import backoff, encode_payload, retryable, sign
+from worker.pipeline.errors import ConfigError
+from worker.pipeline.settings import Settings
+from worker.tasks.webhooks import backoff, encode_payload, retryable, sign
 
 SECRET = "s3cret-for-tests"
 

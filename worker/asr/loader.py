@@ -25,8 +25,8 @@ from worker.asr.selection import (
     select_device,
     select_device_index,
 )
-from worker.errors import ModelUnavailableError
-from worker.settings import Settings, get_settings
+from worker.pipeline.errors import ModelUnavailableError
+from worker.pipeline.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel

@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from worker.errors import ModelUnavailableError
+from worker.pipeline.errors import ModelUnavailableError
 
 __all__ = ["normalize_model_id", "resolve_model_path"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from worker.errors import ConfigError
+from worker.pipeline.errors import ConfigError
 
 __all__ = ["select_compute_type", "select_cpu_threads", "select_device", "select_device_index"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from worker.errors import RedeliveryLimitError
+from worker.pipeline.errors import RedeliveryLimitError
 
 __all__ = ["check_delivery", "uncount_delivery"]
 

@@ -7,7 +7,7 @@ So each child *reports* its facts and the parent only relays them:
 * Each child writes its record (hostname, pid, queues, ``get_model_config()``,
   versions) as a small JSON file, ``<pid>.json``, in a private directory that
   the parent makes at ``worker_init`` (before it forks). A child writes it
-  after ``worker_process_init`` (the model handler in ``worker.signals`` is
+  after ``worker_process_init`` (the model handler in ``worker.runtime.lifecycle`` is
   connected first, because ``worker.celery`` imports it before any included
   module, so the record says whether the load worked and how long it took),
   again after any job that changed its facts (a model that failed at start and

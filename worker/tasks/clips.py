@@ -6,7 +6,7 @@ The worker's main process holds such messages (celery-batches' ``Batches``) unti
 ``ASR_CLIP_BATCH`` of them wait or ``ASR_CLIP_WAIT`` seconds pass, then hands the
 lot to one child, which decodes the clips that fit one 30 s window and ask for
 the same decoding as one batch of windows
-(:func:`worker.transcription.transcribe_clips`).
+(:func:`worker.pipeline.transcription.transcribe_clips`).
 
 Each job stays a job of its own:
 
@@ -51,15 +51,14 @@ from celery_batches.trace import apply_batches_task
 from kombu.utils.uuid import uuid
 
 from worker.asr import get_model, get_model_config
-from worker.audio import SAMPLE_RATE, check_audio_path, check_duration, decode, probe_duration
 from worker.celery import app
-from worker.delivery import check_delivery, uncount_delivery
-from worker.errors import ModelUnavailableError, TranscriptionTimeoutError, TransientError
-from worker.options import TranscribeOptions, parse_options
-from worker.progress import PROGRESS, progress_meta
-from worker.results import job_result, worker_facts
-from worker.settings import Settings, get_settings
-from worker.transcription import (
+from worker.pipeline.audio import SAMPLE_RATE, check_audio_path, check_duration, decode, probe_duration
+from worker.pipeline.errors import ModelUnavailableError, TranscriptionTimeoutError, TransientError
+from worker.pipeline.options import TranscribeOptions, parse_options
+from worker.pipeline.progress import PROGRESS, progress_meta
+from worker.pipeline.results import job_result, worker_facts
+from worker.pipeline.settings import Settings, get_settings
+from worker.pipeline.transcription import (
     WINDOW_SECONDS,
     Transcript,
     check_model_supports,
@@ -67,7 +66,8 @@ from worker.transcription import (
     transcribe_array,
     transcribe_clips,
 )
-from worker.webhooks import queue_delivery, queue_revoked
+from worker.runtime.delivery import check_delivery, uncount_delivery
+from worker.tasks.webhooks import queue_delivery, queue_revoked
 
 __all__ = ["CLIP_TASK_NAME", "transcribe_clip"]
 

@@ -5,11 +5,11 @@ Two decoders, one guarantee (issue 11, "no speech lost"):
 - :func:`decode_batched` reads the speech as text-only windows of up to 30 s,
   several at once (faster-whisper's ``BatchedInferencePipeline``), times each
   word afterwards and builds sentence-like segments from the words
-  (:mod:`worker.segments`);
+  (:mod:`worker.pipeline.segments`);
 - :func:`decode_sequential` is ``WhisperModel.transcribe`` as faster-whisper
   runs it.
 
-After either, :func:`worker.speech.uncovered` lists the stretches of speech
+After either, :func:`worker.pipeline.speech.uncovered` lists the stretches of speech
 that hold no word. Each is decoded again on its own by the sequential decoder;
 one that still yields nothing is returned in ``gaps`` (and logged), so a lost
 sentence is visible in the result instead of silently missing.
@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from worker.audio import SAMPLE_RATE
-from worker.segments import Run, Word, build_segments
-from worker.speech import WINDOW_SECONDS, Span, missed_speech, split_points
+from worker.pipeline.audio import SAMPLE_RATE
+from worker.pipeline.segments import Run, Word, build_segments
+from worker.pipeline.speech import WINDOW_SECONDS, Span, missed_speech, split_points
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from worker.errors import InvalidOptionsError
-from worker.settings import MIN_PIECE_SECONDS
+from worker.pipeline.errors import InvalidOptionsError
+from worker.pipeline.settings import MIN_PIECE_SECONDS
 
 __all__ = ["TranscribeOptions", "check_callback_url", "parse_options"]
 

@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from worker.errors import (
+from worker.pipeline.errors import (
     AudioDecodeError,
     AudioNotFoundError,
     AudioTooLongError,
@@ -24,7 +24,7 @@ from worker.errors import (
     PathNotAllowedError,
     TransientError,
 )
-from worker.settings import Settings
+from worker.pipeline.settings import Settings
 
 __all__ = [
     "HEAD_SECONDS",

@@ -8,17 +8,17 @@ from typing import Any
 
 from celery import Task
 
-from worker import fanout
 from worker.asr import get_model, get_model_config
-from worker.audio import SAMPLE_RATE, check_audio_path, check_duration, decode_tracks, probe_duration
 from worker.celery import AUDIO_TASK_OPTIONS, app, audio_task_errors
-from worker.delivery import check_delivery
-from worker.errors import ModelUnavailableError
-from worker.options import parse_options
-from worker.progress import PROGRESS, ProgressReporter, progress_meta
-from worker.results import job_result, worker_facts
-from worker.settings import get_settings
-from worker.transcription import check_model_supports, transcribe_array, transcribe_channels
+from worker.pipeline.audio import SAMPLE_RATE, check_audio_path, check_duration, decode_tracks, probe_duration
+from worker.pipeline.errors import ModelUnavailableError
+from worker.pipeline.options import parse_options
+from worker.pipeline.progress import PROGRESS, ProgressReporter, progress_meta
+from worker.pipeline.results import job_result, worker_facts
+from worker.pipeline.settings import get_settings
+from worker.pipeline.transcription import check_model_supports, transcribe_array, transcribe_channels
+from worker.runtime.delivery import check_delivery
+from worker.tasks import fanout
 
 __all__ = ["transcribe"]
 
@@ -37,8 +37,8 @@ def transcribe(self: Task, audio_path: Any, **options: Any) -> dict[str, Any]:
     Options: ``language``, ``task``, ``beam_size``, ``vad_filter``,
     ``word_timestamps``, ``initial_prompt``, ``hotwords``, ``temperature``,
     ``channels`` (per-channel transcripts of a stereo file), ``callback_url``
-    (a webhook, see ``worker.webhooks``) and ``fanout_seconds`` (split longer
-    audio across the fleet, see ``worker.fanout``).
+    (a webhook, see ``worker.tasks.webhooks``) and ``fanout_seconds`` (split longer
+    audio across the fleet, see ``worker.tasks.fanout``).
     """
     with audio_task_errors(self):
         return _transcribe(self, audio_path, options)

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from worker.errors import TranscriptionTimeoutError
+from worker.pipeline.errors import TranscriptionTimeoutError
 
 __all__ = ["PROGRESS", "PROGRESS_INTERVAL", "ProgressReporter", "progress_meta"]
 

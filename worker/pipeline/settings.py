@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from worker.errors import ConfigError
+from worker.pipeline.errors import ConfigError
 
 #: The shortest piece a long file is split into for the fleet: shorter ones cost more than they gain.
 MIN_PIECE_SECONDS = 60.0

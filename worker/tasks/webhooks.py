@@ -39,9 +39,9 @@ from urllib.parse import urlsplit, urlunsplit
 from celery import Task, signals
 
 from worker.celery import app
-from worker.errors import InvalidOptionsError, WebhookDeliveryError
-from worker.options import check_callback_url
-from worker.settings import get_settings
+from worker.pipeline.errors import InvalidOptionsError, WebhookDeliveryError
+from worker.pipeline.options import check_callback_url
+from worker.pipeline.settings import get_settings
 
 __all__ = [
     "TASK_NAME",
@@ -59,7 +59,8 @@ log = logging.getLogger(__name__)
 TASK_NAME = "asr.deliver_webhook"
 #: The tasks whose end is a job's end: a job split across the fleet ends with its merge.
 JOB_TASKS = frozenset({"asr.transcribe", "asr.merge_pieces"})
-#: A clip job dropped while its batch gathers is revoked as itself (its outcomes are sent by worker.clips).
+#: A clip job dropped while its batch gathers is revoked as itself
+#: (its outcomes are sent by worker.tasks.clips).
 REVOCABLE_TASKS = JOB_TASKS | {"asr.transcribe_clip"}
 USER_AGENT = "asr-worker-webhook/1"
 #: Longest wait between two attempts, whatever the backoff doubling reaches.

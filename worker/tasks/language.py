@@ -12,10 +12,10 @@ import os
 from typing import Any
 
 from worker.asr import get_model, get_model_config
-from worker.audio import SAMPLE_RATE, check_audio_path, decode_head
 from worker.celery import AUDIO_TASK_OPTIONS, app
-from worker.errors import AudioDecodeError, InvalidOptionsError, ModelUnavailableError
-from worker.settings import get_settings
+from worker.pipeline.audio import SAMPLE_RATE, check_audio_path, decode_head
+from worker.pipeline.errors import AudioDecodeError, InvalidOptionsError, ModelUnavailableError
+from worker.pipeline.settings import get_settings
 
 __all__ = ["detect_language"]
 

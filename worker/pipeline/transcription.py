@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from worker.audio import SAMPLE_RATE
-from worker.decoding import Decoded, decode_batched, decode_sequential, segment_dict
-from worker.errors import InvalidOptionsError
-from worker.options import TranscribeOptions
-from worker.speech import WINDOW_SECONDS, missed_speech, split_points
+from worker.pipeline.audio import SAMPLE_RATE
+from worker.pipeline.decoding import Decoded, decode_batched, decode_sequential, segment_dict
+from worker.pipeline.errors import InvalidOptionsError
+from worker.pipeline.options import TranscribeOptions
+from worker.pipeline.speech import WINDOW_SECONDS, missed_speech, split_points
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -90,7 +90,7 @@ def transcribe_array(
 ) -> Transcript:
     """Run ``model`` over 16 kHz mono ``audio``, consuming the segment generator.
 
-    Audio longer than one 30 s window is decoded by :func:`worker.decoding.decode_batched`
+    Audio longer than one 30 s window is decoded by :func:`worker.pipeline.decoding.decode_batched`
     when ``batch_size`` > 1 (text-only windows, segments built from word timings),
     else by the sequential decoder; either way every stretch of speech left without
     words is decoded again or reported in ``gaps`` (``python -m bench.accuracy``).

@@ -19,10 +19,10 @@ from celery import signals
 
 from worker.asr import detect_cuda_availability, get_model, set_pool_size, unload_model
 from worker.asr.models import resolve_model_path
-from worker.errors import ASRError, ConfigError
-from worker.privacy import install as hide_return_values
-from worker.privacy import log_summary
-from worker.settings import Settings, get_settings
+from worker.pipeline.errors import ASRError, ConfigError
+from worker.pipeline.settings import Settings, get_settings
+from worker.runtime.privacy import install as hide_return_values
+from worker.runtime.privacy import log_summary
 
 log = logging.getLogger(__name__)
 

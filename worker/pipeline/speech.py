@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from worker.audio import SAMPLE_RATE
+from worker.pipeline.audio import SAMPLE_RATE
 
 __all__ = [
     "MIN_GAP_SECONDS",

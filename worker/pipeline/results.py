@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from worker.options import TranscribeOptions
-from worker.settings import Settings
-from worker.transcription import Transcript
+from worker.pipeline.options import TranscribeOptions
+from worker.pipeline.settings import Settings
+from worker.pipeline.transcription import Transcript
 
 __all__ = ["job_result", "worker_facts"]
 
@@ -37,7 +37,7 @@ def job_result(
         "language_probability": transcript.language_probability,
         "duration": transcript.duration,
         "segments": transcript.segments,
-        # Speech with no words even when decoded again (worker.decoding): empty when none was lost.
+        # Speech with no words even when decoded again (worker.pipeline.decoding): empty when none was lost.
         "gaps": transcript.gaps,
         "options": options.to_kwargs(settings.beam_size),
         "model": settings.model_id,

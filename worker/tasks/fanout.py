@@ -3,7 +3,7 @@
 A job whose audio is longer than its fan-out length (option ``fanout_seconds``,
 default ``ASR_FANOUT_SECONDS``) is not transcribed by the child that took it.
 That child cuts the decoded audio at the quietest moments near each limit
-(:func:`worker.speech.split_points`) into pieces of at most that length
+(:func:`worker.pipeline.speech.split_points`) into pieces of at most that length
 and replaces itself (``Task.replace``) with a chord on the job's queue: one
 ``asr.transcribe_piece`` per piece, which any free child of any worker may take
 (each decodes only its own stretch of the file), and ``asr.merge_pieces``, which
@@ -33,19 +33,19 @@ from celery import Task, chord, states
 from celery.exceptions import Ignore
 from redis.exceptions import LockError
 
-from worker import errors
 from worker.asr import get_model, get_model_config
-from worker.audio import SAMPLE_RATE, check_audio_path, decode_range
 from worker.celery import AUDIO_TASK_OPTIONS, app, audio_task_errors
-from worker.delivery import check_delivery
-from worker.errors import ASRError, InputError, ModelUnavailableError, TransientError
-from worker.options import TranscribeOptions, parse_options
-from worker.progress import PROGRESS, ProgressReporter, progress_meta
-from worker.results import job_result, worker_facts
-from worker.settings import Settings, get_settings
-from worker.speech import split_points
-from worker.transcription import BATCHED, SEQUENTIAL, Transcript, transcribe_array
-from worker.webhooks import queue_revoked
+from worker.pipeline import errors
+from worker.pipeline.audio import SAMPLE_RATE, check_audio_path, decode_range
+from worker.pipeline.errors import ASRError, InputError, ModelUnavailableError, TransientError
+from worker.pipeline.options import TranscribeOptions, parse_options
+from worker.pipeline.progress import PROGRESS, ProgressReporter, progress_meta
+from worker.pipeline.results import job_result, worker_facts
+from worker.pipeline.settings import Settings, get_settings
+from worker.pipeline.speech import split_points
+from worker.pipeline.transcription import BATCHED, SEQUENTIAL, Transcript, transcribe_array
+from worker.runtime.delivery import check_delivery
+from worker.tasks.webhooks import queue_revoked
 
 __all__ = ["fan_out", "merge_pieces", "piece_length", "transcribe_piece"]
 

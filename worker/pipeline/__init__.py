@@ -1,0 +1,1 @@
+"""Pure code, no Celery: audio, options, settings, errors, decoding, segments, results."""

@@ -1,0 +1,1 @@
+"""The worker's lifecycle: signal handlers, recovery, redelivery counting, privacy."""

@@ -1,0 +1,1 @@
+"""Thin Celery tasks over the pipeline, one module per task family."""
