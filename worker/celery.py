@@ -1,21 +1,19 @@
-"""The Celery application: settings from ``celeryconfig``, the tasks, and their lifecycle hooks.
+"""The Celery application: settings from ``celeryconfig``, the tasks, one consumer bootstep.
 
-Tasks: ``asr.transcribe`` (worker.tasks.transcribe), ``asr.transcribe_piece`` and ``asr.merge_pieces``
-(worker.tasks.fanout), ``asr.transcribe_clip`` (worker.tasks.clips, cross-job batches),
-``asr.detect_language`` (worker.tasks.language), ``asr.info`` (worker.tasks.info),
-``asr.deliver_webhook`` (worker.tasks.webhooks).
+Tasks: ``asr.transcribe`` (worker.tasks.transcribe), ``asr.transcribe_piece`` and
+``asr.merge_pieces`` (worker.tasks.fanout), ``asr.transcribe_clip`` (worker.tasks.clips,
+cross-job batches), ``asr.detect_language`` (worker.tasks.language), ``asr.info``
+(worker.tasks.info), ``asr.deliver_webhook`` (worker.tasks.webhooks). Lifecycle hooks:
+:mod:`worker.runtime.hooks`, one ordered list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from celery import Celery
 
-from celery import Celery, Task
-from celery.exceptions import SoftTimeLimitExceeded
-
-from worker.pipeline.errors import InputError, TranscriptionTimeoutError, TransientError
+# Registers the asr_info inspect command: `celery inspect` clients import this module only.
+import worker.runtime.reports  # noqa: F401
+from worker.runtime.recovery import RestoreOrphanedJobs
 
 app = Celery(
     "asr",
@@ -26,49 +24,9 @@ app = Celery(
         "worker.tasks.info",
         "worker.tasks.webhooks",
         "worker.tasks.language",
+        # Last: it connects every lifecycle hook, in order, before the worker starts.
+        "worker.runtime.hooks",
     ],
 )
 app.config_from_object("celeryconfig")
-
-#: The options of every task that reads an audio file.
-AUDIO_TASK_OPTIONS: dict[str, Any] = {
-    "bind": True,
-    # Bad input is expected in normal operation: logged without a traceback.
-    "throws": (InputError,),
-    # Only errors a retry can fix are retried; bad input fails at once.
-    "autoretry_for": (TransientError,),
-    "retry_backoff": True,
-    "retry_backoff_max": 300,
-    "retry_jitter": True,
-    "max_retries": 5,
-}
-
-
-@contextmanager
-def audio_task_errors(task: Task) -> Iterator[None]:
-    """Turn the soft time limit and out-of-memory into the project's typed errors."""
-    try:
-        yield
-    except SoftTimeLimitExceeded:
-        limit = (task.request.timelimit or (None, None))[1] or app.conf.task_soft_time_limit
-        raise TranscriptionTimeoutError(
-            f"job ran past the soft time limit of {limit} s (ASR_SOFT_TIME_LIMIT)"
-        ) from None
-    except RuntimeError as exc:
-        # CTranslate2 reports CUDA out-of-memory as a RuntimeError; a retry may
-        # land on a freer GPU or a CPU worker.
-        if "out of memory" in str(exc).lower():
-            raise TransientError(f"out of memory while transcribing: {exc}") from None
-        raise
-
-
-# Order matters: the model's lifecycle handlers connect before worker.tasks.info's,
-# which reports what they loaded; worker.tasks.info also registers the asr_info
-# inspect command for `celery -A worker inspect asr_info`.
-# isort: off
-import worker.runtime.lifecycle  # noqa: E402
-import worker.tasks.info  # noqa: E402,F401
-from worker.runtime.recovery import RestoreOrphanedJobs  # noqa: E402
-# isort: on
-
 app.steps["consumer"].add(RestoreOrphanedJobs)

@@ -1,4 +1,4 @@
-"""Which path a job takes (batched, fanned out) and how pieces are put back: pure logic."""
+"""How a fanned-out job's pieces are put back, and its options: pure logic (the routing: test_plan.py)."""
 
 from __future__ import annotations
 
@@ -6,35 +6,9 @@ import pytest
 
 from worker.pipeline import errors
 from worker.pipeline.errors import ConfigError, InvalidOptionsError
-from worker.pipeline.options import TranscribeOptions, parse_options
+from worker.pipeline.options import parse_options
 from worker.pipeline.settings import Settings
-from worker.pipeline.transcription import uses_batched_pipeline
-from worker.tasks.fanout import _raise_piece_error, _shifted, piece_length
-
-
-@pytest.mark.parametrize(
-    ("seconds", "options", "batch_size", "batched"),
-    [
-        (29.9, TranscribeOptions(), 8, False),  # one window: nothing to batch
-        (31.0, TranscribeOptions(), 8, True),
-        (3600.0, TranscribeOptions(), 1, False),  # ASR_BATCH_SIZE=1 keeps the sequential decoder
-        (3600.0, TranscribeOptions(temperature=(0.0, 0.4)), 8, False),  # only it walks a ladder
-        (3600.0, TranscribeOptions(temperature=0.2), 8, True),
-    ],
-)
-def test_uses_batched_pipeline(seconds, options, batch_size, batched):
-    assert uses_batched_pipeline(seconds, options, batch_size) is batched
-
-
-def test_piece_length_follows_the_option_then_the_setting():
-    settings = Settings.from_env({"ASR_FANOUT_SECONDS": "300"})
-    assert piece_length(301, TranscribeOptions(), settings, has_channels=False) == 300
-    assert piece_length(300, TranscribeOptions(), settings, has_channels=False) == 0
-    assert piece_length(200, TranscribeOptions(fanout_seconds=60.0), settings, has_channels=False) == 60
-    assert piece_length(9999, TranscribeOptions(fanout_seconds=0.0), settings, has_channels=False) == 0
-    assert piece_length(9999, TranscribeOptions(), settings, has_channels=True) == 0
-    off = Settings.from_env({"ASR_FANOUT_SECONDS": "0"})
-    assert piece_length(9999, TranscribeOptions(), off, has_channels=False) == 0
+from worker.tasks.fanout import _raise_piece_error, _shifted
 
 
 @pytest.mark.parametrize("value", ["30", "-1", "x"])

@@ -15,11 +15,13 @@ from urllib.parse import urlsplit
 from worker.pipeline.errors import InvalidOptionsError
 from worker.pipeline.settings import MIN_PIECE_SECONDS
 
-__all__ = ["TranscribeOptions", "check_callback_url", "parse_options"]
+__all__ = ["JOB_OPTIONS", "WHOLE_JOB_OPTIONS", "TranscribeOptions", "check_callback_url", "parse_options"]
 
 TASKS = ("transcribe", "translate")
+#: Options of the whole job: a fanned-out job's pieces do not get them.
+WHOLE_JOB_OPTIONS = frozenset({"callback_url", "fanout_seconds"})
 #: Options about the job rather than the decoder: not passed to ``WhisperModel.transcribe``.
-JOB_OPTIONS = frozenset({"channels", "callback_url", "fanout_seconds"})
+JOB_OPTIONS = WHOLE_JOB_OPTIONS | {"channels"}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 #: The longest piece a job may ask for: a day of audio.
 MAX_PIECE_SECONDS = 86400.0

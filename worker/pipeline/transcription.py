@@ -13,6 +13,7 @@ from worker.pipeline.audio import SAMPLE_RATE
 from worker.pipeline.decoding import Decoded, decode_batched, decode_sequential, segment_dict
 from worker.pipeline.errors import InvalidOptionsError
 from worker.pipeline.options import TranscribeOptions
+from worker.pipeline.plan import BATCHED, SEQUENTIAL, uses_batched_pipeline
 from worker.pipeline.speech import WINDOW_SECONDS, missed_speech, split_points
 
 if TYPE_CHECKING:
@@ -26,13 +27,10 @@ __all__ = [
     "transcribe_array",
     "transcribe_channels",
     "transcribe_clips",
-    "uses_batched_pipeline",
 ]
 
 #: A recording whose loudest sample is below this (-80 dBFS) is digital silence.
 SILENCE_PEAK = 1e-4
-#: The decoder paths a result can name.
-SEQUENTIAL, BATCHED = "sequential", "batched"
 
 #: Called with (seconds_done, seconds_total) as segments come out of the decoder.
 ProgressCallback = Callable[[float, float], None]
@@ -66,16 +64,6 @@ def check_model_supports(options: TranscribeOptions, multilingual: bool, model_i
         raise InvalidOptionsError(
             f"model {model_id} is English-only; language={options.language!r} needs a multilingual model"
         )
-
-
-def uses_batched_pipeline(seconds: float, options: TranscribeOptions, batch_size: int) -> bool:
-    """Whether audio of ``seconds`` goes through ``BatchedInferencePipeline``.
-
-    Only audio longer than one window gains from it, and only a batch size over
-    1 batches anything. A job that asks for a temperature ladder keeps the
-    sequential decoder, the only one that falls back along it.
-    """
-    return batch_size > 1 and seconds > WINDOW_SECONDS and not isinstance(options.temperature, tuple)
 
 
 def transcribe_array(

@@ -7,6 +7,9 @@
   with a clear message instead of a crash loop of children.
 * ``worker_process_init`` runs in each child: it loads and warms the model.
 * ``worker_process_shutdown`` unloads it.
+* ``task_postrun`` logs each finished job's shape (never its text).
+
+:mod:`worker.runtime.hooks` connects these handlers, with every other one, in order.
 """
 
 from __future__ import annotations
@@ -15,13 +18,10 @@ import logging
 import os
 from typing import Any
 
-from celery import signals
-
 from worker.asr import detect_cuda_availability, get_model, set_pool_size, unload_model
 from worker.asr.models import resolve_model_path
 from worker.pipeline.errors import ASRError, ConfigError
 from worker.pipeline.settings import Settings, get_settings
-from worker.runtime.privacy import install as hide_return_values
 from worker.runtime.privacy import log_summary
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,7 @@ def _check_directories(settings: Settings) -> None:
             raise ConfigError(f"ASR_AUDIO_ROOTS: {root} is not a readable directory")
 
 
-@signals.worker_init.connect
-def _on_worker_init(sender: Any = None, **_: Any) -> None:
+def on_worker_init(sender: Any = None, **_: Any) -> None:
     global _worker
     _worker = sender
     try:
@@ -73,8 +72,7 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
         raise SystemExit(f"worker cannot start: {type(exc).__name__}: {exc}") from None
 
 
-@signals.worker_process_init.connect
-def _on_process_init(**_: Any) -> None:
+def on_process_init(**_: Any) -> None:
     if _worker is not None and isinstance(getattr(_worker, "concurrency", None), int):
         set_pool_size(_worker.concurrency)
     try:
@@ -85,18 +83,11 @@ def _on_process_init(**_: Any) -> None:
         log.exception("model failed to load in this child; its jobs will fail until it loads")
 
 
-@signals.worker_process_shutdown.connect
-def _on_process_shutdown(**_: Any) -> None:
+def on_process_shutdown(**_: Any) -> None:
     unload_model()
 
 
-# Celery would log each transcript at INFO: its success line loses the return value,
-# and this handler logs the job's shape instead.
-hide_return_values()
-
-
-@signals.task_postrun.connect
-def _on_task_postrun(
+def on_task_postrun(
     sender: Any = None, task_id: str | None = None, retval: Any = None, state: str | None = None, **_: Any
 ) -> None:
     if state == "SUCCESS" and sender is not None:

@@ -17,10 +17,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery import bootsteps, signals
+from celery import bootsteps
 from celery.worker import state
 
-__all__ = ["RestoreOrphanedJobs"]
+__all__ = ["RestoreOrphanedJobs", "remember_received"]
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,7 @@ def _held_ids() -> set[str]:
     return {r.id for r in state.active_requests} | {r.id for r in state.reserved_requests}
 
 
-@signals.task_received.connect
-def _remember(request: Any = None, **_: Any) -> None:
+def remember_received(request: Any = None, **_: Any) -> None:
     message = getattr(request, "message", None)
     tag = getattr(message, "delivery_tag", None)
     if tag is None:

@@ -33,21 +33,21 @@ from celery import Task, chord, states
 from celery.exceptions import Ignore
 from redis.exceptions import LockError
 
-from worker.asr import get_model, get_model_config
-from worker.celery import AUDIO_TASK_OPTIONS, app, audio_task_errors
+from worker.celery import app
 from worker.pipeline import errors
-from worker.pipeline.audio import SAMPLE_RATE, check_audio_path, decode_range
-from worker.pipeline.errors import ASRError, InputError, ModelUnavailableError, TransientError
-from worker.pipeline.options import TranscribeOptions, parse_options
+from worker.pipeline.audio import SAMPLE_RATE, decode_range
+from worker.pipeline.errors import ASRError, InputError, TransientError
+from worker.pipeline.options import WHOLE_JOB_OPTIONS, parse_options
+from worker.pipeline.plan import BATCHED, SEQUENTIAL
 from worker.pipeline.progress import PROGRESS, ProgressReporter, progress_meta
 from worker.pipeline.results import job_result, worker_facts
-from worker.pipeline.settings import Settings, get_settings
+from worker.pipeline.settings import get_settings
 from worker.pipeline.speech import split_points
-from worker.pipeline.transcription import BATCHED, SEQUENTIAL, Transcript, transcribe_array
-from worker.runtime.delivery import check_delivery
+from worker.pipeline.transcription import Transcript, transcribe_array
+from worker.tasks.base import AudioTask
 from worker.tasks.webhooks import queue_revoked
 
-__all__ = ["fan_out", "merge_pieces", "piece_length", "transcribe_piece"]
+__all__ = ["fan_out", "merge_pieces", "transcribe_piece"]
 
 log = logging.getLogger(__name__)
 
@@ -60,21 +60,6 @@ CANCELLED = "cancelled"
 PROGRESS_TTL = 24 * 3600
 #: How long a piece waits for, and may hold, the lock that orders the job's progress.
 LOCK_SECONDS = 5
-#: Options that belong to the whole job, not to its pieces.
-JOB_ONLY_OPTIONS = ("callback_url", "fanout_seconds")
-
-
-def piece_length(
-    seconds: float, options: TranscribeOptions, settings: Settings, *, has_channels: bool
-) -> float:
-    """The length of the pieces to split this job's audio into, or 0 to keep it in this child.
-
-    Per-channel jobs stay whole: their channels are transcribed and merged in one child.
-    """
-    length = settings.fanout_seconds if options.fanout_seconds is None else options.fanout_seconds
-    if not length or has_channels or seconds <= length:
-        return 0.0
-    return length
 
 
 def fan_out(
@@ -96,7 +81,7 @@ def fan_out(
     """
     bounds = split_points(audio, piece_seconds)
     seconds = len(audio) / SAMPLE_RATE
-    options = {k: v for k, v in raw_options.items() if k not in JOB_ONLY_OPTIONS}
+    options = {k: v for k, v in raw_options.items() if k not in WHOLE_JOB_OPTIONS}
     if options.get("language") is None and multilingual:
         # One language for the whole file, detected once, as an unsplit job would.
         language, probability, _ = model.detect_language(audio[: 30 * SAMPLE_RATE])
@@ -181,9 +166,9 @@ def _piece_publisher(
     return publish
 
 
-@app.task(name="asr.transcribe_piece", **AUDIO_TASK_OPTIONS)
+@app.task(name="asr.transcribe_piece", base=AudioTask, bind=True)
 def transcribe_piece(
-    self: Task,
+    self: AudioTask,
     audio_path: str,
     start: float,
     end: float,
@@ -200,22 +185,17 @@ def transcribe_piece(
     for an error a retry cannot fix (the merge fails the job with it).
     """
     try:
-        with audio_task_errors(self):
-            settings = get_settings()
-            deliveries = check_delivery(
-                self.backend, self.request.id, self.request.retries, settings.max_deliveries
-            )
+        with self.job() as job:
+            settings = job.settings
             if is_cancelled(self.backend, job_id):
                 log.info("job %s cancelled: piece %d of %d not started", job_id, index + 1, pieces)
                 return {"index": index, "start": start, "end": end, CANCELLED: True}
-            opts = parse_options(options)
-            path = check_audio_path(audio_path, settings)
+            opts = job.options(options, job_only=False)
+            path = job.audio_path(audio_path, probe=False)
             decode_started = time.perf_counter()
             audio = decode_range(path, start, end)
             decode_seconds = time.perf_counter() - decode_started
-            model = get_model()
-            if model is None:
-                raise ModelUnavailableError("ASR is disabled on this worker (ENABLE_FASTER_WHISPER=false)")
+            model, config = job.model()
             seconds = len(audio) / SAMPLE_RATE
             publish = _piece_publisher(self.backend, job_id, index, pieces, job_seconds)
             report = ProgressReporter(publish, settings.deadline_for(seconds))
@@ -225,7 +205,6 @@ def transcribe_piece(
             except JobCancelled:
                 log.info("job %s cancelled: piece %d of %d stops", job_id, index + 1, pieces)
                 return {"index": index, "start": start, "end": end, CANCELLED: True}
-            config = get_model_config()
             return {
                 "index": index,
                 "start": start,
@@ -240,7 +219,7 @@ def transcribe_piece(
                 "compute_type": config["compute_type"],
                 "timings": {"decode": round(decode_seconds, 3), "transcribe": round(transcript.seconds, 3)},
                 "worker": worker_facts(self.request.hostname),
-                "deliveries": deliveries,
+                "deliveries": job.deliveries,
             }
     except TransientError:
         raise  # retried by the task's policy

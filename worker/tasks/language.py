@@ -8,14 +8,13 @@ it refuses with :class:`InvalidOptionsError` instead of guessing "en".
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from worker.asr import get_model, get_model_config
-from worker.celery import AUDIO_TASK_OPTIONS, app
-from worker.pipeline.audio import SAMPLE_RATE, check_audio_path, decode_head
-from worker.pipeline.errors import AudioDecodeError, InvalidOptionsError, ModelUnavailableError
-from worker.pipeline.settings import get_settings
+from worker.celery import app
+from worker.pipeline.audio import SAMPLE_RATE, decode_head
+from worker.pipeline.errors import AudioDecodeError, InvalidOptionsError
+from worker.pipeline.results import worker_facts
+from worker.tasks.base import AudioTask
 
 __all__ = ["detect_language"]
 
@@ -23,8 +22,8 @@ __all__ = ["detect_language"]
 TOP = 5
 
 
-@app.task(name="asr.detect_language", **AUDIO_TASK_OPTIONS)
-def detect_language(self: Any, audio_path: Any) -> dict[str, Any]:
+@app.task(name="asr.detect_language", base=AudioTask, bind=True)
+def detect_language(self: AudioTask, audio_path: Any) -> dict[str, Any]:
     """Detect the spoken language of ``audio_path`` from its first 30 s.
 
     Returns:
@@ -35,28 +34,24 @@ def detect_language(self: Any, audio_path: Any) -> dict[str, Any]:
         InvalidOptionsError: the worker's model is English-only.
         InputError: the path or the audio is bad (the same checks as ``asr.transcribe``).
     """
-    settings = get_settings()
-    if not settings.enable_faster_whisper:
-        raise ModelUnavailableError("ASR is disabled on this worker (ENABLE_FASTER_WHISPER=false)")
-    path = check_audio_path(audio_path, settings)
-    model = get_model()
-    if model is None:
-        raise ModelUnavailableError("ASR is disabled on this worker")
-    if not get_model_config()["multilingual"]:
-        raise InvalidOptionsError(
-            f"model {settings.model_id} is English-only; language detection needs a multilingual "
-            "model (ASR_MODEL_ID=base, small, medium, large-v3, ...)"
-        )
-    audio = decode_head(path)
-    if audio.size == 0:
-        raise AudioDecodeError(f"{audio_path} has no audio samples to detect a language from")
-    language, probability, ranked = model.detect_language(audio=audio)
-    return {
-        "audio_path": str(audio_path),
-        "language": language,
-        "probability": round(float(probability), 4),
-        "top": [{"language": code, "probability": round(float(p), 4)} for code, p in ranked[:TOP]],
-        "seconds": round(audio.size / SAMPLE_RATE, 3),
-        "model": settings.model_id,
-        "worker": {"hostname": self.request.hostname, "pid": os.getpid()},
-    }
+    with self.job() as job:
+        path = job.audio_path(audio_path, probe=False)
+        model, config = job.model()
+        if not config["multilingual"]:
+            raise InvalidOptionsError(
+                f"model {job.settings.model_id} is English-only; language detection needs a multilingual "
+                "model (ASR_MODEL_ID=base, small, medium, large-v3, ...)"
+            )
+        audio = decode_head(path)
+        if audio.size == 0:
+            raise AudioDecodeError(f"{audio_path} has no audio samples to detect a language from")
+        language, probability, ranked = model.detect_language(audio=audio)
+        return {
+            "audio_path": str(audio_path),
+            "language": language,
+            "probability": round(float(probability), 4),
+            "top": [{"language": code, "probability": round(float(p), 4)} for code, p in ranked[:TOP]],
+            "seconds": round(audio.size / SAMPLE_RATE, 3),
+            "model": job.settings.model_id,
+            "worker": worker_facts(self.request.hostname),
+        }

@@ -8,17 +8,14 @@ from typing import Any
 
 from celery import Task
 
-from worker.asr import get_model, get_model_config
-from worker.celery import AUDIO_TASK_OPTIONS, app, audio_task_errors
-from worker.pipeline.audio import SAMPLE_RATE, check_audio_path, check_duration, decode_tracks, probe_duration
-from worker.pipeline.errors import ModelUnavailableError
-from worker.pipeline.options import parse_options
+from worker.celery import app
+from worker.pipeline.audio import SAMPLE_RATE, check_duration, decode_tracks
+from worker.pipeline.plan import FANOUT, plan_job
 from worker.pipeline.progress import PROGRESS, ProgressReporter, progress_meta
 from worker.pipeline.results import job_result, worker_facts
-from worker.pipeline.settings import get_settings
-from worker.pipeline.transcription import check_model_supports, transcribe_array, transcribe_channels
-from worker.runtime.delivery import check_delivery
+from worker.pipeline.transcription import transcribe_array, transcribe_channels
 from worker.tasks import fanout
+from worker.tasks.base import AudioTask
 
 __all__ = ["transcribe"]
 
@@ -30,8 +27,8 @@ def _publisher(task: Task) -> Callable[[float, float], None] | None:
     return lambda done, total: task.update_state(state=PROGRESS, meta=progress_meta(done, total))
 
 
-@app.task(name="asr.transcribe", **AUDIO_TASK_OPTIONS)
-def transcribe(self: Task, audio_path: Any, **options: Any) -> dict[str, Any]:
+@app.task(name="asr.transcribe", base=AudioTask, bind=True)
+def transcribe(self: AudioTask, audio_path: Any, **options: Any) -> dict[str, Any]:
     """Transcribe the audio file at ``audio_path`` (a path on storage the worker sees).
 
     Options: ``language``, ``task``, ``beam_size``, ``vad_filter``,
@@ -40,79 +37,59 @@ def transcribe(self: Task, audio_path: Any, **options: Any) -> dict[str, Any]:
     (a webhook, see ``worker.tasks.webhooks``) and ``fanout_seconds`` (split longer
     audio across the fleet, see ``worker.tasks.fanout``).
     """
-    with audio_task_errors(self):
-        return _transcribe(self, audio_path, options)
-
-
-def _transcribe(self: Task, audio_path: Any, options: dict[str, Any]) -> dict[str, Any]:
-    started_at = time.time()
-    started = time.perf_counter()
-    settings = get_settings()
-    deliveries = check_delivery(self.backend, self.request.id, self.request.retries, settings.max_deliveries)
-    if not settings.enable_faster_whisper:
-        raise ModelUnavailableError("ASR is disabled on this worker (ENABLE_FASTER_WHISPER=false)")
-    opts = parse_options(options, webhook_hosts=settings.webhook_allowed_hosts)
-    path = check_audio_path(audio_path, settings)
-    check_duration(probe_duration(path), path, settings)
-
-    decode_started = time.perf_counter()
-    tracks, labels = decode_tracks(path, opts.channels)
-    decode_seconds = time.perf_counter() - decode_started
-    check_duration(len(tracks[0]) / SAMPLE_RATE, path, settings)
-
-    model = get_model()
-    if model is None:  # disabled between the check above and now: cannot happen, but be clear
-        raise ModelUnavailableError("ASR is disabled on this worker")
-    config = get_model_config()
-    check_model_supports(opts, config["multilingual"], settings.model_id)
-
-    # Every channel is decoded in turn: the deadline and the progress cover their sum.
-    seconds = sum(len(track) for track in tracks) / SAMPLE_RATE
-    piece_seconds = fanout.piece_length(seconds, opts, settings, has_channels=bool(labels))
-    if piece_seconds and self.request.id:
-        return fanout.fan_out(
-            self,
+    started_at, started = time.time(), time.perf_counter()
+    with self.job() as job:
+        opts = job.options(options)
+        path = job.audio_path(audio_path)
+        decode_started = time.perf_counter()
+        tracks, labels = decode_tracks(path, opts.channels)
+        decode_seconds = time.perf_counter() - decode_started
+        check_duration(len(tracks[0]) / SAMPLE_RATE, path, job.settings)
+        model, config = job.model(opts)
+        settings = job.settings
+        plan = plan_job(
+            len(tracks[0]) / SAMPLE_RATE,
+            opts,
+            fanout_seconds=settings.fanout_seconds,
+            chunk_seconds=settings.chunk_seconds,
+            batch_size=settings.batch_size,
+            can_split=bool(self.request.id),
+        )
+        if plan.route == FANOUT:
+            return fanout.fan_out(
+                self,
+                audio_path,
+                options,
+                tracks[0],
+                plan.piece_seconds,
+                model=model,
+                multilingual=config["multilingual"],
+                job={"started_at": started_at, "decode": decode_seconds, "deliveries": job.deliveries},
+            )
+        # Every channel is decoded in turn: the deadline and the progress cover their sum.
+        seconds = sum(len(track) for track in tracks) / SAMPLE_RATE
+        report = ProgressReporter(_publisher(self), settings.deadline_for(seconds))
+        report(0.0, seconds, force=True)
+        extra: dict[str, Any] = {}
+        if labels:
+            transcript, extra["channels"] = transcribe_channels(
+                model, tracks, labels, opts, on_progress=report, **settings.decoding()
+            )
+        else:
+            transcript = transcribe_array(model, tracks[0], opts, on_progress=report, **settings.decoding())
+        timings = {
+            "decode": decode_seconds,
+            "transcribe": transcript.seconds,
+            "total": time.perf_counter() - started,
+        }
+        return job_result(
             audio_path,
-            options,
-            tracks[0],
-            piece_seconds,
-            model=model,
-            multilingual=config["multilingual"],
-            job={"started_at": started_at, "decode": decode_seconds, "deliveries": deliveries},
-        )
-    report = ProgressReporter(_publisher(self), settings.deadline_for(seconds))
-    report(0.0, seconds, force=True)
-    extra: dict[str, Any] = {}
-    if labels:
-        transcript, extra["channels"] = transcribe_channels(
-            model,
-            tracks,
-            labels,
+            transcript,
             opts,
-            on_progress=report,
-            **settings.decoding(),
+            settings=settings,
+            model_config=config,
+            timings=timings,
+            worker=worker_facts(self.request.hostname),
+            deliveries=job.deliveries,
+            **extra,
         )
-    else:
-        transcript = transcribe_array(
-            model,
-            tracks[0],
-            opts,
-            on_progress=report,
-            **settings.decoding(),
-        )
-    timings = {
-        "decode": decode_seconds,
-        "transcribe": transcript.seconds,
-        "total": time.perf_counter() - started,
-    }
-    return job_result(
-        audio_path,
-        transcript,
-        opts,
-        settings=settings,
-        model_config=config,
-        timings=timings,
-        worker=worker_facts(self.request.hostname),
-        deliveries=deliveries,
-        **extra,
-    )

@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from celery import Task, signals
+from celery import Task
 
 from worker.celery import app
 from worker.pipeline.errors import InvalidOptionsError, WebhookDeliveryError
@@ -48,6 +48,9 @@ __all__ = [
     "backoff",
     "deliver_webhook",
     "encode_payload",
+    "on_task_failure",
+    "on_task_revoked",
+    "on_task_success",
     "queue_delivery",
     "queue_revoked",
     "retryable",
@@ -214,15 +217,13 @@ def queue_revoked(
     queue_delivery(task_id, kwargs, delivery_info, "REVOKED", error)
 
 
-@signals.task_success.connect
-def _on_success(sender: Any = None, **_: Any) -> None:
+def on_task_success(sender: Any = None, **_: Any) -> None:
     if getattr(sender, "name", None) in JOB_TASKS:
         request = sender.request
         queue_delivery(request.id, request.kwargs, request.delivery_info, "SUCCESS", None)
 
 
-@signals.task_revoked.connect
-def _on_revoked(
+def on_task_revoked(
     sender: Any = None, request: Any = None, terminated: bool = False, expired: bool = False, **_: Any
 ) -> None:
     if getattr(sender, "name", None) in REVOCABLE_TASKS and request is not None:
@@ -230,8 +231,7 @@ def _on_revoked(
         queue_revoked(request.id, request.kwargs, request.delivery_info, reason)
 
 
-@signals.task_failure.connect
-def _on_failure(
+def on_task_failure(
     sender: Any = None,
     task_id: str | None = None,
     exception: BaseException | None = None,

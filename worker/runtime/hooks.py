@@ -1,0 +1,53 @@
+"""Every lifecycle hook of the worker, connected in one place, in the order they must run.
+
+Celery calls the handlers of one signal in the order they were connected; the list
+below is that order, written down instead of implied by import order. Celery imports
+this module with the tasks (it is the last of the app's ``include``), before it sends
+``worker_init``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from celery import signals
+from celery.utils.dispatch import Signal
+
+from worker.runtime import lifecycle, privacy, recovery, reports
+from worker.tasks import webhooks
+
+__all__ = ["HOOKS", "connect"]
+
+HOOKS: list[tuple[Signal, Callable[..., Any]]] = [
+    # The parent, before it forks: check the settings and the model files (a problem
+    # stops the worker here), then make the directory the children report into.
+    (signals.worker_init, lifecycle.on_worker_init),
+    (signals.worker_init, reports.make_reports_dir),
+    # Each child: load and warm the model, then report what it loaded.
+    (signals.worker_process_init, lifecycle.on_process_init),
+    (signals.worker_process_init, reports.report_after_load),
+    # The parent, for each message: remember its delivery tag, to requeue it after a lost connection.
+    (signals.task_received, recovery.remember_received),
+    # Each job as it ends: its summary in the log, the child's report if the model changed,
+    # and the job's webhook.
+    (signals.task_postrun, lifecycle.on_task_postrun),
+    (signals.task_postrun, reports.report_if_changed),
+    (signals.task_success, webhooks.on_task_success),
+    (signals.task_failure, webhooks.on_task_failure),
+    (signals.task_revoked, webhooks.on_task_revoked),
+    # Each child as it exits: unload the model, then remove its report; the parent last.
+    (signals.worker_process_shutdown, lifecycle.on_process_shutdown),
+    (signals.worker_process_shutdown, reports.remove_report),
+    (signals.worker_shutdown, reports.remove_reports_dir),
+]
+
+
+def connect() -> None:
+    """Connect :data:`HOOKS` (once: each handler has its own dispatch id)."""
+    privacy.install()  # Celery's task-success line without the transcript
+    for signal, handler in HOOKS:
+        signal.connect(handler, weak=False, dispatch_uid=f"{handler.__module__}.{handler.__qualname__}")
+
+
+connect()

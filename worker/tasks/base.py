@@ -1,0 +1,107 @@
+"""What every task that reads audio does, written once: :class:`AudioTask`.
+
+A task body opens ``with self.job() as job:``. Inside it, the job has been counted
+as a delivery (and refused past ``ASR_MAX_DELIVERIES``), the worker is known to
+serve ASR, and ``job`` checks the path, the duration, the options and the model
+the same way for every task. Errors raised inside become the project's typed
+errors (soft time limit, out of memory) before Celery's retry policy sees them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from worker.asr import get_model, get_model_config
+from worker.pipeline.audio import check_audio_path, check_duration, probe_duration
+from worker.pipeline.errors import (
+    InputError,
+    ModelUnavailableError,
+    TranscriptionTimeoutError,
+    TransientError,
+)
+from worker.pipeline.options import TranscribeOptions, parse_options
+from worker.pipeline.settings import Settings, get_settings
+from worker.pipeline.transcription import check_model_supports
+from worker.runtime.delivery import check_delivery
+
+__all__ = ["AudioTask", "Job"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of a job: the worker's settings and the steps every audio task takes."""
+
+    settings: Settings
+    #: How many times this job has started (1 the first time).
+    deliveries: int
+
+    def options(self, raw: dict[str, Any], *, job_only: bool = True) -> TranscribeOptions:
+        """The job's options, checked (``job_only``: a webhook is allowed, as for a whole job)."""
+        hosts = self.settings.webhook_allowed_hosts if job_only else ()
+        return parse_options(raw, webhook_hosts=hosts)
+
+    def audio_path(self, audio_path: Any, *, probe: bool = True) -> Path:
+        """The path the job names, checked, and (``probe``) its duration within the limit."""
+        path = check_audio_path(audio_path, self.settings)
+        if probe:
+            check_duration(probe_duration(path), path, self.settings)
+        return path
+
+    def model(self, options: TranscribeOptions | None = None) -> tuple[Any, dict[str, Any]]:
+        """This child's model and its facts; refuses ``options`` the model cannot honour."""
+        model = get_model()
+        if model is None:
+            raise ModelUnavailableError("ASR is disabled on this worker (ENABLE_FASTER_WHISPER=false)")
+        config = get_model_config()
+        if options is not None:
+            check_model_supports(options, config["multilingual"], self.settings.model_id)
+        return model, config
+
+
+class AudioTask(Task):
+    """The base of every task that reads an audio file."""
+
+    # Bad input is expected in normal operation: logged without a traceback.
+    throws = (InputError,)
+    # Only errors a retry can fix are retried; bad input fails at once.
+    autoretry_for = (TransientError,)
+    retry_backoff = True
+    retry_backoff_max = 300
+    retry_jitter = True
+    max_retries = 5
+
+    @contextmanager
+    def job(self) -> Iterator[Job]:
+        """Count the delivery, check the worker serves ASR, and map errors; yields the :class:`Job`."""
+        with self.typed_errors():
+            settings = get_settings()
+            deliveries = check_delivery(
+                self.backend, self.request.id, self.request.retries, settings.max_deliveries
+            )
+            if not settings.enable_faster_whisper:
+                raise ModelUnavailableError("ASR is disabled on this worker (ENABLE_FASTER_WHISPER=false)")
+            yield Job(settings, deliveries)
+
+    @contextmanager
+    def typed_errors(self) -> Iterator[None]:
+        """Turn the soft time limit and out-of-memory into the project's typed errors."""
+        try:
+            yield
+        except SoftTimeLimitExceeded:
+            limit = (self.request.timelimit or (None, None))[1] or self.app.conf.task_soft_time_limit
+            raise TranscriptionTimeoutError(
+                f"job ran past the soft time limit of {limit} s (ASR_SOFT_TIME_LIMIT)"
+            ) from None
+        except RuntimeError as exc:
+            # CTranslate2 reports CUDA out-of-memory as a RuntimeError; a retry may
+            # land on a freer GPU or a CPU worker.
+            if "out of memory" in str(exc).lower():
+                raise TransientError(f"out of memory while transcribing: {exc}") from None
+            raise
