@@ -42,11 +42,6 @@ DETECT_LANGUAGE_TASK = "asr.detect_language"
 PENDING_STATES = frozenset({"PENDING", "RECEIVED", "STARTED", "RETRY", "PROGRESS"})
 #: States in which a job has ended.
 ENDED_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
-#: A job split into pieces across the fleet keeps this Redis hash, and its pieces publish
-#: under this lock; ``cancelled`` in it stops the pieces (the same names as worker.tasks.fanout).
-FANOUT_KEY = "asr:fanout:{}"
-FANOUT_LOCK_KEY = "asr:fanout:{}:lock"
-FANOUT_CANCELLED = "cancelled"
 
 
 class ProducerError(Exception):
@@ -364,16 +359,15 @@ class Client:
         redis = getattr(self.app.backend, "client", None)
         if redis is None:
             return False
-        key = FANOUT_KEY.format(task_id)
-        # The lock the pieces publish progress under: none stores PROGRESS over REVOKED.
-        with redis.lock(FANOUT_LOCK_KEY.format(task_id), timeout=10, blocking_timeout=10):
-            if not redis.exists(key) or redis.hexists(key, FANOUT_CANCELLED):
-                return False
-            if self._stored_status(task_id).state in ("SUCCESS", "FAILURE"):
-                return False
-            redis.hset(key, FANOUT_CANCELLED, 1)
-            self.app.backend.mark_as_revoked(task_id, "cancelled while split into pieces")
-        return True
+        # The protocol's other half runs in the pieces; this module holds both (redis-py only).
+        from worker.runtime import cancel
+
+        return cancel.cancel_split(
+            redis,
+            task_id,
+            ended=lambda: self._stored_status(task_id).state in ("SUCCESS", "FAILURE"),
+            revoke=lambda: self.app.backend.mark_as_revoked(task_id, "cancelled while split into pieces"),
+        )
 
     def list_jobs(self, *, timeout: float = 1.0) -> list[JobStatus]:
         """The jobs the workers hold now: running (with their progress), received, scheduled.

@@ -47,14 +47,3 @@ def test_a_failed_piece_raises_its_own_error_type_with_where():
     piece["error"]["type"] = "SomethingElse"
     with pytest.raises(errors.ASRError):
         _raise_piece_error(piece, 5)
-
-
-def test_the_producer_cancels_a_split_job_under_the_names_the_pieces_read():
-    from producer import client
-    from worker.tasks import fanout
-
-    assert (client.FANOUT_KEY, client.FANOUT_LOCK_KEY, client.FANOUT_CANCELLED) == (
-        fanout.PROGRESS_KEY,
-        fanout.LOCK_KEY,
-        fanout.CANCELLED,
-    )

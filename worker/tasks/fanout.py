@@ -9,16 +9,10 @@ and replaces itself (``Task.replace``) with a chord on the job's queue: one
 (each decodes only its own stretch of the file), and ``asr.merge_pieces``, which
 inherits the job's id, so the merged result lands where the producer waits.
 
-Pieces add their progress to one Redis hash per job, and publish the sum as the
+Pieces add their progress to one Redis hash per job and publish the sum as the
 job's ``PROGRESS`` state. A piece that meets bad input returns the error as data,
-and the merge raises it as the job's own typed error.
-
-Cancelling a split job (:meth:`producer.Client.cancel`) sets ``cancelled`` in that
-hash, under the lock the pieces publish under, and marks the job ``REVOKED``. A
-piece not yet started returns at once; a running one stops at its next progress
-report (within about a second of decoding); the merge then leaves the job
-``REVOKED``. The pieces are not revoked themselves: a revoked chord part would make
-Celery store the chord's error over the job's ``REVOKED``.
+and the merge raises it as the job's own typed error. Cancelling a split job:
+:mod:`worker.runtime.cancel` (both halves of the protocol).
 """
 
 from __future__ import annotations
@@ -31,7 +25,6 @@ from typing import Any
 import numpy as np
 from celery import Task, chord, states
 from celery.exceptions import Ignore
-from redis.exceptions import LockError
 
 from worker.celery import app
 from worker.pipeline import errors
@@ -44,6 +37,7 @@ from worker.pipeline.results import job_result, worker_facts
 from worker.pipeline.settings import get_settings
 from worker.pipeline.speech import split_points
 from worker.pipeline.transcription import Transcript, transcribe_array
+from worker.runtime import cancel
 from worker.tasks.base import AudioTask
 from worker.tasks.webhooks import queue_revoked
 
@@ -51,15 +45,6 @@ __all__ = ["fan_out", "merge_pieces", "transcribe_piece"]
 
 log = logging.getLogger(__name__)
 
-#: A split job's hash: ``pieces`` (how many), ``<index>`` = seconds done, ``done:<index>`` once
-#: finished, ``cancelled`` once cancelled. ``producer.client`` reads and writes it to cancel.
-PROGRESS_KEY = "asr:fanout:{}"
-#: The lock the pieces publish the job's progress under, and the producer cancels it under.
-LOCK_KEY = "asr:fanout:{}:lock"
-CANCELLED = "cancelled"
-PROGRESS_TTL = 24 * 3600
-#: How long a piece waits for, and may hold, the lock that orders the job's progress.
-LOCK_SECONDS = 5
 
 
 def fan_out(
@@ -102,10 +87,9 @@ def fan_out(
         for index, (start, end) in enumerate(bounds)
     ]
     body = merge_pieces.s(audio_path, job=job | {"seconds": seconds}, **raw_options).set(queue=queue)
-    client = getattr(task.backend, "client", None)
-    if client is not None:  # the mark a cancel looks for: this job runs as pieces
-        key = PROGRESS_KEY.format(task.request.id)
-        client.pipeline().hset(key, "pieces", len(bounds)).expire(key, PROGRESS_TTL).execute()
+    redis = _redis(task.backend)
+    if redis is not None:
+        cancel.mark_split(redis, task.request.id, len(bounds))
     task.update_state(state=PROGRESS, meta=progress_meta(0.0, seconds, pieces=len(bounds), pieces_done=0))
     log.info(
         "job %s: %.0f s of audio split into %d pieces of at most %.0f s for the fleet",
@@ -117,17 +101,18 @@ def fan_out(
     return task.replace(chord(header, body))
 
 
-class JobCancelled(Exception):
-    """The job this piece belongs to was cancelled: the piece stops where it is."""
+def _redis(backend: Any) -> Any:
+    """The result backend's Redis client (None for another backend: no progress, no cancel)."""
+    return getattr(backend, "client", None)
 
 
 def is_cancelled(backend: Any, job_id: str) -> bool:
-    client = getattr(backend, "client", None)
-    return client is not None and bool(client.hexists(PROGRESS_KEY.format(job_id), CANCELLED))
+    redis = _redis(backend)
+    return redis is not None and cancel.is_cancelled(redis, job_id)
 
 
 def _summed_progress(fields: dict[Any, Any], pieces: int, job_seconds: float) -> dict[str, Any]:
-    """The job's progress from its pieces' hash (see ``PROGRESS_KEY``)."""
+    """The job's progress from its pieces' hash (see :mod:`worker.runtime.cancel`)."""
     names = [name.decode() if isinstance(name, bytes) else name for name in fields]
     seconds_done = sum(float(v) for n, v in zip(names, fields.values(), strict=True) if n.isdigit())
     finished = sum(1 for n in names if n.startswith("done:"))
@@ -138,32 +123,14 @@ def _piece_publisher(
     backend: Any, job_id: str, index: int, pieces: int, job_seconds: float
 ) -> Callable[[float, float], None] | None:
     """Add this piece's seconds done to the job's hash and publish the sum as the job's progress."""
-    client = getattr(backend, "client", None)
-    if client is None:
+    redis = _redis(backend)
+    if redis is None:
         return None
-    key = PROGRESS_KEY.format(job_id)
 
-    def publish(done: float, total: float) -> None:
-        pipe = client.pipeline()
-        pipe.hset(key, str(index), float(done))
-        if done >= total:
-            pipe.hset(key, f"done:{index}", 1)
-        pipe.expire(key, PROGRESS_TTL)
-        pipe.execute()
-        # Read the sum and store it under one lock: two children storing unlocked could land
-        # their sums in the other order, and the job's progress would go back. A cancel takes
-        # the same lock, so no piece stores PROGRESS over the job's REVOKED.
-        lock = client.lock(LOCK_KEY.format(job_id), timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS)
-        try:
-            with lock:
-                fields = client.hgetall(key)
-                if CANCELLED in fields or CANCELLED.encode() in fields:
-                    raise JobCancelled(job_id)
-                backend.store_result(job_id, _summed_progress(fields, pieces, job_seconds), PROGRESS)
-        except LockError:
-            log.debug("job %s: progress of piece %d not published (lock busy)", job_id, index)
+    def store(fields: dict[Any, Any]) -> None:
+        backend.store_result(job_id, _summed_progress(fields, pieces, job_seconds), PROGRESS)
 
-    return publish
+    return lambda done, total: cancel.publish_piece(redis, job_id, index, done, total, store)
 
 
 @app.task(name="asr.transcribe_piece", base=AudioTask, bind=True)
@@ -189,7 +156,7 @@ def transcribe_piece(
             settings = job.settings
             if is_cancelled(self.backend, job_id):
                 log.info("job %s cancelled: piece %d of %d not started", job_id, index + 1, pieces)
-                return {"index": index, "start": start, "end": end, CANCELLED: True}
+                return {"index": index, "start": start, "end": end, cancel.CANCELLED: True}
             opts = job.options(options, job_only=False)
             path = job.audio_path(audio_path, probe=False)
             decode_started = time.perf_counter()
@@ -202,9 +169,9 @@ def transcribe_piece(
             try:
                 transcript = transcribe_array(model, audio, opts, on_progress=report, **settings.decoding())
                 report(seconds, seconds, force=True)
-            except JobCancelled:
+            except cancel.JobCancelled:
                 log.info("job %s cancelled: piece %d of %d stops", job_id, index + 1, pieces)
-                return {"index": index, "start": start, "end": end, CANCELLED: True}
+                return {"index": index, "start": start, "end": end, cancel.CANCELLED: True}
             return {
                 "index": index,
                 "start": start,
@@ -252,9 +219,9 @@ def _error_data(exc: ASRError) -> dict[str, str]:
 
 def _end_cancelled(task: Task, options: dict[str, Any]) -> None:
     """Leave a cancelled job REVOKED (the producer stored it), tell its webhook, store nothing more."""
-    client = getattr(task.backend, "client", None)
-    if client is not None:
-        client.delete(PROGRESS_KEY.format(task.request.id))
+    redis = _redis(task.backend)
+    if redis is not None:
+        cancel.forget(redis, task.request.id)
     reason = "cancelled while split into pieces"
     if task.backend.get_state(task.request.id) != states.REVOKED:
         task.backend.mark_as_revoked(task.request.id, reason)
@@ -279,7 +246,7 @@ def merge_pieces(
 ) -> dict[str, Any]:
     """Join the pieces' transcripts into the job's result (stored under the job's id)."""
     pieces = sorted(results, key=lambda piece: piece["index"])
-    if any(CANCELLED in piece for piece in pieces) or is_cancelled(self.backend, self.request.id):
+    if any(cancel.CANCELLED in piece for piece in pieces) or is_cancelled(self.backend, self.request.id):
         _end_cancelled(self, options)
     for piece in pieces:
         if "error" in piece:
@@ -305,9 +272,9 @@ def merge_pieces(
         "transcribe": transcript.seconds,
         "total": time.time() - job["started_at"],
     }
-    client = getattr(self.backend, "client", None)
-    if client is not None:
-        client.delete(PROGRESS_KEY.format(self.request.id))
+    redis = _redis(self.backend)
+    if redis is not None:
+        cancel.forget(redis, self.request.id)
     return job_result(
         audio_path,
         transcript,
