@@ -14,8 +14,10 @@ import os
 import sys
 from collections.abc import Sequence
 
+from celery.exceptions import ImproperlyConfigured
+
 from producer.cli import info, jobs, submit
-from producer.cli.codes import EPILOG, RET_OK, RET_USAGE
+from producer.cli.codes import EPILOG, RET_CONNECT, RET_OK, RET_USAGE
 
 __all__ = ["main"]
 
@@ -51,6 +53,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "asr", default: str |
     try:
         code: int = args.run(args)
         sys.stdout.flush()
+    except ImproperlyConfigured as exc:
+        # A broker or backend URL Celery cannot use (REDIS_URL=http://...): one line, no traceback.
+        print(f"error: REDIS_URL / CELERY_BROKER_URL / CELERY_RESULT_BACKEND: {exc}", file=sys.stderr)
+        return RET_CONNECT
     except BrokenPipeError:
         # The reader (`| head`) went away: stop quietly, as Unix tools do (Python docs, "Note on SIGPIPE").
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -182,3 +182,10 @@ def test_inputs_that_cannot_run_are_refused_before_anything_starts(tmp_path: Pat
     assert clash.returncode == RET_USAGE and "would both be written as call.txt" in clash.stderr
     zero = run_cli(str(audio_file("jfk.flac")), "--wait", "--timeout", "0", redis_url=None)
     assert zero.returncode == RET_USAGE and "must be more than 0 seconds" in zero.stderr
+
+
+def test_a_url_celery_cannot_use_is_one_error_line_and_exit_3():
+    for args in (("status", "some-id"), (str(audio_file("jfk.flac")),)):
+        done = run_cli(*args, redis_url="http://x", timeout=60)
+        assert done.returncode == RET_CONNECT, done.stderr
+        assert "Traceback" not in done.stderr and done.stderr.startswith("error: ")
