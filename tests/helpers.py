@@ -36,6 +36,18 @@ def wait_until(check: Callable[[], T], timeout: float, what: str, *, interval: f
         time.sleep(interval)
 
 
+def never(check: Callable[[], object], seconds: float, what: str, *, interval: float = 0.05) -> None:
+    """Poll ``check`` for ``seconds``; fail as soon as it returns something true.
+
+    For the claims that something does not happen: a bounded poll that fails fast,
+    never a bare sleep followed by one look.
+    """
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert not check(), what
+        time.sleep(interval)
+
+
 @contextmanager
 def worker_stack(tmp_path_factory: pytest.TempPathFactory, name: str, **env: str) -> Iterator[LocalStack]:
     """A private Redis and a 2-child worker with ``env``; its log and model cache under a temp ``name``."""
