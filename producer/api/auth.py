@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from fastapi import Request
 
 from producer.api.errors import ApiError
+from producer.api.uploads import drain
 
 __all__ = ["check_bearer", "require_key"]
 
@@ -49,4 +50,5 @@ async def require_key(request: Request) -> None:
         return
     authorization = request.headers.get("authorization")
     if not check_bearer(authorization, settings.api_keys):
+        await drain(request.stream())
         raise _refuse(authorization)

@@ -26,7 +26,7 @@ from producer.api.errors import ApiError
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
-__all__ = ["AUDIO_SUFFIXES", "Upload", "receive_upload"]
+__all__ = ["AUDIO_SUFFIXES", "Upload", "drain", "receive_upload"]
 
 #: What OpenAI accepts, and a few more that FFmpeg decodes as well.
 AUDIO_SUFFIXES = frozenset(
@@ -38,6 +38,9 @@ MAX_FIELD_BYTES = 64 * 1024
 MAX_FIELDS = 64
 #: Multipart headers and fields around the file, allowed on top of the file size limit.
 FORM_OVERHEAD = 1 << 20
+#: Most of a refused body read (and dropped) before answering: a client still sending
+#: when the server answers and closes sees a broken connection, not the error.
+DRAIN_BYTES = 32 * 1024 * 1024
 _SAFE_SUFFIX = re.compile(r"^\.[a-z0-9]{1,8}$")
 
 
@@ -161,8 +164,10 @@ async def receive_upload(
     """
     kind, params = parse_options_header(content_type or "")
     if kind != b"multipart/form-data" or b"boundary" not in params:
+        await drain(stream)
         raise ApiError(415, "send the audio as multipart/form-data", code="unsupported_media_type")
     if content_length and content_length.isdigit() and int(content_length) > max_bytes + FORM_OVERHEAD:
+        await drain(stream)
         raise ApiError(
             413,
             f"the request is larger than this service accepts ({max_bytes} bytes of audio)",
@@ -180,6 +185,10 @@ async def receive_upload(
     except FormParserError as exc:
         receiver.upload.remove()
         raise ApiError(400, f"malformed multipart form: {exc}") from None
+    except ApiError:
+        receiver.upload.remove()
+        await drain(stream)
+        raise
     except BaseException:
         receiver.upload.remove()
         raise
@@ -205,3 +214,13 @@ def vars_of(receiver: _Receiver) -> MultipartCallbacks:
         "on_header_end": receiver.on_header_end,
         "on_headers_finished": receiver.on_headers_finished,
     }
+
+
+async def drain(stream: AsyncIterator[bytes], limit: int = DRAIN_BYTES) -> None:
+    """Read and drop up to ``limit`` bytes of a body that is refused, so its sender reads the answer."""
+    dropped = 0
+    with contextlib.suppress(Exception):
+        async for chunk in stream:
+            dropped += len(chunk)
+            if dropped > limit:
+                return
