@@ -66,6 +66,7 @@ _TIMEOUT = _Mapping(504, SERVER_ERROR, "timeout")
 
 #: The worker's error class names (worker/errors.py and Celery's own) -> the answer.
 WORKER_ERRORS: dict[str, _Mapping] = {
+    "InputError": _Mapping(400, INVALID_REQUEST, "invalid_input"),
     "InvalidOptionsError": _Mapping(400, INVALID_REQUEST, "invalid_options"),
     "AudioDecodeError": _BAD_AUDIO,
     "EmptyAudioError": _BAD_AUDIO,
@@ -83,6 +84,8 @@ WORKER_ERRORS: dict[str, _Mapping] = {
     "TranscriptionTimeoutError": _TIMEOUT,
     "TimeLimitExceeded": _TIMEOUT,
     "SoftTimeLimitExceeded": _TIMEOUT,
+    # Celery's, for a job cancelled (producer.Client.cancel, DELETE /v1/jobs/{id}).
+    "TaskRevokedError": _Mapping(409, INVALID_REQUEST, "job_cancelled"),
 }
 _UNKNOWN = _Mapping(500, SERVER_ERROR, "worker_error")
 

@@ -35,7 +35,9 @@ class ApiServer:
         args = [sys.executable, "-m", "uvicorn", "producer.api:app", "--host", "127.0.0.1",
                 "--port", str(self.port), "--log-level", "info"]  # fmt: skip
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(args, cwd=ROOT, env=self._env, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                args, cwd=ROOT, env=self._env, stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
