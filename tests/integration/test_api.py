@@ -8,6 +8,7 @@ transcripts are checked against what the producer library gets for the same file
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -290,14 +291,23 @@ def test_jobs_api_cancel_a_running_upload(http: httpx.Client, uploads: Path, tmp
 
 
 def test_health_readiness_and_metrics(api: ApiServer, http: httpx.Client):
+    http.get("/v1/models")
+    corrupt = http.post("/v1/audio/transcriptions", files={"file": ("x.wav", b"RIFF" + b"x" * 4096)})
+    assert corrupt.status_code == 400
     assert httpx.get(f"{api.url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{api.url}/readyz")
     assert ready.status_code == 200 and ready.json()["checks"]["workers_on_default_queue"] is True
     assert httpx.get(f"{api.url}/metrics").status_code == 401
     text = http.get("/metrics").text
-    assert 'asr_api_requests_total{method="POST",route="/v1/audio/transcriptions",status="200"}' in text
+    assert 'asr_api_requests_total{method="GET",route="/v1/models",status="200"}' in text
+    assert 'asr_api_requests_total{method="POST",route="/v1/audio/transcriptions",status="400"}' in text
     assert 'asr_api_jobs_ended_total{error_type="AudioDecodeError",state="FAILURE"}' in text
     assert 'asr_queue_depth{queue="asr"} 0.0' in text and "asr_workers_alive 1.0" in text
+    # Every series the Grafana dashboard queries is served.
+    dashboard = (ROOT / "docs" / "grafana-api.json").read_text()
+    queried = set(re.findall(r"\b(asr_[a-z_]+)", dashboard))
+    served = set(re.findall(r"^(asr_[a-z_]+)[{ ]", text, re.MULTILINE))
+    assert queried and queried <= served, queried - served
     assert httpx.get(f"{api.url}/openapi.json").json()["paths"].keys() >= {
         "/v1/audio/transcriptions", "/v1/audio/translations", "/v1/models", "/v1/jobs", "/v1/jobs/{job_id}",
         "/v1/jobs/{job_id}/transcript", "/v1/jobs/{job_id}/events", "/healthz", "/readyz", "/metrics",
