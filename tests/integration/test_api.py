@@ -7,6 +7,7 @@ transcripts are checked against what the producer library gets for the same file
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -22,10 +23,10 @@ import srt
 import webvtt
 
 from producer import Client
+from producer.api.local import ApiServer, server_env
 from producer.local import LocalStack
 from tests.conftest import ROOT, audio_file
-from tests.integration.api_server import ApiServer, server_env
-from tests.integration.audio_tools import SEQUENTIAL, concatenate
+from tests.integration.audio_tools import SEQUENTIAL, concatenate, write_wav
 from tests.integration.conftest import worker_stack
 
 pytestmark = pytest.mark.integration
@@ -322,3 +323,27 @@ def test_no_key_configured_refuses_to_start(api_stack: LocalStack, uploads: Path
     )  # fmt: skip
     assert ran.returncode != 0
     assert "no API key configured" in ran.stderr and "ASR_API_AUTH=none" in ran.stderr
+
+
+def test_fifty_concurrent_uploads_all_succeed(api: ApiServer, api_stack: LocalStack, uploads: Path, tmp_path):
+    """Load: 50 uploads at once (the first 2 s of jfk.flac), each answered with the clip's text."""
+    from faster_whisper.audio import decode_audio
+
+    clip = write_wav(tmp_path / "clip.wav", decode_audio(str(_jfk()), sampling_rate=16000)[: 16000 * 2])
+    with Client(api_stack.url, api_stack.url) as client:
+        text = client.transcribe(clip, timeout=60)["text"]
+    assert text.replace(",", "").startswith("And so my fellow Americans")
+
+    async def one(sdk: openai.AsyncOpenAI) -> str:
+        with clip.open("rb") as f:
+            answer = await sdk.audio.transcriptions.create(file=f, model="whisper-1", response_format="text")
+        return str(answer)
+
+    async def all_of_them() -> list[str]:
+        sdk = openai.AsyncOpenAI(base_url=f"{api.url}/v1", api_key=KEY, max_retries=0, timeout=300)
+        async with sdk:
+            return await asyncio.gather(*(one(sdk) for _ in range(50)))
+
+    answers = asyncio.run(all_of_them())
+    assert answers == [f"{text}\n"] * 50
+    _no_uploads_left(uploads)
