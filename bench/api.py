@@ -10,7 +10,8 @@ a real uvicorn process), side by side in one run:
 * end to end: a 2 s clip of real speech, ``Client.submit`` + ``Job.result`` (polling every
   10 ms; the library's default is 200 ms) against ``POST /v1/audio/transcriptions`` with the
   clip uploaded, interleaved run by run;
-* ``GET /v1/jobs/{id}`` of a finished job: requests per second with 8 clients at once;
+* ``GET /v1/jobs/{id}`` of a finished job: requests per second with 8 clients at once
+  (and ``/healthz``, which does nothing, for what the machine allows);
 * memory: a generated upload of ``--upload-mb`` MB, streamed with no ``Content-Length``;
   the uvicorn process's RSS before and its peak (VmHWM) after.
 """
@@ -108,14 +109,14 @@ def end_to_end(api: ApiServer, stack: LocalStack, clip: Path, runs: int) -> dict
     return times
 
 
-async def _rps(api: ApiServer, job_id: str, seconds: float, clients: int) -> tuple[int, list[float]]:
+async def _rps(api: ApiServer, path: str, seconds: float, clients: int) -> tuple[int, list[float]]:
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
 
     async def hammer(http: httpx.AsyncClient) -> None:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            (await http.get(f"/v1/jobs/{job_id}")).raise_for_status()
+            (await http.get(path)).raise_for_status()
             latencies.append(time.perf_counter() - started)
 
     async with httpx.AsyncClient(base_url=api.url, headers={"Authorization": f"Bearer {KEY}"}) as http:
@@ -175,7 +176,8 @@ def main() -> None:
                 with Client(stack.url, stack.url) as client:
                     job_id = client.submit(clip).id
                     client.job(job_id).result(timeout=300)
-                count, latencies = asyncio.run(_rps(api, job_id, args.rps_seconds, 8))
+                count, latencies = asyncio.run(_rps(api, f"/v1/jobs/{job_id}", args.rps_seconds, 8))
+                baseline, _ = asyncio.run(_rps(api, "/healthz", args.rps_seconds, 8))
             memory = upload_memory(stack, folder, args.upload_mb)
 
     print(f"HTTP API vs the producer library ({args.runs} runs each; 2-child worker, tiny.en)")
@@ -189,7 +191,8 @@ def main() -> None:
         print(f"{label + ': added by the API (paired)':44} {median:10.1f} {p95:10.1f}")
     median, p95 = _ms(latencies)
     print(f"GET /v1/jobs/{{id}}: {count / args.rps_seconds:.0f} requests/s with 8 clients "
-          f"(median {median:.1f} ms, p95 {p95:.1f} ms)")  # fmt: skip
+          f"(median {median:.1f} ms, p95 {p95:.1f} ms); "
+          f"/healthz: {baseline / args.rps_seconds:.0f}/s")  # fmt: skip
     before, peak, size, seconds = memory
     print(f"upload of {size:.0f} MiB (streamed, chunked): API RSS {before:.1f} MiB before, "
           f"peak {peak:.1f} MiB (+{peak - before:.1f} MiB), {size / seconds:.0f} MiB/s")  # fmt: skip

@@ -8,13 +8,14 @@ unreachable Redis stops the server with one clear message.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
 from producer.api import routes_audio, routes_jobs, routes_ops
 from producer.api.errors import install_handlers
+from producer.api.metrics import MetricsMiddleware
 from producer.api.service import Service
 from producer.api.settings import ApiSettings
 
@@ -50,13 +51,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="asr-worker API", description=DESCRIPTION, version="1", lifespan=_lifespan)
     install_handlers(app)
 
-    @app.middleware("http")
-    async def _metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        service = getattr(request.app.state, "service", None)
-        if service is None:
-            return await call_next(request)
-        return await service.metrics.middleware(request, call_next)
-
+    app.add_middleware(MetricsMiddleware)
     app.include_router(routes_audio.router)
     app.include_router(routes_jobs.router)
     app.include_router(routes_ops.router)

@@ -8,12 +8,11 @@ and live workers are read when Prometheus scrapes.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
-from fastapi import Request, Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "MetricsMiddleware"]
 
 
 class Metrics:
@@ -53,18 +52,40 @@ class Metrics:
             "asr_workers_alive", "Workers that answered the last info broadcast", registry=self.registry
         )
 
-    async def middleware(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        """Count and time each request under its route's template (``/v1/jobs/{job_id}``, not the id)."""
+
+class MetricsMiddleware:
+    """Pure ASGI middleware: counts and times each request under its route's template.
+
+    (``/v1/jobs/{job_id}``, never the id.) Streams are timed until their body starts.
+    Pure ASGI rather than ``BaseHTTPMiddleware``, which costs every request a task and
+    a memory stream.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = scope.get("app")  # Starlette puts itself in the scope before any middleware
+        service = getattr(app.state, "service", None) if app is not None else None
+        if scope["type"] != "http" or service is None:
+            await self.app(scope, receive, send)
+            return
+        metrics: Metrics = service.metrics
         started = time.perf_counter()
-        response = await call_next(request)
-        route = _template(request)
-        self.latency.labels(request.method, route).observe(time.perf_counter() - started)
-        self.requests.labels(request.method, route, str(response.status_code)).inc()
-        return response
+        status = 500
+
+        async def send_and_count(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                route = _template(scope)
+                metrics.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
+                metrics.requests.labels(scope["method"], route, str(status)).inc()
+            await send(message)
+
+        await self.app(scope, receive, send_and_count)
 
 
-def _template(request: Request) -> str:
-    route = request.scope.get("route")  # set by the router on the shared scope
+def _template(scope: Scope) -> str:
+    route = scope.get("route")  # set by the router on the shared scope
     return str(getattr(route, "path", "unmatched"))
