@@ -1,0 +1,210 @@
+"""OpenAI's audio endpoints: ``/v1/audio/transcriptions``, ``/v1/audio/translations``, ``/v1/models``.
+
+The upload streams into the shared upload directory, the job is enqueued on the
+queue of the requested model, and the answer waits for the job (pub/sub, not
+polling) up to ``ASR_API_WAIT_SECONDS``; past that it is 504 and names the job,
+which goes on and can be followed at ``/v1/jobs/{id}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response, StreamingResponse
+
+from producer.api.auth import require_key
+from producer.api.errors import SERVER_ERROR, ApiError, worker_error
+from producer.api.options import AudioRequest, audio_request
+from producer.api.service import Service
+from producer.api.shapes import media_type, render, sse, stream_events
+from producer.api.uploads import Upload, receive_upload
+from producer.client import ENDED_STATES, TranscriptionFailed
+
+__all__ = ["final_result", "router"]
+
+router = APIRouter(dependencies=[Depends(require_key)])
+
+_FORM_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "model": {"type": "string", "default": "whisper-1"},
+                        "language": {"type": "string"},
+                        "prompt": {"type": "string"},
+                        "response_format": {
+                            "type": "string",
+                            "enum": ["json", "text", "srt", "verbose_json", "vtt"],
+                        },
+                        "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+                        "timestamp_granularities[]": {
+                            "type": "array",
+                            "items": {"enum": ["word", "segment"]},
+                        },
+                        "stream": {"type": "boolean"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+async def final_result(service: Service, job_id: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """The transcript of an ended job, or the error answer for why there is none.
+
+    Raises:
+        ApiError: the job failed (mapped by the worker's error type), was cancelled, or is still running.
+    """
+    state = meta["status"]
+    if state == "SUCCESS":
+        result: dict[str, Any] = meta["result"]
+        service.metrics.ended.labels("SUCCESS", "").inc()
+        service.metrics.audio_seconds.inc(float(result.get("duration") or 0.0))
+        return result
+    if state not in ENDED_STATES:
+        raise ApiError(
+            504,
+            f"job {job_id} has not ended within {service.settings.wait_seconds:g} s; it goes on: "
+            f"follow it at /v1/jobs/{job_id}",
+            type=SERVER_ERROR,
+            code="timeout",
+        )
+    try:  # the producer library turns the stored failure into its typed error
+        await anyio.to_thread.run_sync(lambda: service.client.job(job_id).result(timeout=0))
+    except TranscriptionFailed as failure:
+        service.metrics.ended.labels(state, failure.error_type).inc()
+        raise worker_error(failure.error_type, failure.message) from None
+    raise ApiError(500, f"job {job_id} ended {state} without a result", type=SERVER_ERROR)
+
+
+async def _refuse_unservable(service: Service, request: AudioRequest, queue: str) -> None:
+    """Refuse a translation up front when every model on the queue is known to be English-only."""
+    if request.options.get("task") != "translate":
+        return
+    models = [m for m in (await service.models.models()).values() if queue in m.queues]
+    if models and all(m.multilingual is False for m in models):
+        names = ", ".join(sorted(m.id for m in models))
+        raise ApiError(
+            400,
+            f"translation needs a multilingual model; {names} on queue {queue!r} is English-only",
+            param="model",
+            code="model_not_multilingual",
+        )
+
+
+async def _enqueue(service: Service, upload: Upload, request: AudioRequest) -> str:
+    assert upload.path is not None
+    queue = await service.models.queue_for(request.model)
+    await _refuse_unservable(service, request, queue)
+    job = await service.submit(str(upload.path), queue=queue, **request.options)
+    service.metrics.submitted.labels(queue).inc()
+    await service.track_upload(job.id, upload.path)
+    return job.id
+
+
+async def _transcribe(http: Request, task: str) -> Response:
+    service: Service = http.app.state.service
+    upload = await receive_upload(
+        http.headers.get("content-type"),
+        http.headers.get("content-length"),
+        http.stream(),
+        upload_dir=service.settings.upload_dir,
+        max_bytes=service.settings.max_upload_bytes,
+    )
+    try:
+        request = audio_request(upload.fields, task=task)
+        job_id = await _enqueue(service, upload, request)
+    except BaseException:
+        upload.remove()
+        raise
+    assert upload.path is not None
+    if request.stream:
+        return StreamingResponse(
+            _stream(service, job_id, upload), media_type="text/event-stream", headers={"X-Job-Id": job_id}
+        )
+    ended = False
+    try:
+        meta = await service.wait(job_id, service.settings.wait_seconds)
+        ended = meta["status"] in ENDED_STATES
+    finally:
+        if ended:
+            await service.release_upload(job_id, upload.path)
+        else:  # timed out, or the caller went away: the job goes on
+            service.release_when_done(job_id, upload.path)
+    result = await final_result(service, job_id, meta)
+    body = render(result, request.response_format, request.granularities)
+    return Response(body, media_type=media_type(request.response_format), headers={"X-Job-Id": job_id})
+
+
+async def _stream(service: Service, job_id: str, upload: Upload) -> AsyncIterator[str]:
+    """Server-sent events: progress as SSE comments while the job runs, then the transcript's events."""
+    assert upload.path is not None
+    meta: dict[str, Any] = {"status": "PENDING"}
+    try:
+        async for meta in service.watch(job_id):
+            progress = meta.get("result") if meta["status"] == "PROGRESS" else None
+            if isinstance(progress, dict) and "percent" in progress:
+                yield f": progress {progress['percent']}\n\n"
+    finally:
+        if meta["status"] in ENDED_STATES:
+            await service.release_upload(job_id, upload.path)
+        else:
+            service.release_when_done(job_id, upload.path)
+    try:
+        result = await final_result(service, job_id, meta)
+    except ApiError as error:
+        yield sse(error.body())
+        return
+    for event in stream_events(result):
+        yield event
+
+
+@router.post(
+    "/v1/audio/transcriptions", openapi_extra=_FORM_DOC, summary="Transcribe audio (OpenAI-compatible)"
+)
+async def transcriptions(request: Request) -> Response:
+    """Transcribe an uploaded file; answers in ``response_format``, or as events with ``stream=true``."""
+    return await _transcribe(request, "transcribe")
+
+
+@router.post("/v1/audio/translations", openapi_extra=_FORM_DOC, summary="Translate audio into English")
+async def translations(request: Request) -> Response:
+    """Translate an uploaded file into English text (needs a multilingual model)."""
+    return await _transcribe(request, "translate")
+
+
+def _model(served_id: str) -> dict[str, Any]:
+    return {"id": served_id, "object": "model", "created": 0, "owned_by": "asr-worker"}
+
+
+@router.get("/v1/models", summary="Models the live workers serve")
+async def list_models(request: Request) -> dict[str, Any]:
+    """The models loaded by the workers that answered (``whisper-1`` is an alias of the default queue)."""
+    service: Service = request.app.state.service
+    models = await service.models.models()
+    data = []
+    for served in sorted(models.values(), key=lambda m: m.id):
+        entry = _model(served.id)
+        entry.update(queues=sorted(served.queues), multilingual=served.multilingual)
+        data.append(entry)
+    return {"object": "list", "data": data}
+
+
+@router.get("/v1/models/{model_id}", summary="One model the live workers serve")
+async def get_model(model_id: str, request: Request) -> dict[str, Any]:
+    service: Service = request.app.state.service
+    served = (await service.models.models()).get(model_id)
+    if served is None:
+        raise ApiError(
+            404, f"no live worker serves model {model_id!r}", param="model", code="model_not_found"
+        )
+    return {**_model(served.id), "queues": sorted(served.queues), "multilingual": served.multilingual}

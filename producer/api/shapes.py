@@ -1,0 +1,111 @@
+"""Transcription results in the shapes OpenAI's audio endpoints answer with.
+
+``json`` is ``{"text", "usage"}``; ``verbose_json`` adds ``task``, ``language``,
+``duration``, ``segments`` (ids from 0, with ``seek``, ``tokens``, ``temperature``,
+``compression_ratio`` as Whisper defines them) and ``words``; ``text``, ``srt`` and
+``vtt`` are rendered by :mod:`producer.formats`, as the CLI writes them. The SDK's
+``Transcription``/``TranscriptionVerbose`` models parse these answers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from producer import formats
+
+__all__ = ["RESPONSE_FORMATS", "media_type", "render", "stream_events"]
+
+RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
+_MEDIA_TYPES = {"json": "application/json", "verbose_json": "application/json", "vtt": "text/vtt"}
+
+
+def media_type(response_format: str) -> str:
+    return _MEDIA_TYPES.get(response_format, "text/plain")
+
+
+def _usage(result: dict[str, Any]) -> dict[str, Any]:
+    # OpenAI bills whisper-1 by the second, rounded up, and says so in every answer.
+    return {"type": "duration", "seconds": math.ceil(float(result.get("duration") or 0.0))}
+
+
+def compression_ratio(text: str) -> float:
+    """Whisper's gzip compression ratio of a segment's text (high means repetitive)."""
+    data = text.encode("utf-8")
+    return round(len(data) / len(zlib.compress(data)), 4) if data else 0.0
+
+
+def _temperature(result: dict[str, Any]) -> float:
+    value = result.get("options", {}).get("temperature")
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+def _segment(segment: dict[str, Any], temperature: float) -> dict[str, Any]:
+    shaped = {
+        "id": int(segment["id"]) - 1,
+        "seek": round(float(segment["start"]) * 100),  # Whisper counts 10 ms frames
+        "start": segment["start"],
+        "end": segment["end"],
+        "text": segment["text"],
+        "tokens": [],  # the worker does not keep token ids
+        "temperature": temperature,
+        "avg_logprob": segment.get("avg_logprob", 0.0),
+        "compression_ratio": compression_ratio(segment["text"]),
+        "no_speech_prob": segment.get("no_speech_prob", 0.0),
+    }
+    if segment.get("channel") is not None:
+        shaped["channel"] = segment["channel"]
+    return shaped
+
+
+def _words(segments: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"word": word["word"].strip(), "start": word["start"], "end": word["end"]}
+        for segment in segments
+        for word in segment.get("words", [])
+    ]
+
+
+def verbose(result: dict[str, Any], granularities: Sequence[str]) -> dict[str, Any]:
+    """``verbose_json``: segments unless only ``word`` was asked for, words when ``word`` was."""
+    segments = result.get("segments", [])
+    shaped: dict[str, Any] = {
+        "task": result.get("options", {}).get("task", "transcribe"),
+        "language": result.get("language") or "",
+        "duration": result.get("duration", 0.0),
+        "text": result.get("text", ""),
+    }
+    if "segment" in granularities or not granularities:
+        temperature = _temperature(result)
+        shaped["segments"] = [_segment(s, temperature) for s in segments]
+    if "word" in granularities:
+        shaped["words"] = _words(segments)
+    shaped["usage"] = _usage(result)
+    return shaped
+
+
+def render(result: dict[str, Any], response_format: str, granularities: Sequence[str] = ()) -> str:
+    """The body of a transcription answer in ``response_format`` (one of :data:`RESPONSE_FORMATS`)."""
+    if response_format == "json":
+        return json.dumps({"text": result.get("text", ""), "usage": _usage(result)}, ensure_ascii=False)
+    if response_format == "verbose_json":
+        return json.dumps(verbose(result, granularities), ensure_ascii=False)
+    if response_format == "text":
+        return result.get("text", "") + "\n"
+    return formats.render(result, response_format)
+
+
+def sse(data: dict[str, Any]) -> str:
+    """One server-sent event carrying ``data`` as JSON."""
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def stream_events(result: dict[str, Any]) -> Iterator[str]:
+    """``transcript.text.delta`` per segment, in time order, then ``transcript.text.done``."""
+    for segment in result.get("segments", []):
+        if segment["text"]:
+            yield sse({"type": "transcript.text.delta", "delta": segment["text"]})
+    yield sse({"type": "transcript.text.done", "text": result.get("text", "")})
