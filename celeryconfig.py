@@ -77,6 +77,12 @@ result_backend_transport_options = {"visibility_timeout": visibility_timeout}
 # more and will be redelivered: cancel them instead of finishing twice.
 worker_cancel_long_running_tasks_on_connection_loss = True
 
+# Preemption notice (ASR_SHUTDOWN_GRACE seconds, 0 = off): on SIGTERM the worker stops
+# taking jobs, lets running ones go on this long, then stops their children and hands
+# their unacknowledged messages back to the queue (Celery 5.5's soft shutdown, which
+# worker/preemption.py starts on SIGTERM). 0 keeps the warm shutdown: jobs finish.
+worker_soft_shutdown_timeout = _env_number("ASR_SHUTDOWN_GRACE", 0.0)
+
 # A redelivered job whose result is already SUCCESS is not transcribed again.
 worker_deduplicate_successful_tasks = True
 

@@ -69,6 +69,9 @@ def audio_task_errors(task: Task) -> Iterator[None]:
 import worker.signals  # noqa: E402
 import worker.info  # noqa: E402,F401
 from worker.recovery import RestoreOrphanedJobs  # noqa: E402
+from worker import liveness, preemption  # noqa: E402,F401  (node records; SIGTERM grace)
+from worker.nodeloss import RecoverLostNodes  # noqa: E402
 # isort: on
 
 app.steps["consumer"].add(RestoreOrphanedJobs)
+app.steps["consumer"].add(RecoverLostNodes)
