@@ -37,14 +37,12 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, every: float
 
 
 def active_by_worker(url: str) -> dict[str, list[str]]:
-    """Task ids each worker's children run now: ``{hostname: [id, ...]}``."""
-    from celery import Celery
-
-    app = Celery(broker=url, backend=url, set_as_current=False)
+    """Task ids each worker's children run now: ``{hostname: [id, ...]}`` (``url`` may be ``sentinel://``)."""
+    client = Client(url, url)
     try:
-        active = app.control.inspect(timeout=1.5).active() or {}
+        active = client.app.control.inspect(timeout=1.5).active() or {}
     finally:
-        app.close()
+        client.close()
     return {host: [task["id"] for task in tasks] for host, tasks in active.items()}
 
 
