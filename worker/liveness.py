@@ -36,7 +36,7 @@ from celery import signals
 
 from worker.settings import get_settings
 
-__all__ = ["holder_key", "node_id", "node_key", "record_holder", "timings"]
+__all__ = ["holder_key", "node_id", "node_key", "record_holder", "steady_for", "timings"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ return score
 
 _node_id: str | None = None
 _stop = threading.Event()
+#: ``time.monotonic()`` of the first beat of the current unbroken run of beats; None after a failed one.
+_steady_since: float | None = None
 
 
 def node_key(node: str) -> str:
@@ -62,6 +64,16 @@ def node_key(node: str) -> str:
 
 def holder_key(tag: str) -> str:
     return HOLDER_PREFIX + tag
+
+
+def steady_for() -> float:
+    """Seconds this process has refreshed its liveness record without a failure (0 when it is failing).
+
+    After a Redis outage or failover every node's record may have expired at once; a node
+    that has beaten for a whole TTL since knows that every node that can reach Redis has
+    beaten again too, so only then may it judge others lost.
+    """
+    return 0.0 if _steady_since is None else time.monotonic() - _steady_since
 
 
 def node_id() -> str | None:
@@ -81,6 +93,7 @@ def timings(node_loss_seconds: float) -> tuple[float, int, float]:
 
 
 def _beat(app: Any, node: str, ttl: int, interval: float, started: float) -> None:
+    global _steady_since
     value = json.dumps({"pid": os.getpid(), "started": started})
     conn = None
     while not _stop.is_set():
@@ -89,7 +102,10 @@ def _beat(app: Any, node: str, ttl: int, interval: float, started: float) -> Non
                 conn = app.connection_for_write()
             with conn.default_channel.conn_or_acquire() as client:
                 client.set(node_key(node), value, ex=ttl)
-        except Exception as exc:  # the broker is away: try again next beat, on a new connection
+            if _steady_since is None:
+                _steady_since = time.monotonic()
+        except Exception as exc:
+            _steady_since = None  # the broker is away: try again next beat, on a new connection
             log.warning("liveness record not refreshed (%s); retry in %.1f s", type(exc).__name__, interval)
             if conn is not None:
                 conn.collect()

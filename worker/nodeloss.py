@@ -16,6 +16,10 @@ racing the sweep cannot make a job run twice:
 * the record's score is the delivery's current ``unacked_index`` score;
 * the message is still in ``unacked``.
 
+A sweeper judges only after its own liveness record has been refreshed without a
+failure for a whole TTL: after a Redis outage or failover every record may have
+expired at once, and live nodes need that long to beat again.
+
 A delivery without a holder record (a worker of an older release, or a node that
 died in the millisecond between receiving and recording) is left to the
 visibility timeout. The restored message is marked redelivered, so its next
@@ -33,7 +37,7 @@ from typing import Any
 from celery import bootsteps
 from kombu.utils.json import loads
 
-from worker.liveness import holder_key, node_id, node_key, timings
+from worker.liveness import holder_key, node_id, node_key, steady_for, timings
 from worker.settings import get_settings
 
 __all__ = ["RecoverLostNodes", "sweep"]
@@ -128,9 +132,11 @@ class RecoverLostNodes(bootsteps.StartStopStep):
         channel: Any = getattr(getattr(c, "task_consumer", None), "channel", None)
         if channel is None or not hasattr(getattr(channel, "qos", None), "restore_by_tag"):
             return  # not the Redis transport: the broker redelivers a lost consumer's messages itself
-        _, _, every = timings(get_settings().node_loss_seconds)
+        _, ttl, every = timings(get_settings().node_loss_seconds)
 
         def run() -> None:
+            if steady_for() < ttl:
+                return  # just started, or back from an outage: live nodes may not have beaten yet
             try:
                 sweep(channel, own_node=node_id(), lock_seconds=max(every, 30.0))
             except Exception as exc:  # Redis away for a moment: the next sweep tries again
