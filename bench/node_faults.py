@@ -12,6 +12,7 @@ import re
 import signal
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +54,19 @@ def _running_on(url: str, stack: LocalStack, count: int) -> list[str] | None:
     return None
 
 
-def requeue_times(log: Path, ids: Sequence[str]) -> dict[str, float]:
-    """Which of ``ids`` the "requeued job" lines of ``log`` name, each with the time of this look."""
+def logged_at(log: Path, pattern: str) -> dict[str, float]:
+    """``{task id: time.time() of its first line}`` for the lines of a worker ``log`` matching
+    ``pattern``, whose one group is the task id; the time is the line's own timestamp."""
+    found: dict[str, float] = {}
     text = log.read_text(errors="replace") if log.exists() else ""
-    found = set(re.findall(r"requeued job ([0-9a-f-]{36}): its worker node", text))
-    return {i: time.time() for i in ids if i in found}
+    for stamp, task_id in re.findall(r"^\[([0-9-]+ [0-9:]+,[0-9]+): [^\]]*\] " + pattern, text, re.MULTILINE):
+        at = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()  # the worker's local time
+        found.setdefault(task_id, at)
+    return found
+
+
+REQUEUED = r"requeued job ([0-9a-f-]{36}): its worker node"
+RECEIVED = r"Task asr\.transcribe\[([0-9a-f-]{36})\] received"
 
 
 def node_loss(
@@ -94,11 +103,10 @@ def node_loss(
             requeued: dict[str, float] = {}
 
             def all_requeued() -> bool:
-                for task_id, at in requeue_times(survivor.log_path, on_victim).items():
-                    requeued.setdefault(task_id, at)
-                return len(requeued) == len(on_victim)
+                requeued.update(logged_at(survivor.log_path, REQUEUED))
+                return set(on_victim) <= set(requeued)
 
-            wait_until(all_requeued, 10 * node_loss_seconds + 60, "the lost node's jobs requeued", every=0.1)
+            wait_until(all_requeued, 10 * node_loss_seconds + 60, "the lost node's jobs requeued")
             outcomes = wait_all(submitted, timeout=600)
             done_at = max(_done_at(job) for job in submitted)
             client.close()
@@ -109,7 +117,7 @@ def node_loss(
             **report,
             "node_loss_seconds": node_loss_seconds,
             "victim_jobs": on_victim,
-            "seconds_to_requeue": round(max(requeued.values()) - killed_at, 1),
+            "seconds_to_requeue": round(max(requeued[i] for i in on_victim) - killed_at, 1),
             "seconds_to_all_success": round(done_at - killed_at, 1),
             "deliveries": {j.id: o.get("deliveries") for j, o in _pairs(submitted, outcomes)},
             "survivor_job_seconds": [
@@ -159,7 +167,7 @@ def preempt(
             wait_until(
                 lambda: _running_on(redis.url, second, 1), 60 + grace, "the job running on the second worker"
             )
-            running_elsewhere = time.time() - termed_at
+            running_elsewhere = logged_at(second.log_path, RECEIVED)[job.id] - termed_at
             first.worker.wait(60)
             exited = time.time() - termed_at
             outcomes = wait_all([job], timeout=600)
