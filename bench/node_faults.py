@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,7 @@ def node_loss(
     """Two workers run ``per_worker`` long jobs each; the whole first node (main + children) is SIGKILLed."""
     env = {"ASR_NODE_LOSS_SECONDS": f"{node_loss_seconds:g}", **SEQUENTIAL, **(env or {})}
     redis = RedisServer().start()
+    victim: LocalStack | None = None
     try:
         victim = LocalStack(
             redis_url=redis.url,
@@ -108,29 +110,39 @@ def node_loss(
 
             wait_until(all_requeued, 10 * node_loss_seconds + 60, "the lost node's jobs requeued")
             outcomes = wait_all(submitted, timeout=600)
-            done_at = max(_done_at(job) for job in submitted)
+            done = {job.id: _done_at(job) for job in submitted}
             client.close()
             logs = [victim.log_path, survivor.log_path]
-        victim.stop()
         report = _report("node_loss", submitted, outcomes, logs, kills=1, audio=audio.name)
-        return {
-            **report,
-            "node_loss_seconds": node_loss_seconds,
-            "victim_jobs": on_victim,
-            "seconds_to_requeue": round(max(requeued[i] for i in on_victim) - killed_at, 1),
-            "seconds_to_all_success": round(done_at - killed_at, 1),
-            "deliveries": {j.id: o.get("deliveries") for j, o in _pairs(submitted, outcomes)},
-            "survivor_job_seconds": [
-                round(o["timings"]["total"], 1)
-                for j, o in _pairs(submitted, outcomes)
-                if j.id not in on_victim
-            ],
-            "finished_by": {
-                j.id: o.get("worker", {}).get("hostname") for j, o in _pairs(submitted, outcomes)
-            },
-        }
+        figures = _node_loss_figures(submitted, outcomes, on_victim, killed_at, requeued, done)
+        return {**report, "node_loss_seconds": node_loss_seconds, **figures}
     finally:
+        if victim is not None:
+            victim.stop()  # already dead unless the run failed before the kill
         redis.stop()
+
+
+def _node_loss_figures(
+    jobs: Sequence[Job],
+    outcomes: dict[str, Any],
+    on_victim: list[str],
+    killed_at: float,
+    requeued: dict[str, float],
+    done: dict[str, float],
+) -> dict[str, Any]:
+    last_requeue = max(requeued[i] for i in on_victim)
+    kept = [job.id for job in jobs if job.id not in on_victim]
+    pairs = _pairs(jobs, outcomes)
+    return {
+        "victim_jobs": on_victim,
+        "seconds_to_requeue": round(last_requeue - killed_at, 1),
+        "seconds_to_all_success": round(max(done.values()) - killed_at, 1),
+        # The sweep that took the lost node's jobs ran while the survivor still ran its own.
+        "survivor_jobs_outlived_the_requeue": all(done[i] > last_requeue for i in kept),
+        "deliveries": {j.id: o.get("deliveries") for j, o in pairs},
+        "survivor_job_seconds": [round(o["timings"]["total"], 1) for j, o in pairs if j.id in kept],
+        "finished_by": {j.id: o.get("worker", {}).get("hostname") for j, o in pairs},
+    }
 
 
 def _pairs(jobs: Sequence[Job], outcomes: dict[str, Any]) -> list[tuple[Job, dict[str, Any]]]:
@@ -139,7 +151,9 @@ def _pairs(jobs: Sequence[Job], outcomes: dict[str, Any]) -> list[tuple[Job, dic
 
 def _done_at(job: Job) -> float:
     done = job.client.app.AsyncResult(job.id).date_done
-    return done.timestamp() if done is not None else time.time()
+    if done is None:
+        return time.time()
+    return (done if done.tzinfo else done.replace(tzinfo=timezone.utc)).timestamp()  # Celery stores UTC
 
 
 def preempt(
@@ -148,6 +162,7 @@ def preempt(
     """A worker runs a long job; SIGTERM with ``ASR_SHUTDOWN_GRACE=grace``; a second worker takes the job."""
     env = {**SEQUENTIAL, **(env or {})}
     redis = RedisServer().start()
+    first: LocalStack | None = None
     try:
         first = LocalStack(
             redis_url=redis.url,
@@ -155,12 +170,16 @@ def preempt(
             env={**env, "ASR_SHUTDOWN_GRACE": f"{grace:g}"},
             log_path=folder / "preempted.log",
         ).start()
-        client = Client(redis.url, redis.url)
-        job = client.submit(audio)
-        wait_until(lambda: _running_on(redis.url, first, 1), 120, "first worker busy")
+        # The second worker waits on a queue of its own until the job runs on the first, so
+        # the job cannot start there, however fast this machine is.
         with LocalStack(
-            redis_url=redis.url, concurrency=1, env=env, log_path=folder / "second.log"
+            redis_url=redis.url, concurrency=1, env=env, queues=["standby"], log_path=folder / "second.log"
         ) as second:
+            client = Client(redis.url, redis.url)
+            job = client.submit(audio)
+            wait_until(lambda: _running_on(redis.url, first, 1), 120, "first worker busy")
+            node = second.hostname.replace("%h", socket.gethostname())
+            client.app.control.add_consumer(client.queue, destination=[node], reply=True, timeout=5)
             assert first.worker is not None
             termed_at = time.time()
             first.worker.send_signal(signal.SIGTERM)
@@ -173,7 +192,6 @@ def preempt(
             outcomes = wait_all([job], timeout=600)
             client.close()
             logs = [first.log_path, second.log_path]
-        first.stop()
         report = _report("preempt", [job], outcomes, logs, kills=0, audio=audio.name)
         result = outcomes.get(job.id) if isinstance(outcomes.get(job.id), dict) else {}
         return {
@@ -187,4 +205,6 @@ def preempt(
             == second.hostname.split("@")[0],
         }
     finally:
+        if first is not None:
+            first.stop()
         redis.stop()
