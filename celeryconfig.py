@@ -75,12 +75,31 @@ if task_time_limit and visibility_timeout <= task_time_limit:
         f"ASR_VISIBILITY_TIMEOUT={visibility_timeout} must be longer than "
         f"ASR_HARD_TIME_LIMIT={task_time_limit:g}"
     )
-broker_transport_options = {"visibility_timeout": visibility_timeout}
-result_backend_transport_options = {"visibility_timeout": visibility_timeout}
+broker_transport_options: dict[str, object] = {"visibility_timeout": visibility_timeout}
+result_backend_transport_options: dict[str, object] = {"visibility_timeout": visibility_timeout}
+
+# Redis Sentinel: sentinel://host:26379;sentinel://host2:26379;... URLs, as Celery documents;
+# REDIS_SENTINEL_MASTER names the master (default mymaster), REDIS_SENTINEL_PASSWORD the
+# Sentinels' own password. docs/reliability.md says what a failover can and cannot keep.
+for _url, _options in (
+    (broker_url, broker_transport_options),
+    (result_backend, result_backend_transport_options),
+):
+    if _url.lower().startswith("sentinel://"):
+        _options["master_name"] = os.environ.get("REDIS_SENTINEL_MASTER", "").strip() or "mymaster"
+        if os.environ.get("REDIS_SENTINEL_PASSWORD", "").strip():
+            _options["sentinel_kwargs"] = {"password": os.environ["REDIS_SENTINEL_PASSWORD"].strip()}
+del _url, _options
 
 # When the broker connection drops, running acks_late jobs cannot be acked any
 # more and will be redelivered: cancel them instead of finishing twice.
 worker_cancel_long_running_tasks_on_connection_loss = True
+
+# Preemption notice (ASR_SHUTDOWN_GRACE seconds, 0 = off): on SIGTERM the worker stops
+# taking jobs, lets running ones go on this long, then stops their children and hands
+# their unacknowledged messages back to the queue (Celery 5.5's soft shutdown, which
+# worker/runtime/preemption.py starts on SIGTERM). 0 keeps the warm shutdown: jobs finish.
+worker_soft_shutdown_timeout = _env_number("ASR_SHUTDOWN_GRACE", 0.0)
 
 # A redelivered job whose result is already SUCCESS is not transcribed again.
 worker_deduplicate_successful_tasks = True

@@ -1,6 +1,7 @@
 """Fault injection against a real Redis, real worker processes and the real model.
 
     python -m bench.faults [kill|redis|shutdown|soak|all] [--jobs N] [--kills N] [--soak-jobs N]
+    python -m bench.faults node-loss|preempt|failover [--per-worker N] [--node-loss-seconds S] [--grace S]
 
 Each scenario returns a report; the integration tests run them small and assert
 on the report, this script runs them larger and prints it. Inputs are built
@@ -214,11 +215,19 @@ def soak(folder: Path, audio: Path, *, jobs: int) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "scenario", nargs="?", default="all", choices=["kill", "redis", "shutdown", "soak", "all"]
+        "scenario",
+        nargs="?",
+        default="all",
+        choices=["kill", "redis", "shutdown", "soak", "node-loss", "preempt", "failover", "all"],
     )
     parser.add_argument("--jobs", type=int, default=30, help="jobs per fault scenario (default 30)")
     parser.add_argument("--kills", type=int, default=6, help="children to SIGKILL (default 6)")
     parser.add_argument("--soak-jobs", type=int, default=300, help="jobs in the soak (default 300)")
+    parser.add_argument("--per-worker", type=int, default=4, help="node-loss: children and jobs per worker")
+    parser.add_argument(
+        "--node-loss-seconds", type=float, default=30.0, help="node-loss: ASR_NODE_LOSS_SECONDS"
+    )
+    parser.add_argument("--grace", type=float, default=5.0, help="preempt: ASR_SHUTDOWN_GRACE")
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="asr-faults-"))
     long_audio = speech_file(3, folder)  # 36 s of speech: a few seconds of work per job
@@ -234,10 +243,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         reports.append(warm_shutdown(folder, long_audio, jobs=args.jobs))
     if args.scenario in ("soak", "all"):
         reports.append(soak(folder, speech_file(1, folder), jobs=args.soak_jobs))
+    reports += _node_faults(args, folder, long_audio)
     for report in reports:
         print(json.dumps(report, indent=2))
     print(f"logs: {folder}")
     return 0 if all(not r["lost"] and not r["failed"] for r in reports) else 1
+
+
+def _node_faults(args: argparse.Namespace, folder: Path, audio: Path) -> list[dict[str, Any]]:
+    """The whole-node and Redis-failover scenarios (bench/node_faults.py, bench/failover.py)."""
+    from bench.failover import failover
+    from bench.node_faults import node_loss, preempt
+
+    reports = []
+    if args.scenario in ("node-loss", "all"):
+        reports.append(
+            node_loss(folder, audio, per_worker=args.per_worker, node_loss_seconds=args.node_loss_seconds)
+        )
+    if args.scenario in ("preempt", "all"):
+        reports.append(preempt(folder, speech_file(8, folder), grace=args.grace))
+    if args.scenario in ("failover", "all"):
+        reports.append(failover(folder, audio, jobs=args.jobs))
+    return reports
 
 
 if __name__ == "__main__":

@@ -179,10 +179,14 @@ class Client:
             # Fail fast when the broker is down instead of hanging a caller.
             broker_connection_timeout=5,
             task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
-            broker_transport_options={"visibility_timeout": config.visibility_timeout()},
+            broker_transport_options={
+                "visibility_timeout": config.visibility_timeout(),
+                **config.sentinel_options(self.broker_url),
+            },
             result_backend_transport_options={
                 "retry_policy": {"max_retries": 3},
                 "visibility_timeout": config.visibility_timeout(),
+                **config.sentinel_options(self.backend_url),
             },
         )
         self._connected = False

@@ -18,11 +18,14 @@ __all__ = [
     "broker_url",
     "default_queue",
     "mask_url",
+    "sentinel_options",
     "visibility_timeout",
 ]
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_QUEUE = "asr"
+#: The Sentinel master name when ``REDIS_SENTINEL_MASTER`` is not set (Redis's own example name).
+DEFAULT_SENTINEL_MASTER = "mymaster"
 #: Seconds; the worker's default too (7 h: longer than its hard time limit).
 DEFAULT_VISIBILITY_TIMEOUT = 7 * 3600
 
@@ -53,6 +56,25 @@ def visibility_timeout(env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     raw = _get(env, "ASR_VISIBILITY_TIMEOUT")
     return int(float(raw)) if raw else DEFAULT_VISIBILITY_TIMEOUT
+
+
+def sentinel_options(url: str, env: Mapping[str, str] | None = None) -> dict[str, object]:
+    """Transport options a ``sentinel://`` broker or backend URL needs; ``{}`` for other URLs.
+
+    ``REDIS_SENTINEL_MASTER`` names the master the Sentinels watch (default ``mymaster``);
+    ``REDIS_SENTINEL_PASSWORD``, when the Sentinels themselves ask for one, goes to
+    ``sentinel_kwargs`` (the password in the URL is the Redis servers' own).
+    """
+    if not url.lower().startswith("sentinel://"):
+        return {}
+    env = os.environ if env is None else env
+    options: dict[str, object] = {
+        "master_name": _get(env, "REDIS_SENTINEL_MASTER") or DEFAULT_SENTINEL_MASTER
+    }
+    password = _get(env, "REDIS_SENTINEL_PASSWORD")
+    if password:
+        options["sentinel_kwargs"] = {"password": password}
+    return options
 
 
 def mask_url(url: str) -> str:

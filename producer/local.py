@@ -177,8 +177,11 @@ class LocalStack:
         loglevel: str = "info",
         log_path: str | os.PathLike[str] | None = None,
         ready_timeout: float = 180.0,
+        new_session: bool = False,
     ) -> None:
         self.concurrency = concurrency
+        #: Start the worker in a session (and process group) of its own, so a test can kill the whole node.
+        self._new_session = new_session
         self._redis = None if redis_url else RedisServer()
         self.url = redis_url or self._redis.url  # type: ignore[union-attr]
         self._env = dict(env or {})
@@ -227,7 +230,12 @@ class LocalStack:
             args += ["--queues", ",".join(self._queues)]
         self._log_file = open(self._log_path, "ab")
         self.worker = subprocess.Popen(
-            args, cwd=PROJECT_ROOT, env=env, stdout=self._log_file, stderr=subprocess.STDOUT
+            args,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=self._new_session,
         )
         try:
             _wait_for(self._children_ready, self._ready_timeout, "the celery worker", self.worker)

@@ -4,7 +4,8 @@ Tasks: ``asr.transcribe`` (worker.tasks.transcribe), ``asr.transcribe_piece`` an
 ``asr.merge_pieces`` (worker.tasks.fanout), ``asr.transcribe_clip`` (worker.tasks.clips,
 cross-job batches), ``asr.detect_language`` (worker.tasks.language), ``asr.info``
 (worker.tasks.info), ``asr.deliver_webhook`` (worker.tasks.webhooks). Lifecycle hooks:
-:mod:`worker.runtime.hooks`, one ordered list.
+:mod:`worker.runtime.hooks`, one ordered list. Consumer bootsteps: requeue what a lost
+broker connection stranded, and what a lost node held.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from celery import Celery
 
 # Registers the asr_info inspect command: `celery inspect` clients import this module only.
 import worker.runtime.reports  # noqa: F401
+from worker.runtime.nodeloss import RecoverLostNodes
 from worker.runtime.recovery import RestoreOrphanedJobs
 
 app = Celery(
@@ -30,3 +32,4 @@ app = Celery(
 )
 app.config_from_object("celeryconfig")
 app.steps["consumer"].add(RestoreOrphanedJobs)
+app.steps["consumer"].add(RecoverLostNodes)

@@ -101,6 +101,8 @@ class Settings:
     webhook_timeout: float = 10.0
     #: ASR_WEBHOOK_QUEUE: queue of the delivery tasks; empty uses the job's own queue.
     webhook_queue: str = ""
+    #: ASR_NODE_LOSS_SECONDS: a worker silent this long is lost; its unacked jobs go back on the queue.
+    node_loss_seconds: float = 90.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -137,6 +139,7 @@ class Settings:
             webhook_backoff_seconds=reader.number("ASR_WEBHOOK_BACKOFF_SECONDS", 2.0, minimum=0),
             webhook_timeout=reader.number("ASR_WEBHOOK_TIMEOUT", 10.0, minimum=0.1),
             webhook_queue=reader.text("ASR_WEBHOOK_QUEUE", ""),
+            node_loss_seconds=reader.number("ASR_NODE_LOSS_SECONDS", 90.0, minimum=2),
         )
 
     def decoding(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 from celery import signals
 from celery.utils.dispatch import Signal
 
-from worker.runtime import lifecycle, privacy, recovery, reports
+from worker.runtime import lifecycle, liveness, preemption, privacy, recovery, reports
 from worker.tasks import webhooks
 
 __all__ = ["HOOKS", "connect"]
@@ -24,11 +24,17 @@ HOOKS: list[tuple[Signal, Callable[..., Any]]] = [
     # stops the worker here), then make the directory the children report into.
     (signals.worker_init, lifecycle.on_worker_init),
     (signals.worker_init, reports.make_reports_dir),
+    # ... and starts beating its liveness key (node-loss recovery).
+    (signals.worker_init, liveness.start_heartbeat),
     # Each child: load and warm the model, then report what it loaded.
     (signals.worker_process_init, lifecycle.on_process_init),
     (signals.worker_process_init, reports.report_after_load),
-    # The parent, for each message: remember its delivery tag, to requeue it after a lost connection.
+    # The parent, once consuming: SIGTERM starts a soft shutdown with ASR_SHUTDOWN_GRACE.
+    (signals.worker_ready, preemption.on_worker_ready),
+    # The parent, for each message: remember its delivery tag, to requeue it after a lost
+    # connection, and record this node as its holder, for node-loss recovery.
     (signals.task_received, recovery.remember_received),
+    (signals.task_received, liveness.record_received),
     # Each job as it ends: its summary in the log, the child's report if the model changed,
     # and the job's webhook.
     (signals.task_postrun, lifecycle.on_task_postrun),
@@ -39,6 +45,7 @@ HOOKS: list[tuple[Signal, Callable[..., Any]]] = [
     # Each child as it exits: unload the model, then remove its report; the parent last.
     (signals.worker_process_shutdown, lifecycle.on_process_shutdown),
     (signals.worker_process_shutdown, reports.remove_report),
+    (signals.worker_shutdown, liveness.stop_heartbeat),
     (signals.worker_shutdown, reports.remove_reports_dir),
 ]
 

@@ -1,0 +1,166 @@
+"""Who is alive, and who holds which unacknowledged job: the records node-loss recovery reads.
+
+Every worker's main process (never a child: a child can die while its node lives,
+and a node can die with all its children) keeps a **liveness record**
+``asr:node:<node id>`` in the broker's Redis, a key with a TTL refreshed by a
+daemon thread. The thread is started on ``worker_init`` and so lives only in the
+main process (threads are not copied into forked children). A node SIGKILLed,
+powered off or cut from the network stops refreshing it, and Redis expires it.
+
+For each message the main process receives (``task_received``: plain tasks,
+clip batches held by celery-batches, ETA'd webhook retries), it writes a
+**holder record** ``asr:holder:<delivery tag>`` = ``[node id, unacked_index
+score]``. kombu's Redis transport has already put the message in its ``unacked``
+hash and ``unacked_index`` zset at that point (``QoS.append`` runs before the
+consumer's callback), so one Lua call reads the delivery's score and writes the
+record atomically. The score ties the record to *this* delivery: a tag that is
+restored and handed out again gets a new score, so an old record never names
+the new holder.
+
+The node id is ``hostname/pid/random``, not the hostname: a worker restarted on
+the same host under the same name is a new node, and the jobs of the dead one
+are still recovered.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from typing import Any
+
+from worker.pipeline.settings import get_settings
+
+__all__ = [
+    "holder_key",
+    "node_id",
+    "node_key",
+    "record_holder",
+    "record_received",
+    "start_heartbeat",
+    "steady_for",
+    "stop_heartbeat",
+    "timings",
+]
+
+log = logging.getLogger(__name__)
+
+NODE_PREFIX = "asr:node:"
+HOLDER_PREFIX = "asr:holder:"
+
+# KEYS[1] unacked_index, KEYS[2] holder key; ARGV[1] tag, ARGV[2] node id, ARGV[3] TTL.
+_RECORD_HOLDER = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score then
+  redis.call('SET', KEYS[2], cjson.encode({ARGV[2], score}), 'EX', ARGV[3])
+end
+return score
+"""
+
+_node_id: str | None = None
+_stop = threading.Event()
+#: ``time.monotonic()`` of the first beat of the current unbroken run of beats; None after a failed one.
+_steady_since: float | None = None
+
+
+def node_key(node: str) -> str:
+    return NODE_PREFIX + node
+
+
+def holder_key(tag: str) -> str:
+    return HOLDER_PREFIX + tag
+
+
+def steady_for() -> float:
+    """Seconds this process has refreshed its liveness record without a failure (0 when it is failing).
+
+    After a Redis outage or failover every node's record may have expired at once; a node
+    that has beaten for a whole TTL since knows that every node that can reach Redis has
+    beaten again too, so only then may it judge others lost.
+    """
+    return 0.0 if _steady_since is None else time.monotonic() - _steady_since
+
+
+def node_id() -> str | None:
+    """This main process's node id, or ``None`` outside a worker's main process."""
+    return _node_id
+
+
+def timings(node_loss_seconds: float) -> tuple[float, int, float]:
+    """(heartbeat interval, record TTL, sweep interval) for ``ASR_NODE_LOSS_SECONDS``.
+
+    A record lives half the budget (five missed beats), and a sweep runs every
+    fifth of it, so a dead node's jobs are back on the queue within
+    ``TTL + sweep interval`` = 0.7 x the budget, leaving room for a slow sweep.
+    """
+    ttl = max(1, round(node_loss_seconds / 2))
+    return node_loss_seconds / 10, ttl, node_loss_seconds / 5
+
+
+def _beat(app: Any, node: str, ttl: int, interval: float, started: float) -> None:
+    global _steady_since
+    value = json.dumps({"pid": os.getpid(), "started": started})
+    conn = None
+    while not _stop.is_set():
+        try:
+            if conn is None:
+                conn = app.connection_for_write()
+            with conn.default_channel.conn_or_acquire() as client:
+                client.set(node_key(node), value, ex=ttl)
+            if _steady_since is None:
+                _steady_since = time.monotonic()
+        except Exception as exc:
+            _steady_since = None  # the broker is away: try again next beat, on a new connection
+            log.warning("liveness record not refreshed (%s); retry in %.1f s", type(exc).__name__, interval)
+            if conn is not None:
+                conn.collect()
+            conn = None
+        _stop.wait(interval)
+    if conn is not None:
+        try:  # a clean stop: no need to wait for the TTL
+            with conn.default_channel.conn_or_acquire() as client:
+                client.delete(node_key(node))
+        except Exception:
+            pass
+        conn.release()
+
+
+def start_heartbeat(sender: Any = None, **_: Any) -> None:
+    global _node_id
+    hostname = getattr(sender, "hostname", None) or "unknown"
+    _node_id = f"{hostname}/{os.getpid()}/{secrets.token_hex(4)}"
+    interval, ttl, _every = timings(get_settings().node_loss_seconds)
+    app = sender.app
+    thread = threading.Thread(
+        target=_beat, args=(app, _node_id, ttl, interval, time.time()), name="asr-liveness", daemon=True
+    )
+    thread.start()
+    log.info("liveness record %s every %.1f s (TTL %d s)", node_key(_node_id), interval, ttl)
+
+
+def stop_heartbeat(**_: Any) -> None:
+    _stop.set()
+
+
+def record_holder(channel: Any, tag: str, node: str) -> bool:
+    """Record ``node`` as the holder of the unacked delivery ``tag``; False if it is no longer unacked."""
+    ttl = int(channel.visibility_timeout) + 3600  # outlives any unacked message
+    with channel.conn_or_acquire() as client:
+        score = client.eval(_RECORD_HOLDER, 2, channel.unacked_index_key, holder_key(tag), tag, node, ttl)
+    return score is not None
+
+
+def record_received(request: Any = None, **_: Any) -> None:
+    message = getattr(request, "message", None)
+    tag = getattr(message, "delivery_tag", None)
+    channel = getattr(message, "channel", None)
+    if _node_id is None or tag is None or not hasattr(channel, "unacked_index_key"):
+        return  # not a worker's main process, or not the Redis transport
+    try:
+        record_holder(channel, str(tag), _node_id)
+    except Exception:
+        # Without a record the job is left to the visibility timeout, as before.
+        log.warning("could not record the holder of job %s", getattr(request, "id", "?"), exc_info=True)
