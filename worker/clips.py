@@ -38,6 +38,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,7 +52,7 @@ from celery_batches.trace import apply_batches_task
 from kombu.utils.uuid import uuid
 
 from worker.asr import get_model, get_model_config
-from worker.audio import SAMPLE_RATE, check_audio_path, check_duration, decode, probe_duration
+from worker.audio import SAMPLE_RATE, check_duration, decode, probe_duration
 from worker.celery import app
 from worker.delivery import check_delivery, uncount_delivery
 from worker.errors import ModelUnavailableError, TranscriptionTimeoutError, TransientError
@@ -59,6 +60,7 @@ from worker.options import TranscribeOptions, parse_options
 from worker.progress import PROGRESS, progress_meta
 from worker.results import job_result, worker_facts
 from worker.settings import Settings, get_settings
+from worker.spool import open_audio
 from worker.transcription import (
     WINDOW_SECONDS,
     Transcript,
@@ -232,8 +234,17 @@ def _prepare(task: Task, job: _Job, settings: Settings) -> bool:
     """
     if not settings.enable_faster_whisper:
         raise ModelUnavailableError("ASR is disabled on this worker (ENABLE_FASTER_WHISPER=false)")
-    job.options = parse_options(dict(job.request.kwargs or {}), webhook_hosts=settings.webhook_allowed_hosts)
-    path = check_audio_path(job.audio_path, settings)
+    job.options = parse_options(
+        dict(job.request.kwargs or {}),
+        webhook_hosts=settings.webhook_allowed_hosts,
+        output_prefixes=settings.output_prefixes,
+    )
+    with open_audio(job.audio_path, settings) as path:
+        return _prepare_file(task, job, settings, path)
+
+
+def _prepare_file(task: Task, job: _Job, settings: Settings, path: Path) -> bool:
+    """:func:`_prepare` once the job's audio is a local file (a path, or a URL's spooled copy)."""
     seconds = probe_duration(path)
     check_duration(seconds, path, settings)
     if seconds is not None and seconds > WINDOW_SECONDS + 1:

@@ -35,7 +35,7 @@ from redis.exceptions import LockError
 
 from worker import errors
 from worker.asr import get_model, get_model_config
-from worker.audio import SAMPLE_RATE, check_audio_path, decode_range
+from worker.audio import SAMPLE_RATE, decode_range
 from worker.celery import AUDIO_TASK_OPTIONS, app, audio_task_errors
 from worker.delivery import check_delivery
 from worker.errors import ASRError, InputError, ModelUnavailableError, TransientError
@@ -44,6 +44,7 @@ from worker.progress import PROGRESS, ProgressReporter, progress_meta
 from worker.results import job_result, worker_facts
 from worker.settings import Settings, get_settings
 from worker.speech import split_points
+from worker.spool import discard, open_audio, retain
 from worker.transcription import BATCHED, SEQUENTIAL, Transcript, transcribe_array
 from worker.webhooks import queue_revoked
 
@@ -61,7 +62,7 @@ PROGRESS_TTL = 24 * 3600
 #: How long a piece waits for, and may hold, the lock that orders the job's progress.
 LOCK_SECONDS = 5
 #: Options that belong to the whole job, not to its pieces.
-JOB_ONLY_OPTIONS = ("callback_url", "fanout_seconds")
+JOB_ONLY_OPTIONS = ("callback_url", "fanout_seconds", "output_url", "output_formats")
 
 
 def piece_length(
@@ -117,6 +118,9 @@ def fan_out(
         for index, (start, end) in enumerate(bounds)
     ]
     body = merge_pieces.s(audio_path, job=job | {"seconds": seconds}, **raw_options).set(queue=queue)
+    # A URL's download stays on this node for the pieces that run here (worker.spool).
+    settings = get_settings()
+    retain(audio_path, settings, settings.deadline_for(seconds) or settings.timeout_base + 2 * seconds)
     client = getattr(task.backend, "client", None)
     if client is not None:  # the mark a cancel looks for: this job runs as pieces
         key = PROGRESS_KEY.format(task.request.id)
@@ -209,9 +213,9 @@ def transcribe_piece(
                 log.info("job %s cancelled: piece %d of %d not started", job_id, index + 1, pieces)
                 return {"index": index, "start": start, "end": end, CANCELLED: True}
             opts = parse_options(options)
-            path = check_audio_path(audio_path, settings)
             decode_started = time.perf_counter()
-            audio = decode_range(path, start, end)
+            with open_audio(audio_path, settings) as path:
+                audio = decode_range(path, start, end)
             decode_seconds = time.perf_counter() - decode_started
             model = get_model()
             if model is None:
@@ -300,6 +304,7 @@ def merge_pieces(
 ) -> dict[str, Any]:
     """Join the pieces' transcripts into the job's result (stored under the job's id)."""
     pieces = sorted(results, key=lambda piece: piece["index"])
+    discard(audio_path, get_settings())  # the pieces are done with this node's download
     if any(CANCELLED in piece for piece in pieces) or is_cancelled(self.backend, self.request.id):
         _end_cancelled(self, options)
     for piece in pieces:
@@ -332,7 +337,9 @@ def merge_pieces(
     return job_result(
         audio_path,
         transcript,
-        parse_options(options, webhook_hosts=settings.webhook_allowed_hosts),
+        parse_options(
+            options, webhook_hosts=settings.webhook_allowed_hosts, output_prefixes=settings.output_prefixes
+        ),
         settings=settings,
         model_config={"device": first["device"], "compute_type": first["compute_type"]},
         timings=timings,

@@ -9,13 +9,16 @@ it refuses with :class:`InvalidOptionsError` instead of guessing "en".
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from worker.asr import get_model, get_model_config
-from worker.audio import SAMPLE_RATE, check_audio_path, decode_head
+from worker.audio import SAMPLE_RATE, decode_head
 from worker.celery import AUDIO_TASK_OPTIONS, app
 from worker.errors import AudioDecodeError, InvalidOptionsError, ModelUnavailableError
-from worker.settings import get_settings
+from worker.settings import Settings, get_settings
+from worker.spool import open_audio
+from worker.urls import is_url, mask_url
 
 __all__ = ["detect_language"]
 
@@ -38,7 +41,11 @@ def detect_language(self: Any, audio_path: Any) -> dict[str, Any]:
     settings = get_settings()
     if not settings.enable_faster_whisper:
         raise ModelUnavailableError("ASR is disabled on this worker (ENABLE_FASTER_WHISPER=false)")
-    path = check_audio_path(audio_path, settings)
+    with open_audio(audio_path, settings) as path:
+        return _detect(self, audio_path, path, settings)
+
+
+def _detect(self: Any, audio_path: Any, path: Path, settings: Settings) -> dict[str, Any]:
     model = get_model()
     if model is None:
         raise ModelUnavailableError("ASR is disabled on this worker")
@@ -49,10 +56,10 @@ def detect_language(self: Any, audio_path: Any) -> dict[str, Any]:
         )
     audio = decode_head(path)
     if audio.size == 0:
-        raise AudioDecodeError(f"{audio_path} has no audio samples to detect a language from")
+        raise AudioDecodeError(f"{path} has no audio samples to detect a language from")
     language, probability, ranked = model.detect_language(audio=audio)
     return {
-        "audio_path": str(audio_path),
+        "audio_path": mask_url(audio_path) if is_url(audio_path) else str(audio_path),
         "language": language,
         "probability": round(float(probability), 4),
         "top": [{"language": code, "probability": round(float(p), 4)} for code, p in ranked[:TOP]],

@@ -21,6 +21,7 @@ from worker.asr import detect_cuda_availability, get_model, set_pool_size, unloa
 from worker.asr.models import resolve_model_path
 from worker.errors import ASRError, ConfigError
 from worker.settings import Settings, get_settings
+from worker.spool import clean_spool
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,11 @@ def _check_directories(settings: Settings) -> None:
     for root in settings.audio_roots:
         if not root.is_dir() or not os.access(root, os.R_OK | os.X_OK):
             raise ConfigError(f"ASR_AUDIO_ROOTS: {root} is not a readable directory")
+    if settings.audio_urls:
+        try:
+            clean_spool(settings)  # also what a worker killed with its children left behind
+        except OSError as exc:
+            raise ConfigError(f"ASR_SPOOL_DIR={settings.spool_dir} cannot be used: {exc}") from None
 
 
 @signals.worker_init.connect
@@ -75,6 +81,10 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
 def _on_process_init(**_: Any) -> None:
     if _worker is not None and isinstance(getattr(_worker, "concurrency", None), int):
         set_pool_size(_worker.concurrency)
+    try:
+        clean_spool(get_settings())  # what a killed child left in the spool
+    except Exception:
+        log.exception("the spool could not be cleaned")
     try:
         get_model()
     except Exception:

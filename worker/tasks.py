@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
 from celery import Task
 
 from worker import fanout
 from worker.asr import get_model, get_model_config
-from worker.audio import SAMPLE_RATE, check_audio_path, check_duration, decode_tracks, probe_duration
+from worker.audio import SAMPLE_RATE, check_duration, decode_tracks, probe_duration
 from worker.celery import AUDIO_TASK_OPTIONS, app, audio_task_errors
 from worker.delivery import check_delivery
 from worker.errors import ModelUnavailableError
@@ -18,6 +19,7 @@ from worker.options import parse_options
 from worker.progress import PROGRESS, ProgressReporter, progress_meta
 from worker.results import job_result, worker_facts
 from worker.settings import get_settings
+from worker.spool import open_audio
 from worker.transcription import check_model_supports, transcribe_array, transcribe_channels
 
 __all__ = ["transcribe"]
@@ -32,27 +34,31 @@ def _publisher(task: Task) -> Callable[[float, float], None] | None:
 
 @app.task(name="asr.transcribe", **AUDIO_TASK_OPTIONS)
 def transcribe(self: Task, audio_path: Any, **options: Any) -> dict[str, Any]:
-    """Transcribe the audio file at ``audio_path`` (a path on storage the worker sees).
+    """Transcribe the audio at ``audio_path``: a path on storage the worker sees, or a URL
+    (``s3://``, ``https://``) under ``ASR_AUDIO_URLS``, spooled while the job runs (``worker.spool``).
 
     Options: ``language``, ``task``, ``beam_size``, ``vad_filter``,
     ``word_timestamps``, ``initial_prompt``, ``hotwords``, ``temperature``,
     ``channels`` (per-channel transcripts of a stereo file), ``callback_url``
     (a webhook, see ``worker.webhooks``) and ``fanout_seconds`` (split longer
-    audio across the fleet, see ``worker.fanout``).
+    audio across the fleet, see ``worker.fanout``), ``output_url`` and ``output_formats``
+    (write the transcript there too, see ``worker.outputs``).
     """
-    with audio_task_errors(self):
-        return _transcribe(self, audio_path, options)
+    with audio_task_errors(self), ExitStack() as reading:
+        return _transcribe(self, audio_path, options, reading)
 
 
-def _transcribe(self: Task, audio_path: Any, options: dict[str, Any]) -> dict[str, Any]:
+def _transcribe(self: Task, audio_path: Any, options: dict[str, Any], reading: ExitStack) -> dict[str, Any]:
     started_at = time.time()
     started = time.perf_counter()
     settings = get_settings()
     deliveries = check_delivery(self.backend, self.request.id, self.request.retries, settings.max_deliveries)
     if not settings.enable_faster_whisper:
         raise ModelUnavailableError("ASR is disabled on this worker (ENABLE_FASTER_WHISPER=false)")
-    opts = parse_options(options, webhook_hosts=settings.webhook_allowed_hosts)
-    path = check_audio_path(audio_path, settings)
+    opts = parse_options(
+        options, webhook_hosts=settings.webhook_allowed_hosts, output_prefixes=settings.output_prefixes
+    )
+    path = reading.enter_context(open_audio(audio_path, settings))
     check_duration(probe_duration(path), path, settings)
 
     decode_started = time.perf_counter()
