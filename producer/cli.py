@@ -26,6 +26,7 @@ from producer.client import (
 )
 from producer.formats import FORMATS, render, write
 from producer.progress import wait_with_progress
+from producer.upload import UPLOAD_URL_ENV, is_url, upload
 
 __all__ = ["main"]
 
@@ -35,6 +36,7 @@ RET_USAGE = 2  #: bad arguments or no input files
 RET_CONNECT = 3  #: the broker or result backend cannot be reached
 RET_TIMEOUT = 4  #: a job did not end within --timeout
 RET_LOCAL = 5  #: the private stack of --local could not start
+RET_UPLOAD = 6  #: --upload could not put a file where the workers read it
 
 AUDIO_SUFFIXES = frozenset(
     ".wav .flac .mp3 .m4a .ogg .oga .opus .webm .mp4 .mka .mkv .aac .wma .aiff .aif".split()
@@ -49,9 +51,11 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m producer",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
         epilog="Exit codes: 0 ok, 1 a job failed, 2 usage, 3 broker unreachable, 4 timeout, "
-        "5 --local failed to start.",
+        "5 --local failed to start, 6 --upload failed.",
     )
-    parser.add_argument("files", nargs="*", help="audio files, directories or glob patterns")
+    parser.add_argument(
+        "files", nargs="*", help="audio files, directories, glob patterns or URLs (s3://, https://)"
+    )
     parser.add_argument("--wait", action="store_true", help="wait for the jobs, with a progress bar each")
     parser.add_argument("--format", choices=FORMATS, help="output format (implies --wait; default txt)")
     parser.add_argument("--out", metavar="DIR", help="write DIR/<name>.<format> per file (implies --wait)")
@@ -89,6 +93,22 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help="split audio longer than S seconds across the fleet (0: never; default: ASR_FANOUT_SECONDS)",
     )
+    job.add_argument(
+        "--output-url",
+        metavar="URL",
+        help="the worker also writes each transcript under this s3:// prefix or directory",
+    )
+    job.add_argument(
+        "--output-format",
+        action="append",
+        choices=FORMATS,
+        help="a format written to --output-url (repeat for several; default json)",
+    )
+    parser.add_argument(
+        "--upload",
+        action="store_true",
+        help=f"put local files under ${UPLOAD_URL_ENV} (s3:// prefix or shared directory) and submit those",
+    )
     parser.add_argument(
         "--batch",
         action="store_true",
@@ -120,6 +140,10 @@ def _job_options(args: argparse.Namespace) -> dict[str, object]:
     for flag in ("vad_filter", "word_timestamps"):
         if getattr(args, flag):
             options[flag] = True
+    if args.output_url:
+        options["output_url"] = args.output_url
+    if args.output_format:
+        options["output_formats"] = args.output_format
     if args.channels:
         options["channels"] = "split" if args.channels == "split" else args.channels.split(",")
     if args.highlight_words or args.word_level:
@@ -127,9 +151,12 @@ def _job_options(args: argparse.Namespace) -> dict[str, object]:
     return options
 
 
-def expand_inputs(patterns: Sequence[str]) -> Iterator[Path]:
-    """Files named, audio files under directories (sorted), and glob matches."""
+def expand_inputs(patterns: Sequence[str]) -> Iterator[Path | str]:
+    """Files named, audio files under directories (sorted), glob matches, and URLs as they are."""
     for pattern in patterns:
+        if is_url(pattern):
+            yield pattern
+            continue
         matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
         for match in matches:
             path = Path(match)
@@ -158,7 +185,13 @@ def _output(job: Job, result: dict[str, object], args: argparse.Namespace, many:
     print(render(result, fmt, **render_options).rstrip("\n"))
 
 
-def _run(client: Client, files: list[Path], args: argparse.Namespace) -> int:
+def _run(client: Client, files: list[Path | str], args: argparse.Namespace) -> int:
+    if args.upload:
+        try:
+            files = [f if is_url(f) else upload(f) for f in files]
+        except Exception as exc:  # boto3's and the filesystem's many errors, told plainly
+            print(f"error: --upload failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return RET_UPLOAD
     jobs = client.submit_many(files, queue=args.queue, batch=args.batch, **_job_options(args))
     if not (args.wait or args.format or args.out):
         for job in jobs:
