@@ -119,8 +119,7 @@ def fan_out(
     ]
     body = merge_pieces.s(audio_path, job=job | {"seconds": seconds}, **raw_options).set(queue=queue)
     # A URL's download stays on this node for the pieces that run here (worker.spool).
-    settings = get_settings()
-    retain(audio_path, settings, settings.deadline_for(seconds) or settings.timeout_base + 2 * seconds)
+    retain(audio_path, get_settings(), _keep_seconds(get_settings(), seconds))
     client = getattr(task.backend, "client", None)
     if client is not None:  # the mark a cancel looks for: this job runs as pieces
         key = PROGRESS_KEY.format(task.request.id)
@@ -134,6 +133,11 @@ def fan_out(
         piece_seconds,
     )
     return task.replace(chord(header, body))
+
+
+def _keep_seconds(settings: Settings, job_seconds: float) -> float:
+    """How long a split job's download is kept on a node for its pieces: the job's deadline."""
+    return settings.deadline_for(job_seconds) or settings.timeout_base + 2 * job_seconds
 
 
 class JobCancelled(Exception):
@@ -216,6 +220,8 @@ def transcribe_piece(
             decode_started = time.perf_counter()
             with open_audio(audio_path, settings) as path:
                 audio = decode_range(path, start, end)
+                # Later pieces on this node reuse this download; the merge (or a sweep) removes it.
+                retain(audio_path, settings, _keep_seconds(settings, job_seconds))
             decode_seconds = time.perf_counter() - decode_started
             model = get_model()
             if model is None:
