@@ -6,9 +6,10 @@ Pure functions, no network: :mod:`worker.fetch` resolves hosts and calls
 * a URL must start with one of the ``ASR_AUDIO_URLS`` prefixes, compared in
   canonical form (scheme and host lowercased, the port always written), so
   ``https://media.example.com/`` never matches ``https://media.example.com.evil.net/``;
-* an http(s) host that resolves to a loopback, private, link-local (the cloud
-  metadata address 169.254.169.254), multicast, reserved or unspecified
-  address is refused unless its exact ``scheme://host:port/`` prefix is listed;
+* an http(s) host that resolves to an address that is not global (loopback,
+  private, link-local like the cloud metadata address 169.254.169.254, shared,
+  reserved) or is multicast is refused unless its exact ``scheme://host:port/``
+  prefix is listed;
 * the query string (a presigned URL's signature) is never written down:
   :func:`mask_url` replaces it in every log line, error and result.
 """
@@ -138,14 +139,8 @@ def _internal(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return (
-        ip.is_loopback
-        or ip.is_private
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-    )
+    # Not global covers loopback, private, link-local, shared (CGNAT), reserved and unspecified.
+    return not ip.is_global or ip.is_multicast
 
 
 def check_addresses(url: str, addresses: Iterable[str], prefixes: Iterable[str]) -> None:

@@ -80,6 +80,7 @@ def test_prefixes_match_on_boundaries_only():
         "fe80::1%eth0",
         "::ffff:127.0.0.1",
         "224.0.0.1",
+        "100.64.0.1",
         "0.0.0.0",
         "fd00::1",
     ],
