@@ -9,13 +9,17 @@ ABBA order over the rounds so that a drift in machine load favours neither.
 Throughput = audio seconds / wall seconds (first submit to the last result's
 ``date_done``). Each URL job downloads its object into the node's spool before
 decoding it; there is no prefetching: the figure says what a download costs.
-Also printed: whether every transcript from S3 equals the one from disk.
+Also printed: the children's summed job time (``timings.total``, which includes a
+URL job's download), the load average, and whether every transcript from S3
+equals the one from disk.
 Nothing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import statistics
 import tempfile
 import time
@@ -82,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                 client.transcribe(str(paths[0]), timeout=600)  # warm both the model and the page cache
                 client.transcribe(urls[0], timeout=600)
                 walls: dict[str, list[float]] = {"local": [], "s3": []}
+                s3_busy = 0.0
                 texts: dict[str, list[str]] = {}
                 order = [("local", "s3")[(r + (r // 2)) % 2] for r in range(2 * args.rounds)]  # ABBA...
                 for source in order:
@@ -89,7 +94,23 @@ def main(argv: list[str] | None = None) -> int:
                     wall, results = _run(client, locations)
                     walls[source].append(wall)
                     texts[source] = [r["text"] for r in results]
-                    print(f"  {source:5s} {wall:7.2f} s wall  {seconds / wall:6.2f} audio s / s")
+                    busy = sum(r["timings"]["total"] for r in results)
+                    s3_busy += busy if source == "s3" else 0.0
+                    print(
+                        f"  {source:5s} {wall:7.2f} s wall  {seconds / wall:6.2f} audio s / s  "
+                        f"children busy {busy:6.1f} s  load average {os.getloadavg()[0]:.1f}"
+                    )
+        fetches = [
+            (int(m[1]), float(m[2]))
+            for m in re.finditer(
+                r"fetched (\d+) bytes in ([\d.]+) s", (Path(folder) / "worker.log").read_text()
+            )
+        ]
+    fetched = sum(s for _, s in fetches)
+    print(
+        f"downloads: {len(fetches)}, {sum(b for b, _ in fetches) / 1e6:.1f} MB in {fetched:.2f} s: "
+        f"{100 * fetched / s3_busy:.1f} % of the S3 jobs' time in the children"
+    )
     local, s3 = statistics.median(walls["local"]), statistics.median(walls["s3"])
     print(f"throughput local: {seconds / local:.2f} audio s / s (median of {len(walls['local'])})")
     print(f"throughput s3:    {seconds / s3:.2f} audio s / s (median of {len(walls['s3'])})")
