@@ -7,7 +7,7 @@ and range here, before any audio is read; a bad one fails the job with
 
 from __future__ import annotations
 
-import posixpath
+import os
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -202,13 +202,16 @@ def check_output_url(value: Any, allowed: Collection[str]) -> str:
             raise InvalidOptionsError(f"option output_url is not an s3://bucket/prefix: {value!r:.200}")
         target = f"s3://{parts.netloc.lower()}{parts.path.rstrip('/')}/"
     elif value.startswith("/") and "\x00" not in value:
-        target = posixpath.normpath(value)
+        target = os.path.realpath(value)  # a symlink inside an allowed directory may not lead out
     else:
         raise InvalidOptionsError(
             f"option output_url must be an s3:// prefix or an absolute directory: {value!r:.200}"
         )
     for prefix in allowed:
-        inside = target.startswith(prefix) if prefix.startswith("s3://") else _under(target, prefix)
+        if prefix.startswith("s3://"):
+            inside = target.startswith(prefix)
+        else:
+            inside = _under(target, os.path.realpath(prefix))
         if inside:
             return target
     if not allowed:

@@ -41,7 +41,7 @@ def test_canonical_form_lowercases_and_writes_the_port():
 
 
 @pytest.mark.parametrize(
-    "bad", ["ftp://h/a", "file:///etc/passwd", "https://u:p@h/a", "https:///a", "http://h:99999/"]
+    "bad", ["ftp://h/a", "gs://b/k", "file:///etc/passwd", "https://u:p@h/a", "https:///a", "http://h:99999/"]
 )
 def test_unusable_urls_are_invalid_paths(bad):
     with pytest.raises(InvalidPathError):
@@ -140,3 +140,12 @@ def test_outputs_are_named_after_the_audio():
     assert output_name("https://h/a/meeting.mp3?X-Amz-Signature=x") == "meeting"
     assert output_name("/data/x.tar.flac") == "x.tar"
     assert output_name("https://h/") == "audio"
+
+
+def test_an_output_directory_reached_through_a_symlink_is_judged_where_it_leads(tmp_path):
+    allowed = tmp_path / "transcripts"
+    allowed.mkdir()
+    (allowed / "escape").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    assert parse_options({"output_url": str(allowed / "team")}, output_prefixes=(str(allowed),)).output_url
+    with pytest.raises(InvalidOptionsError):
+        parse_options({"output_url": str(allowed / "escape")}, output_prefixes=(str(allowed),))
