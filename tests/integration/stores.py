@@ -3,7 +3,8 @@
 The HTTP server serves files of one directory under ``/audio/<name>`` (any query
 string is accepted, as a presigned URL's would be) and answers some paths in the
 ways a store can fail: ``/forbidden`` (403), ``/missing`` (404), ``/hang`` (headers,
-then nothing), ``/huge`` (an endless chunked body), ``/redirect?to=URL`` (302).
+then nothing), ``/huge`` (an endless chunked body), ``/redirect?to=URL`` (302),
+``/flaky/<name>`` (503 the first time, then the file).
 It records every request line it saw.
 """
 
@@ -79,9 +80,10 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
-        self.server.requests.append(self.path)
+        pass  # the requests are recorded in do_GET
 
     def do_GET(self) -> None:
+        self.server.requests.append(self.path)
         url = urlsplit(self.path)
         if url.path.startswith("/audio/"):
             return self._file(self.server.root / url.path.removeprefix("/audio/"))
@@ -91,6 +93,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return None
+        if url.path.startswith("/flaky/"):  # 503 on the first request of each path, then the file
+            if self.server.requests.count(self.path) == 1:
+                self.send_error(503)
+                return None
+            return self._file(self.server.root / url.path.removeprefix("/flaky/"))
         if url.path == "/hang":
             self.send_response(200)
             self.send_header("Content-Length", "100000")

@@ -145,6 +145,13 @@ def test_refused_reads_fail_with_typed_errors_and_the_worker_keeps_serving(clien
     assert client.transcribe("s3://audio/calls/jfk.flac", timeout=120)["text"]
 
 
+def test_a_5xx_is_retried_with_backoff_and_the_job_succeeds(client, stores, from_disk):
+    result = client.transcribe(f"{stores.web.url}/flaky/jfk.flac?attempt=5xx", timeout=120)
+    assert result["text"] == from_disk["text"]
+    assert stores.web.requests.count("/flaky/jfk.flac?attempt=5xx") == 2
+    assert "try 2 of 2" in worker_log(stores.stack)
+
+
 def test_a_stalled_download_times_out_and_is_retried(client, stores):
     job = client.submit(f"{stores.web.url}/hang?X-Amz-Signature=hidden")
     result = AsyncResult(job.id, app=client.app)
