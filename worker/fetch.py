@@ -11,6 +11,7 @@ message names the URL's query string (:func:`worker.urls.mask_url`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import socket
@@ -195,9 +196,10 @@ def _s3_once(url: str, sink: _Sink, settings: Settings) -> int:
     bucket, key = split_s3(url)
     try:
         response = client_for(settings).get_object(Bucket=bucket, Key=key)
-        sink.check_length(response.get("ContentLength"))
-        for chunk in response["Body"].iter_chunks(CHUNK):
-            sink.write(chunk)
+        with contextlib.closing(response["Body"]) as body:  # also when the limit stops the read
+            sink.check_length(response.get("ContentLength"))
+            for chunk in body.iter_chunks(CHUNK):
+                sink.write(chunk)
         return sink.size
     except ClientError as exc:
         raise_s3_error(exc, url)

@@ -60,7 +60,7 @@ def _check_directories(settings: Settings) -> None:
     if settings.audio_urls:
         try:
             clean_spool(settings)  # also what a worker killed with its children left behind
-        except OSError as exc:
+        except OSError as exc:  # ConfigError (another user's directory) passes through as it is
             raise ConfigError(f"ASR_SPOOL_DIR={settings.spool_dir} cannot be used: {exc}") from None
 
 

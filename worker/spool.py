@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.audio import check_audio_path
-from worker.errors import ASRError, EmptyAudioError, TransientError
+from worker.errors import ASRError, ConfigError, EmptyAudioError, TransientError
 from worker.fetch import download
 from worker.settings import Settings
 from worker.urls import check_allowed, is_url, mask_url
@@ -93,9 +93,25 @@ def _still_there(fd: int, path: Path) -> bool:
         return False
 
 
+def _ensure_dir(settings: Settings) -> None:
+    """Create the spool private to this user; refuse one that others could plant files in.
+
+    Raises:
+        ConfigError: the directory belongs to another user or others may write to it.
+    """
+    spool = settings.spool_dir
+    spool.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = spool.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise ConfigError(
+            f"ASR_SPOOL_DIR={spool} must belong to this user and not be writable by others "
+            "(a shared /tmp directory could be planted with links)"
+        )
+
+
 @contextlib.contextmanager
 def _spooled(url: str, settings: Settings) -> Iterator[Path]:
-    settings.spool_dir.mkdir(parents=True, exist_ok=True)
+    _ensure_dir(settings)
     key = _key(url)
     audio, lock, _ = _files(settings, key)
     fd = None
@@ -202,7 +218,7 @@ def clean_spool(settings: Settings) -> None:
     """Remove what killed children left in the spool (called as each child starts)."""
     if not settings.audio_urls:
         return
-    settings.spool_dir.mkdir(parents=True, exist_ok=True)
+    _ensure_dir(settings)
     before = _sweep(settings)
     after = len(os.listdir(settings.spool_dir))
     if before > after:

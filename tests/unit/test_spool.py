@@ -100,3 +100,15 @@ def test_a_url_outside_the_prefixes_is_refused_before_the_spool(tmp_path):
 
     with pytest.raises(PathNotAllowedError), spool.open_audio("s3://other/a.wav", _settings(tmp_path)):
         pass
+
+
+def test_a_spool_others_may_write_to_is_refused(tmp_path):
+    from worker.errors import ConfigError
+
+    settings = _settings(tmp_path)
+    settings.spool_dir.mkdir()
+    settings.spool_dir.chmod(0o777)  # as a shared /tmp directory would be
+    with pytest.raises(ConfigError, match="ASR_SPOOL_DIR"):
+        spool.clean_spool(settings)
+    settings.spool_dir.chmod(0o700)
+    spool.clean_spool(settings)
