@@ -133,11 +133,14 @@ def test_refused_reads_fail_with_typed_errors_and_the_worker_keeps_serving(clien
         "PathNotAllowedError": client.submit("s3://other-bucket/a.wav"),
     }
     s3_missing = client.submit("s3://audio/calls/nope.flac")
+    stores.s3.put_object(Bucket="audio", Key="big/zeros.wav", Body=b"\0" * (MAX_BYTES + 1))
+    s3_big = client.submit("s3://audio/big/zeros.wav")  # refused by its declared length
     for expected, job in jobs.items():
         failure = _failure(job)
         assert failure.error_type == expected, (expected, failure.message)
         assert "t0p" not in failure.message
     assert _failure(s3_missing).error_type == "AudioNotFoundError"
+    assert _failure(s3_big).error_type == "FileTooLargeError"
     # The endless body was cut off at the limit (what more was sent sat in socket buffers), and
     # nothing is left of it.
     assert stores.web.sent < 2 * MAX_BYTES

@@ -149,3 +149,30 @@ def test_an_output_directory_reached_through_a_symlink_is_judged_where_it_leads(
     assert parse_options({"output_url": str(allowed / "team")}, output_prefixes=(str(allowed),)).output_url
     with pytest.raises(InvalidOptionsError):
         parse_options({"output_url": str(allowed / "escape")}, output_prefixes=(str(allowed),))
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "expected"),
+    [
+        ("AccessDenied", 403, "AccessDeniedError"),
+        ("InvalidAccessKeyId", 403, "AccessDeniedError"),
+        ("NoSuchKey", 404, "AudioNotFoundError"),
+        ("NoSuchBucket", 404, "AudioNotFoundError"),
+        ("SlowDown", 503, "TransientError"),
+        ("InternalError", 500, "TransientError"),
+        ("InvalidObjectState", 403, "AccessDeniedError"),
+        ("InvalidRange", 416, "AudioUnreadableError"),
+    ],
+)
+def test_s3_errors_map_to_typed_errors(code, status, expected):
+    from botocore.exceptions import ClientError
+
+    from worker.fetch import raise_s3_error
+
+    error = ClientError(
+        {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "GetObject"
+    )
+    with pytest.raises(Exception) as raised:
+        raise_s3_error(error, "s3://b/k?X-Amz-Signature=s")
+    assert type(raised.value).__name__ == expected
+    assert "X-Amz-Signature" not in str(raised.value)
