@@ -21,6 +21,7 @@ from celery.result import AsyncResult
 from kombu.exceptions import OperationalError
 
 from producer import config
+from producer.upload import job_location
 
 __all__ = [
     "CLIP_TASK_NAME",
@@ -217,7 +218,8 @@ class Client:
     def submit(
         self, path: str | os.PathLike[str], *, queue: str | None = None, batch: bool = False, **options: Any
     ) -> Job:
-        """Enqueue one file. A relative path is made absolute: workers do not share our cwd.
+        """Enqueue one file. A relative path is made absolute: workers do not share our cwd;
+        a URL (``s3://``, ``https://``) is sent as it is (README "Audio from URLs").
 
         ``batch=True`` sends it as a clip job (``asr.transcribe_clip``): a worker may
         decode it in one batch with other waiting clips; its result is the same
@@ -226,7 +228,7 @@ class Client:
         Raises:
             BrokerUnavailableError: the broker cannot be reached.
         """
-        audio_path = os.path.abspath(os.fspath(path))
+        audio_path = job_location(path)
         if not self._connected:
             self.check_connection()
         try:
@@ -283,7 +285,7 @@ class Client:
             TranscriptionFailed: e.g. ``InvalidOptionsError`` from a worker with an English-only model.
             JobTimeoutError, BrokerUnavailableError
         """
-        audio_path = os.path.abspath(os.fspath(path))
+        audio_path = job_location(path)
         if not self._connected:
             self.check_connection()
         try:

@@ -77,6 +77,7 @@ WORKER_ERRORS: dict[str, _Mapping] = {
     "AudioNotFoundError": _BAD_PATH,
     "NotAFileError": _BAD_PATH,
     "AudioUnreadableError": _BAD_PATH,
+    "AccessDeniedError": _BAD_PATH,
     # A file that killed its worker process every time: the input, not the service.
     "RedeliveryLimitError": _Mapping(422, INVALID_REQUEST, "audio_crashed_worker"),
     "ModelUnavailableError": _Mapping(503, SERVER_ERROR, "model_unavailable"),

@@ -15,7 +15,7 @@ __all__ = ["JOB_OPTIONS", "AudioRequest", "audio_request", "check_job_options"]
 JOB_OPTIONS = frozenset(
     {
         "language", "task", "beam_size", "vad_filter", "word_timestamps", "initial_prompt", "hotwords",
-        "temperature", "channels", "fanout_seconds", "callback_url", "batch",
+        "temperature", "channels", "fanout_seconds", "callback_url", "output_url", "output_formats", "batch",
     }
 )  # fmt: skip
 GRANULARITIES = ("word", "segment")

@@ -26,6 +26,7 @@ from producer.cli.codes import (
     RET_LOCAL,
     RET_OK,
     RET_TIMEOUT,
+    RET_UPLOAD,
     RET_USAGE,
 )
 from producer.client import (
@@ -37,6 +38,7 @@ from producer.client import (
 )
 from producer.formats import FORMATS, render, write
 from producer.progress import wait_with_progress
+from producer.upload import UPLOAD_URL_ENV, is_url, upload
 
 __all__ = ["add_parsers", "run"]
 
@@ -60,7 +62,9 @@ def add_parsers(commands: Any, epilog: str) -> None:
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="*", help="audio files, directories or glob patterns")
+    parser.add_argument(
+        "files", nargs="*", help="audio files, directories, glob patterns or URLs (s3://, https://)"
+    )
     parser.add_argument("--wait", action="store_true", help="wait for the jobs, with a progress bar each")
     parser.add_argument("--format", choices=FORMATS, help="output format (implies --wait; default txt)")
     parser.add_argument("--out", metavar="DIR", help="write DIR/<name>.<format> per file (implies --wait)")
@@ -99,6 +103,22 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="split audio longer than S seconds across the fleet (0: never; default: ASR_FANOUT_SECONDS)",
     )
+    job.add_argument(
+        "--output-url",
+        metavar="URL",
+        help="the worker also writes each transcript under this s3:// prefix or directory",
+    )
+    job.add_argument(
+        "--output-format",
+        action="append",
+        choices=FORMATS,
+        help="a format written to --output-url (repeat for several; default json)",
+    )
+    parser.add_argument(
+        "--upload",
+        action="store_true",
+        help=f"put local files under ${UPLOAD_URL_ENV} (s3:// prefix or shared directory) and submit those",
+    )
     parser.add_argument(
         "--batch",
         action="store_true",
@@ -136,6 +156,10 @@ def _job_options(args: argparse.Namespace) -> dict[str, object]:
     for flag in ("vad_filter", "word_timestamps"):
         if getattr(args, flag):
             options[flag] = True
+    if args.output_url:
+        options["output_url"] = args.output_url
+    if args.output_format:
+        options["output_formats"] = args.output_format
     if args.channels:
         options["channels"] = "split" if args.channels == "split" else args.channels.split(",")
     if args.highlight_words or args.word_level:
@@ -143,9 +167,12 @@ def _job_options(args: argparse.Namespace) -> dict[str, object]:
     return options
 
 
-def expand_inputs(patterns: Sequence[str]) -> Iterator[Path]:
-    """Files named, audio files under directories (sorted), and glob matches."""
+def expand_inputs(patterns: Sequence[str]) -> Iterator[Path | str]:
+    """Files named, audio files under directories (sorted), glob matches, and URLs as they are."""
     for pattern in patterns:
+        if is_url(pattern):
+            yield pattern
+            continue
         matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
         for match in matches:
             path = Path(match)
@@ -178,7 +205,13 @@ def _output(job: Job, result: dict[str, object], args: argparse.Namespace, many:
     print(render(result, fmt, **render_options).rstrip("\n"))
 
 
-def _run(client: Client, files: list[Path], args: argparse.Namespace) -> int:
+def _run(client: Client, files: list[Path | str], args: argparse.Namespace) -> int:
+    if args.upload:
+        try:
+            files = [f if is_url(f) else upload(f) for f in files]
+        except Exception as exc:  # boto3's and the filesystem's many errors, told plainly
+            print(f"error: --upload failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return RET_UPLOAD
     jobs = client.submit_many(files, queue=args.queue, batch=args.batch, **_job_options(args))
     if not (args.wait or args.format or args.out):
         for job in jobs:
@@ -208,23 +241,23 @@ def _run(client: Client, files: list[Path], args: argparse.Namespace) -> int:
     return code
 
 
-def _check_inputs(files: list[Path], args: argparse.Namespace) -> str | None:
+def _check_inputs(files: list[Path | str], args: argparse.Namespace) -> str | None:
     """Why these inputs cannot run, found before anything is started or submitted."""
+    paths = [Path(f) for f in files if not is_url(f)]
     # Only the private stack is known to share this filesystem: a remote worker may see
     # storage this machine does not, and names its own AudioNotFoundError.
-    missing = [str(path) for path in files if args.local and not path.exists()]
+    missing = [str(path) for path in paths if args.local and not path.exists()]
     if missing:
         return f"no such file: {', '.join(missing)}"
     if args.format not in ("srt", "vtt") and (args.highlight_words or args.word_level):
         return "--highlight-words and --word-level apply to --format srt and vtt"
     if args.out:
-        stems: dict[str, Path] = {}
-        for path in files:
-            other = stems.setdefault(path.stem, path)
-            if other != path:
-                return (
-                    f"--out: {other} and {path} would both be written as {path.stem}.{args.format or 'txt'}"
-                )
+        stems: dict[str, str] = {}
+        for name in files:
+            stem = Path(str(name).split("?", 1)[0]).stem
+            other = stems.setdefault(stem, str(name))
+            if other != str(name):
+                return f"--out: {other} and {name} would both be written as {stem}.{args.format or 'txt'}"
     return None
 
 

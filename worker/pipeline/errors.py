@@ -13,6 +13,7 @@ from __future__ import annotations
 
 __all__ = [
     "ASRError",
+    "AccessDeniedError",
     "AudioDecodeError",
     "AudioNotFoundError",
     "AudioTooLongError",
@@ -95,6 +96,10 @@ class FileTooLargeError(InputError):
 
 class AudioUnreadableError(InputError):
     """The worker has no permission to read the audio file."""
+
+
+class AccessDeniedError(AudioUnreadableError):
+    """The object store or web server refused the worker access to the audio URL (403)."""
 
 
 class AudioDecodeError(InputError):

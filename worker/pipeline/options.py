@@ -7,6 +7,7 @@ and range here, before any audio is read; a bad one fails the job with
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -15,13 +16,23 @@ from urllib.parse import urlsplit
 from worker.pipeline.errors import InvalidOptionsError
 from worker.pipeline.settings import MIN_PIECE_SECONDS
 
-__all__ = ["JOB_OPTIONS", "WHOLE_JOB_OPTIONS", "TranscribeOptions", "check_callback_url", "parse_options"]
+__all__ = [
+    "JOB_OPTIONS",
+    "OUTPUT_FORMATS",
+    "WHOLE_JOB_OPTIONS",
+    "TranscribeOptions",
+    "check_callback_url",
+    "check_output_url",
+    "parse_options",
+]
 
 TASKS = ("transcribe", "translate")
 #: Options of the whole job: a fanned-out job's pieces do not get them.
-WHOLE_JOB_OPTIONS = frozenset({"callback_url", "fanout_seconds"})
+WHOLE_JOB_OPTIONS = frozenset({"callback_url", "fanout_seconds", "output_url", "output_formats"})
 #: Options about the job rather than the decoder: not passed to ``WhisperModel.transcribe``.
 JOB_OPTIONS = WHOLE_JOB_OPTIONS | {"channels"}
+#: What ``output_formats`` may name (the renderers of ``producer.formats``).
+OUTPUT_FORMATS = ("json", "txt", "srt", "vtt", "tsv")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 #: The longest piece a job may ask for: a day of audio.
 MAX_PIECE_SECONDS = 86400.0
@@ -53,6 +64,10 @@ class TranscribeOptions:
     callback_url: str | None = None
     #: Split audio longer than this across the fleet; 0 never does; None takes ASR_FANOUT_SECONDS.
     fanout_seconds: float | None = None
+    #: Write the transcript under this ``s3://`` prefix or directory (see ``worker.pipeline.outputs``).
+    output_url: str | None = None
+    #: The formats written to ``output_url`` (or ``ASR_OUTPUT_URL``); None writes json.
+    output_formats: tuple[str, ...] | None = None
 
     def to_kwargs(self, default_beam_size: int) -> dict[str, Any]:
         """Keyword arguments for ``WhisperModel.transcribe``."""
@@ -165,11 +180,71 @@ def check_callback_url(value: Any, allowed_hosts: Collection[str]) -> str:
     )
 
 
-def parse_options(raw: Mapping[str, Any], *, webhook_hosts: Collection[str] = ()) -> TranscribeOptions:
+def _output_formats(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    values = [value] if isinstance(value, str) else value
+    if (
+        not isinstance(values, (list, tuple))
+        or not values
+        or not all(isinstance(v, str) and v in OUTPUT_FORMATS for v in values)
+    ):
+        raise InvalidOptionsError(
+            f"option output_formats must be a list of {', '.join(OUTPUT_FORMATS)}, not {value!r:.80}"
+        )
+    return tuple(dict.fromkeys(values))
+
+
+def check_output_url(value: Any, allowed: Collection[str]) -> str:
+    """Check an ``output_url`` against ``ASR_OUTPUT_URL`` and ``ASR_OUTPUT_URLS`` (prefixes).
+
+    Raises:
+        InvalidOptionsError: outputs are off, or the URL is malformed or outside every prefix.
+    """
+    if not isinstance(value, str) or not value.strip() or len(value) > 2048:
+        raise InvalidOptionsError(
+            f"option output_url must be an s3:// prefix or a directory, not {value!r:.80}"
+        )
+    value = value.strip()
+    if value.lower().startswith("s3://"):
+        parts = urlsplit(value)
+        if not parts.netloc or "@" in parts.netloc or parts.query:
+            raise InvalidOptionsError(f"option output_url is not an s3://bucket/prefix: {value!r:.200}")
+        target = f"s3://{parts.netloc.lower()}{parts.path.rstrip('/')}/"
+    elif value.startswith("/") and "\x00" not in value:
+        target = os.path.realpath(value)  # a symlink inside an allowed directory may not lead out
+    else:
+        raise InvalidOptionsError(
+            f"option output_url must be an s3:// prefix or an absolute directory: {value!r:.200}"
+        )
+    for prefix in allowed:
+        if prefix.startswith("s3://"):
+            inside = target.startswith(prefix)
+        else:
+            inside = _under(target, os.path.realpath(prefix))
+        if inside:
+            return target
+    if not allowed:
+        raise InvalidOptionsError(
+            "option output_url: outputs are off on this worker (ASR_OUTPUT_URL(S) unset)"
+        )
+    raise InvalidOptionsError(
+        f"option output_url {value!r:.200} is not under ASR_OUTPUT_URL or ASR_OUTPUT_URLS"
+    )
+
+
+def _under(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+def parse_options(
+    raw: Mapping[str, Any], *, webhook_hosts: Collection[str] = (), output_prefixes: Collection[str] = ()
+) -> TranscribeOptions:
     """Check a job's options and return them typed.
 
     Args:
         webhook_hosts: ``ASR_WEBHOOK_ALLOWED_HOSTS``; empty refuses a ``callback_url``.
+        output_prefixes: ``ASR_OUTPUT_URL`` and ``ASR_OUTPUT_URLS``; empty refuses an ``output_url``.
 
     Raises:
         InvalidOptionsError: an option is unknown, ill-typed or out of range.
@@ -209,4 +284,8 @@ def parse_options(raw: Mapping[str, Any], *, webhook_hosts: Collection[str] = ()
             if raw.get("callback_url") is None
             else check_callback_url(raw["callback_url"], webhook_hosts)
         ),
+        output_url=(
+            None if raw.get("output_url") is None else check_output_url(raw["output_url"], output_prefixes)
+        ),
+        output_formats=_output_formats(raw.get("output_formats")),
     )

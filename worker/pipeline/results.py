@@ -8,6 +8,7 @@ from typing import Any
 from worker.pipeline.options import TranscribeOptions
 from worker.pipeline.settings import Settings
 from worker.pipeline.transcription import Transcript
+from worker.pipeline.urls import mask_url
 
 __all__ = ["job_result", "worker_facts"]
 
@@ -29,9 +30,14 @@ def job_result(
     deliveries: int,
     **extra: Any,
 ) -> dict[str, Any]:
-    """What ``asr.transcribe`` stores in the result backend (README "The task and its result")."""
-    return {
-        "audio_path": str(audio_path),
+    """What ``asr.transcribe`` stores in the result backend (README "The task and its result").
+
+    With an ``output_url`` (or ``ASR_OUTPUT_URL``) the transcript is also written there
+    (:mod:`worker.pipeline.outputs`) and ``outputs`` lists ``{format: url}``.
+    """
+    result = {
+        # A URL's query string (a presigned URL's signature) is never stored.
+        "audio_path": mask_url(audio_path) if "://" in str(audio_path) else str(audio_path),
         "text": transcript.text,
         "language": transcript.language,
         "language_probability": transcript.language_probability,
@@ -49,3 +55,9 @@ def job_result(
         "deliveries": deliveries,
         **extra,
     }
+    target = options.output_url or settings.output_url
+    if target:
+        from worker.pipeline.outputs import write_outputs
+
+        result["outputs"] = write_outputs(result, target, options.output_formats or ("json",), settings)
+    return result

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from worker.pipeline.errors import ConfigError
+from worker.pipeline.errors import ConfigError, InvalidPathError
+from worker.pipeline.urls import parse_prefix
 
 #: The shortest piece a long file is split into for the fleet: shorter ones cost more than they gain.
 MIN_PIECE_SECONDS = 60.0
@@ -38,6 +39,12 @@ COMPUTE_TYPES = (
 )
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+
+
+def _default_spool_dir() -> Path:
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / "asr-spool"
 
 
 def _default_cache_dir() -> Path:
@@ -103,6 +110,23 @@ class Settings:
     webhook_queue: str = ""
     #: ASR_NODE_LOSS_SECONDS: a worker silent this long is lost; its unacked jobs go back on the queue.
     node_loss_seconds: float = 90.0
+    #: ASR_AUDIO_URLS: comma-separated URL prefixes (``s3://bucket/``, ``https://host/``) jobs may
+    #: read; empty refuses URLs (docs/sources.md).
+    audio_urls: tuple[str, ...] = ()
+    #: ASR_SPOOL_DIR: where URL audio is downloaded while its jobs run (one copy per node).
+    spool_dir: Path = Path()
+    #: ASR_FETCH_CONNECT_TIMEOUT: seconds to connect to an object store or web server.
+    fetch_connect_timeout: float = 10.0
+    #: ASR_FETCH_READ_TIMEOUT: seconds a download may wait for its next bytes.
+    fetch_read_timeout: float = 60.0
+    #: ASR_FETCH_RETRIES: retries, with backoff, of a download that met a 5xx or a connection error.
+    fetch_retries: int = 3
+    #: ASR_OUTPUT_URL: where every finished transcript is written (``s3://`` prefix or directory).
+    output_url: str = ""
+    #: ASR_OUTPUT_URLS: comma-separated other prefixes a job's ``output_url`` option may name.
+    output_urls: tuple[str, ...] = ()
+    #: AWS_REGION (else AWS_DEFAULT_REGION): the S3 region; boto3 reads credentials and AWS_ENDPOINT_URL.
+    aws_region: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -140,6 +164,18 @@ class Settings:
             webhook_timeout=reader.number("ASR_WEBHOOK_TIMEOUT", 10.0, minimum=0.1),
             webhook_queue=reader.text("ASR_WEBHOOK_QUEUE", ""),
             node_loss_seconds=reader.number("ASR_NODE_LOSS_SECONDS", 90.0, minimum=2),
+            audio_urls=reader.url_prefixes("ASR_AUDIO_URLS"),
+            spool_dir=Path(reader.text("ASR_SPOOL_DIR", str(_default_spool_dir()))).expanduser(),
+            fetch_connect_timeout=reader.number("ASR_FETCH_CONNECT_TIMEOUT", 10.0, minimum=0.1),
+            fetch_read_timeout=reader.number("ASR_FETCH_READ_TIMEOUT", 60.0, minimum=0.1),
+            fetch_retries=reader.integer("ASR_FETCH_RETRIES", 3, minimum=0),
+            output_url=reader.output_prefix("ASR_OUTPUT_URL"),
+            output_urls=tuple(
+                reader.output_prefix("ASR_OUTPUT_URLS", part)
+                for part in reader.text("ASR_OUTPUT_URLS", "").split(",")
+                if part.strip()
+            ),
+            aws_region=reader.text("AWS_REGION", reader.text("AWS_DEFAULT_REGION", "")),
         )
 
     def decoding(self) -> dict[str, Any]:
@@ -149,6 +185,11 @@ class Settings:
             "chunk_seconds": self.chunk_seconds,
             "batch_size": self.batch_size,
         }
+
+    @property
+    def output_prefixes(self) -> tuple[str, ...]:
+        """Where a job's ``output_url`` may point: ``ASR_OUTPUT_URL`` and ``ASR_OUTPUT_URLS``."""
+        return tuple(p for p in (self.output_url, *self.output_urls) if p)
 
     def deadline_for(self, audio_seconds: float) -> float | None:
         """Seconds a job with this much audio may run, or ``None`` without a deadline."""
@@ -252,6 +293,30 @@ class _Reader:
                 f"{required_by} is set but {name} is empty: receivers could not verify webhooks"
             )
         return value
+
+    def url_prefixes(self, name: str) -> tuple[str, ...]:
+        """Comma-separated URL prefixes, in :func:`worker.pipeline.urls.parse_prefix`'s canonical form."""
+        raw = self._raw(name)
+        if raw is None:
+            return ()
+        try:
+            return tuple(parse_prefix(part) for part in raw.split(",") if part.strip())
+        except InvalidPathError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+
+    def output_prefix(self, name: str, value: str | None = None) -> str:
+        """An ``s3://`` prefix (canonical) or an absolute directory; empty when unset."""
+        raw = self._raw(name) if value is None else value.strip()
+        if not raw:
+            return ""
+        if raw.lower().startswith("s3://"):
+            try:
+                return parse_prefix(raw if raw.endswith("/") else raw + "/")
+            except InvalidPathError as exc:
+                raise ConfigError(f"{name}: {exc}") from None
+        if not os.path.isabs(raw):
+            raise ConfigError(f"{name}: {raw!r} is neither an s3:// prefix nor an absolute directory")
+        return os.path.normpath(raw)
 
     def paths(self, name: str) -> tuple[Path, ...]:
         raw = self._raw(name)

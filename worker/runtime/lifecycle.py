@@ -22,6 +22,7 @@ from worker.asr import detect_cuda_availability, get_model, set_pool_size, unloa
 from worker.asr.models import resolve_model_path
 from worker.pipeline.errors import ASRError, ConfigError
 from worker.pipeline.settings import Settings, get_settings
+from worker.pipeline.spool import clean_spool
 from worker.runtime.privacy import log_summary
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,11 @@ def _check_directories(settings: Settings) -> None:
     for root in settings.audio_roots:
         if not root.is_dir() or not os.access(root, os.R_OK | os.X_OK):
             raise ConfigError(f"ASR_AUDIO_ROOTS: {root} is not a readable directory")
+    if settings.audio_urls:
+        try:
+            clean_spool(settings)  # also what a worker killed with its children left behind
+        except OSError as exc:  # ConfigError (another user's directory) passes through as it is
+            raise ConfigError(f"ASR_SPOOL_DIR={settings.spool_dir} cannot be used: {exc}") from None
 
 
 def on_worker_init(sender: Any = None, **_: Any) -> None:
@@ -75,6 +81,10 @@ def on_worker_init(sender: Any = None, **_: Any) -> None:
 def on_process_init(**_: Any) -> None:
     if _worker is not None and isinstance(getattr(_worker, "concurrency", None), int):
         set_pool_size(_worker.concurrency)
+    try:
+        clean_spool(get_settings())  # what a killed child left in the spool
+    except Exception:
+        log.exception("the spool could not be cleaned")
     try:
         get_model()
     except Exception:

@@ -10,8 +10,8 @@ errors (soft time limit, out of memory) before Celery's retry policy sees them.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from worker.asr import get_model, get_model_config
-from worker.pipeline.audio import check_audio_path, check_duration, probe_duration
+from worker.pipeline.audio import check_duration, probe_duration
 from worker.pipeline.errors import (
     InputError,
     ModelUnavailableError,
@@ -28,6 +28,7 @@ from worker.pipeline.errors import (
 )
 from worker.pipeline.options import TranscribeOptions, parse_options
 from worker.pipeline.settings import Settings, get_settings
+from worker.pipeline.spool import open_audio
 from worker.pipeline.transcription import check_model_supports
 from worker.runtime.delivery import check_delivery
 
@@ -41,15 +42,23 @@ class Job:
     settings: Settings
     #: How many times this job has started (1 the first time).
     deliveries: int
+    #: What the job holds until it ends: a URL's spooled download.
+    holds: ExitStack = field(default_factory=ExitStack)
 
     def options(self, raw: dict[str, Any], *, job_only: bool = True) -> TranscribeOptions:
-        """The job's options, checked (``job_only``: a webhook is allowed, as for a whole job)."""
-        hosts = self.settings.webhook_allowed_hosts if job_only else ()
-        return parse_options(raw, webhook_hosts=hosts)
+        """The job's options, checked (``job_only``: webhook and outputs allowed, as for a whole job)."""
+        if not job_only:
+            return parse_options(raw)
+        return parse_options(
+            raw,
+            webhook_hosts=self.settings.webhook_allowed_hosts,
+            output_prefixes=self.settings.output_prefixes,
+        )
 
     def audio_path(self, audio_path: Any, *, probe: bool = True) -> Path:
-        """The path the job names, checked, and (``probe``) its duration within the limit."""
-        path = check_audio_path(audio_path, self.settings)
+        """The local file of the job's audio (a checked path, or a URL's download, held until
+        the job ends), and (``probe``) its duration within the limit."""
+        path = self.holds.enter_context(open_audio(audio_path, self.settings))
         if probe:
             check_duration(probe_duration(path), path, self.settings)
         return path
@@ -87,7 +96,8 @@ class AudioTask(Task):
             )
             if not settings.enable_faster_whisper:
                 raise ModelUnavailableError("ASR is disabled on this worker (ENABLE_FASTER_WHISPER=false)")
-            yield Job(settings, deliveries)
+            with ExitStack() as holds:
+                yield Job(settings, deliveries, holds)
 
     @contextmanager
     def typed_errors(self) -> Iterator[None]:

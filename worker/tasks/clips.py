@@ -38,6 +38,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,12 +53,13 @@ from kombu.utils.uuid import uuid
 
 from worker.asr import get_model, get_model_config
 from worker.celery import app
-from worker.pipeline.audio import SAMPLE_RATE, check_audio_path, check_duration, decode, probe_duration
+from worker.pipeline.audio import SAMPLE_RATE, check_duration, decode, probe_duration
 from worker.pipeline.errors import ModelUnavailableError, TranscriptionTimeoutError, TransientError
 from worker.pipeline.options import TranscribeOptions, parse_options
 from worker.pipeline.progress import PROGRESS, progress_meta
 from worker.pipeline.results import job_result, worker_facts
 from worker.pipeline.settings import Settings, get_settings
+from worker.pipeline.spool import open_audio
 from worker.pipeline.transcription import (
     WINDOW_SECONDS,
     Transcript,
@@ -232,8 +234,17 @@ def _prepare(task: Task, job: _Job, settings: Settings) -> bool:
     """
     if not settings.enable_faster_whisper:
         raise ModelUnavailableError("ASR is disabled on this worker (ENABLE_FASTER_WHISPER=false)")
-    job.options = parse_options(dict(job.request.kwargs or {}), webhook_hosts=settings.webhook_allowed_hosts)
-    path = check_audio_path(job.audio_path, settings)
+    job.options = parse_options(
+        dict(job.request.kwargs or {}),
+        webhook_hosts=settings.webhook_allowed_hosts,
+        output_prefixes=settings.output_prefixes,
+    )
+    with open_audio(job.audio_path, settings) as path:
+        return _prepare_file(task, job, settings, path)
+
+
+def _prepare_file(task: Task, job: _Job, settings: Settings, path: Path) -> bool:
+    """:func:`_prepare` once the job's audio is a local file (a path, or a URL's spooled copy)."""
     seconds = probe_duration(path)
     check_duration(seconds, path, settings)
     if seconds is not None and seconds > WINDOW_SECONDS + 1:

@@ -34,8 +34,9 @@ from worker.pipeline.options import WHOLE_JOB_OPTIONS, parse_options
 from worker.pipeline.plan import BATCHED, SEQUENTIAL
 from worker.pipeline.progress import PROGRESS, ProgressReporter, progress_meta
 from worker.pipeline.results import job_result, worker_facts
-from worker.pipeline.settings import get_settings
+from worker.pipeline.settings import Settings, get_settings
 from worker.pipeline.speech import split_points
+from worker.pipeline.spool import discard, retain
 from worker.pipeline.transcription import Transcript, transcribe_array
 from worker.runtime import cancel
 from worker.tasks.base import AudioTask
@@ -44,7 +45,6 @@ from worker.tasks.webhooks import queue_revoked
 __all__ = ["fan_out", "merge_pieces", "transcribe_piece"]
 
 log = logging.getLogger(__name__)
-
 
 
 def fan_out(
@@ -87,6 +87,8 @@ def fan_out(
         for index, (start, end) in enumerate(bounds)
     ]
     body = merge_pieces.s(audio_path, job=job | {"seconds": seconds}, **raw_options).set(queue=queue)
+    # A URL's download stays on this node for the pieces that run here (worker.pipeline.spool).
+    retain(audio_path, get_settings(), _keep_seconds(get_settings(), seconds))
     redis = _redis(task.backend)
     if redis is not None:
         cancel.mark_split(redis, task.request.id, len(bounds))
@@ -104,6 +106,11 @@ def fan_out(
 def _redis(backend: Any) -> Any:
     """The result backend's Redis client (None for another backend: no progress, no cancel)."""
     return getattr(backend, "client", None)
+
+
+def _keep_seconds(settings: Settings, job_seconds: float) -> float:
+    """How long a split job's download is kept on a node for its pieces: the job's deadline."""
+    return settings.deadline_for(job_seconds) or settings.timeout_base + 2 * job_seconds
 
 
 def is_cancelled(backend: Any, job_id: str) -> bool:
@@ -161,6 +168,8 @@ def transcribe_piece(
             path = job.audio_path(audio_path, probe=False)
             decode_started = time.perf_counter()
             audio = decode_range(path, start, end)
+            # Later pieces on this node reuse this download; the merge (or a sweep) removes it.
+            retain(audio_path, settings, _keep_seconds(settings, job_seconds))
             decode_seconds = time.perf_counter() - decode_started
             model, config = job.model()
             seconds = len(audio) / SAMPLE_RATE
@@ -246,6 +255,7 @@ def merge_pieces(
 ) -> dict[str, Any]:
     """Join the pieces' transcripts into the job's result (stored under the job's id)."""
     pieces = sorted(results, key=lambda piece: piece["index"])
+    discard(audio_path, get_settings())  # the pieces are done with this node's download
     if any(cancel.CANCELLED in piece for piece in pieces) or is_cancelled(self.backend, self.request.id):
         _end_cancelled(self, options)
     for piece in pieces:
@@ -278,7 +288,9 @@ def merge_pieces(
     return job_result(
         audio_path,
         transcript,
-        parse_options(options, webhook_hosts=settings.webhook_allowed_hosts),
+        parse_options(
+            options, webhook_hosts=settings.webhook_allowed_hosts, output_prefixes=settings.output_prefixes
+        ),
         settings=settings,
         model_config={"device": first["device"], "compute_type": first["compute_type"]},
         timings=timings,

@@ -14,6 +14,7 @@ from worker.celery import app
 from worker.pipeline.audio import SAMPLE_RATE, decode_head
 from worker.pipeline.errors import AudioDecodeError, InvalidOptionsError
 from worker.pipeline.results import worker_facts
+from worker.pipeline.urls import is_url, mask_url
 from worker.tasks.base import AudioTask
 
 __all__ = ["detect_language"]
@@ -44,10 +45,10 @@ def detect_language(self: AudioTask, audio_path: Any) -> dict[str, Any]:
             )
         audio = decode_head(path)
         if audio.size == 0:
-            raise AudioDecodeError(f"{audio_path} has no audio samples to detect a language from")
+            raise AudioDecodeError(f"{path} has no audio samples to detect a language from")
         language, probability, ranked = model.detect_language(audio=audio)
         return {
-            "audio_path": str(audio_path),
+            "audio_path": mask_url(audio_path) if is_url(audio_path) else str(audio_path),
             "language": language,
             "probability": round(float(probability), 4),
             "top": [{"language": code, "probability": round(float(p), 4)} for code, p in ranked[:TOP]],

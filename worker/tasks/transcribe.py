@@ -29,13 +29,15 @@ def _publisher(task: Task) -> Callable[[float, float], None] | None:
 
 @app.task(name="asr.transcribe", base=AudioTask, bind=True)
 def transcribe(self: AudioTask, audio_path: Any, **options: Any) -> dict[str, Any]:
-    """Transcribe the audio file at ``audio_path`` (a path on storage the worker sees).
+    """Transcribe the audio at ``audio_path``: a path on storage the worker sees, or a URL
+    (``s3://``, ``https://``) under ``ASR_AUDIO_URLS``, spooled while the job runs.
 
     Options: ``language``, ``task``, ``beam_size``, ``vad_filter``,
     ``word_timestamps``, ``initial_prompt``, ``hotwords``, ``temperature``,
     ``channels`` (per-channel transcripts of a stereo file), ``callback_url``
-    (a webhook, see ``worker.tasks.webhooks``) and ``fanout_seconds`` (split longer
-    audio across the fleet, see ``worker.tasks.fanout``).
+    (a webhook, see ``worker.tasks.webhooks``), ``fanout_seconds`` (split longer
+    audio across the fleet, see ``worker.tasks.fanout``), ``output_url`` and
+    ``output_formats`` (write the transcript there too, see ``worker.pipeline.outputs``).
     """
     started_at, started = time.time(), time.perf_counter()
     with self.job() as job:

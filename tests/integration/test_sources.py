@@ -1,0 +1,222 @@
+"""Audio from s3:// and http(s) URLs, transcripts out to object storage, through a real worker.
+
+A real moto S3 server process and a real HTTP server (tests/integration/stores.py)
+serve the audio; the worker reads them with its AWS environment only.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import srt
+from celery.result import AsyncResult
+
+from bench.workloads import referenced_mix
+from producer import Client, TranscriptionFailed
+from producer.local import LocalStack
+from tests.conftest import audio_file, word_error_rate
+from tests.integration.conftest import run_module, worker_log, worker_stack
+from tests.integration.stores import AWS_ENV, http_server, moto_server, s3_client
+
+pytestmark = pytest.mark.integration
+
+#: The worker refuses bigger downloads (the long mix is about 4 MB).
+MAX_BYTES = 8_000_000
+
+
+class Stores:
+    """The servers and the worker of this module."""
+
+    def __init__(self, root: Path, endpoint: str, web: Any, stack: LocalStack) -> None:
+        self.root, self.endpoint, self.web, self.stack = root, endpoint, web, stack
+        self.s3 = s3_client(endpoint)
+        self.spool = root / "spool"
+
+    def spooled(self) -> list[str]:
+        return sorted(p.name for p in self.spool.iterdir()) if self.spool.exists() else []
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory, redis_server_binary: str) -> Iterator[Stores]:
+    root = tmp_path_factory.mktemp("stores")
+    (root / "web").mkdir()
+    shutil.copy(audio_file("jfk.flac"), root / "web" / "jfk.flac")
+    with moto_server(root) as endpoint, http_server(root / "web") as web:
+        s3 = s3_client(endpoint)
+        for bucket in ("audio", "transcripts"):
+            s3.create_bucket(Bucket=bucket)
+        s3.upload_file(str(audio_file("jfk.flac")), "audio", "calls/jfk.flac")
+        env = {
+            **AWS_ENV,
+            "AWS_ENDPOINT_URL": endpoint,
+            # Any public http(s) URL, the audio bucket, and this one local server by its exact origin.
+            "ASR_AUDIO_URLS": f"s3://audio/,http://,https://,{web.url}/",
+            "ASR_SPOOL_DIR": str(root / "spool"),
+            "ASR_MAX_FILE_BYTES": str(MAX_BYTES),
+            "ASR_FETCH_READ_TIMEOUT": "2",
+            "ASR_FETCH_RETRIES": "1",
+            "ASR_OUTPUT_URL": "s3://transcripts/all/",
+            "ASR_OUTPUT_URLS": str(root / "out"),
+        }
+        with worker_stack(tmp_path_factory, "sources-worker", **env) as stack:
+            yield Stores(root, endpoint, web, stack)
+
+
+@pytest.fixture()
+def client(stores: Stores) -> Iterator[Client]:
+    with Client(stores.stack.url, stores.stack.url) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def from_disk(stores: Stores) -> dict[str, Any]:
+    with Client(stores.stack.url, stores.stack.url) as c:
+        return c.transcribe(audio_file("jfk.flac"), timeout=120)
+
+
+def _failure(job: Any) -> TranscriptionFailed:
+    with pytest.raises(TranscriptionFailed) as failed:
+        job.result(timeout=120)
+    return failed.value
+
+
+def test_s3_audio_in_and_transcripts_out_to_s3(client, stores, from_disk):
+    result = client.transcribe("s3://audio/calls/jfk.flac", output_formats=["json", "srt"], timeout=120)
+
+    assert result["text"] == from_disk["text"], "as accurate as the same file from disk"
+    assert result["audio_path"] == "s3://audio/calls/jfk.flac"
+    assert result["outputs"] == {
+        "json": "s3://transcripts/all/jfk.json",
+        "srt": "s3://transcripts/all/jfk.srt",
+    }
+    stored = json.loads(stores.s3.get_object(Bucket="transcripts", Key="all/jfk.json")["Body"].read())
+    assert stored["text"] == result["text"] and stored["segments"] == result["segments"]
+    cues = list(
+        srt.parse(stores.s3.get_object(Bucket="transcripts", Key="all/jfk.srt")["Body"].read().decode())
+    )
+    assert [c.content for c in cues] == [s["text"].strip() for s in result["segments"]]
+    assert stores.spooled() == [], "the download is removed when the job ends"
+
+
+def test_presigned_style_url_keeps_its_secret_out_of_logs_and_results(client, stores, from_disk):
+    secret = f"sig-{uuid.uuid4().hex}"
+    url = f"{stores.web.url}/audio/jfk.flac?X-Amz-Signature={secret}&X-Amz-Expires=300"
+    out = stores.root / "out" / "signed"
+    job = client.submit(url, output_url=str(out), output_formats=["txt", "vtt"])
+    clip = client.submit(url, batch=True)  # the clip-batching path reads URLs too
+    result, clip_result = job.result(timeout=120), clip.result(timeout=120)
+
+    assert result["text"] == from_disk["text"] and clip_result["text"] == from_disk["text"]
+    assert any(secret in line for line in stores.web.requests), "the worker sent the signature"
+    assert result["audio_path"] == f"{stores.web.url}/audio/jfk.flac?***"
+    assert result["outputs"] == {"txt": str(out / "jfk.txt"), "vtt": str(out / "jfk.vtt")}
+    assert (out / "jfk.txt").read_text().split() == result["text"].split()
+    for stored in (result, clip_result):
+        assert secret not in json.dumps(stored)
+    assert secret not in worker_log(stores.stack)
+    assert secret not in (out / "jfk.vtt").read_text()
+
+
+def test_refused_reads_fail_with_typed_errors_and_the_worker_keeps_serving(client, stores):
+    web = stores.web.url
+    jobs = {
+        "AccessDeniedError": client.submit(f"{web}/forbidden?token=t0p"),
+        "AudioNotFoundError": client.submit(f"{web}/missing"),
+        "FileTooLargeError": client.submit(f"{web}/huge"),
+        "PathNotAllowedError": client.submit("s3://other-bucket/a.wav"),
+    }
+    s3_missing = client.submit("s3://audio/calls/nope.flac")
+    stores.s3.put_object(Bucket="audio", Key="big/zeros.wav", Body=b"\0" * (MAX_BYTES + 1))
+    s3_big = client.submit("s3://audio/big/zeros.wav")  # refused by its declared length
+    for expected, job in jobs.items():
+        failure = _failure(job)
+        assert failure.error_type == expected, (expected, failure.message)
+        assert "t0p" not in failure.message
+    assert _failure(s3_missing).error_type == "AudioNotFoundError"
+    assert _failure(s3_big).error_type == "FileTooLargeError"
+    # The endless body was cut off at the limit (what more was sent sat in socket buffers), and
+    # nothing is left of it.
+    assert stores.web.sent < 2 * MAX_BYTES
+    assert stores.spooled() == []
+    assert client.transcribe("s3://audio/calls/jfk.flac", timeout=120)["text"]
+
+
+def test_a_5xx_is_retried_with_backoff_and_the_job_succeeds(client, stores, from_disk):
+    result = client.transcribe(f"{stores.web.url}/flaky/jfk.flac?attempt=5xx", timeout=120)
+    assert result["text"] == from_disk["text"]
+    assert stores.web.requests.count("/flaky/jfk.flac?attempt=5xx") == 2
+    assert "try 2 of 2" in worker_log(stores.stack)
+
+
+def test_internal_addresses_are_refused_also_after_a_redirect(client, stores, tmp_path):
+    with http_server(tmp_path) as other:  # a local server whose exact origin is not listed
+        (tmp_path / "a.flac").write_bytes(b"x" * 100)
+        urls = {
+            "metadata": "http://169.254.169.254/latest/meta-data/iam/",
+            "unlisted local": f"{other.url}/audio/a.flac",
+            "redirect to local": f"{stores.web.url}/redirect?to={other.url}/audio/a.flac",
+            "redirect to metadata": f"{stores.web.url}/redirect?to=http://169.254.169.254/latest/",
+        }
+        jobs = {name: client.submit(url) for name, url in urls.items()}
+        for name, job in jobs.items():
+            failure = _failure(job)
+            assert failure.error_type == "PathNotAllowedError", (name, failure.message)
+            assert "internal address" in failure.message
+        assert other.requests == [], "nothing was requested from the unlisted server"
+
+
+def test_a_long_s3_object_is_fetched_once_and_split_across_the_fleet(client, stores, tmp_path):
+    path = tmp_path / "mix.wav"
+    reference = referenced_mix(130, path, seed=3)
+    stores.s3.upload_file(str(path), "audio", "long/mix.wav")
+    result = client.transcribe("s3://audio/long/mix.wav", fanout_seconds=60, timeout=300)
+
+    assert len(result["pieces"]) == 3
+    assert len({p["worker"]["pid"] for p in result["pieces"]}) == 2, "both children took pieces"
+    fetched = [
+        line for line in worker_log(stores.stack).splitlines() if "s3://audio/long/mix.wav: fetched" in line
+    ]
+    assert len(fetched) == 1, "one download for the job and its pieces on this node"
+    assert word_error_rate(reference, result["text"]) < 0.15
+    assert result["outputs"]["json"] == "s3://transcripts/all/mix.json"
+    assert stores.spooled() == [], "the merge removed the node's copy"
+
+
+def test_cli_upload_puts_local_files_in_s3_and_transcribes_them(stores, monkeypatch, from_disk):
+    for name, value in {**AWS_ENV, "AWS_ENDPOINT_URL": stores.endpoint}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("ASR_UPLOAD_URL", "s3://audio/uploads/")
+    done = run_module(
+        "producer",
+        "--upload",
+        "--format",
+        "txt",
+        "--no-progress",
+        str(audio_file("jfk.flac")),
+        redis_url=stores.stack.url,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == " ".join(s["text"] for s in from_disk["segments"]).split()
+    keys = [o["Key"] for o in stores.s3.list_objects_v2(Bucket="audio", Prefix="uploads/")["Contents"]]
+    assert len(keys) == 1 and keys[0].endswith("/jfk.flac")
+
+
+# Last: its retries may still be running when the module's other tests would look at the spool.
+def test_a_stalled_download_times_out_and_is_retried(client, stores):
+    job = client.submit(f"{stores.web.url}/hang?X-Amz-Signature=hidden")
+    result = AsyncResult(job.id, app=client.app)
+    deadline = time.monotonic() + 60
+    while result.state != "RETRY" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert result.state == "RETRY"
+    assert type(result.info).__name__ == "TransientError"
+    assert "timed out" in str(result.info) and "hidden" not in str(result.info)
+    client.cancel(job.id)
