@@ -56,7 +56,7 @@ class Service:
         """
         await anyio.to_thread.run_sync(self.client.check_connection)
         for job_id, path in (await self.redis.hgetall(UPLOADS_KEY)).items():
-            self._reap_later(_text(job_id), Path(_text(path)))
+            self._reap_later(_text(job_id), Path(_text(path)), resumed=True)
 
     async def close(self) -> None:
         for task in list(self._reapers):
@@ -133,12 +133,19 @@ class Service:
         if not self.settings.keep_uploads:
             self._reap_later(job_id, path)
 
-    def _reap_later(self, job_id: str, path: Path) -> None:
-        task = asyncio.get_running_loop().create_task(self._reap(job_id, path))
+    def _reap_later(self, job_id: str, path: Path, *, resumed: bool = False) -> None:
+        task = asyncio.get_running_loop().create_task(self._reap(job_id, path, resumed))
         self._reapers.add(task)
         task.add_done_callback(self._reapers.discard)
 
-    async def _reap(self, job_id: str, path: Path) -> None:
+    async def _reap(self, job_id: str, path: Path, resumed: bool) -> None:
+        if resumed and (await self.meta(job_id))["status"] == "PENDING":
+            # Left by an earlier run: a job nobody knows any more (its result expired, or
+            # it was purged) would be waited for forever.
+            status = await anyio.to_thread.run_sync(lambda: self.client.status(job_id))
+            if not status.known:
+                await self.release_upload(job_id, path)
+                return
         while True:
             try:
                 async for _meta in self.watch(job_id):

@@ -349,3 +349,27 @@ def test_fifty_concurrent_uploads_all_succeed(api: ApiServer, api_stack: LocalSt
     answers = asyncio.run(all_of_them())
     assert answers == [f"{text}\n"] * 50
     _no_uploads_left(uploads)
+
+
+def test_a_restarted_api_removes_the_uploads_it_was_waiting_on(
+    api_stack: LocalStack, uploads: Path, tmp_path
+):
+    """Uploads whose jobs ended (or are unknown) while no API ran are removed when one starts."""
+    import redis
+
+    from producer.api.service import UPLOADS_KEY
+
+    with Client(api_stack.url, api_stack.url) as client:
+        ended = client.submit(_jfk())
+        ended.result(timeout=120)
+    left = {ended.id: uploads / "ended.wav", "no-such-job": uploads / "unknown.wav"}
+    server = redis.Redis.from_url(api_stack.url)
+    for job_id, path in left.items():
+        path.write_bytes(b"RIFF")
+        server.hset(UPLOADS_KEY, job_id, str(path))
+    with ApiServer(api_stack.url, tmp_path / "api.log", **server_env(uploads)):
+        _no_uploads_left(uploads)
+        deadline = time.monotonic() + 10
+        while server.hlen(UPLOADS_KEY):
+            assert time.monotonic() < deadline, server.hgetall(UPLOADS_KEY)
+            time.sleep(0.1)
