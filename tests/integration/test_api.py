@@ -373,3 +373,20 @@ def test_a_restarted_api_removes_the_uploads_it_was_waiting_on(
         while server.hlen(UPLOADS_KEY):
             assert time.monotonic() < deadline, server.hgetall(UPLOADS_KEY)
             time.sleep(0.1)
+
+
+def test_a_queued_job_shows_its_place_and_is_cancelled_before_it_runs(
+    api_stack: LocalStack, uploads: Path, tmp_path: Path
+):
+    env = server_env(uploads, ASR_QUEUE="api-no-worker")  # a queue nobody consumes
+    with (
+        ApiServer(api_stack.url, tmp_path / "api.log", **env) as server,
+        httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as http,
+    ):
+        ids = [http.post("/v1/jobs", json={"audio": str(_jfk())}).json()["id"] for _ in range(2)]
+        views = [http.get(f"/v1/jobs/{job_id}").json() for job_id in ids]
+        assert [(v["state"], v["queue_position"]) for v in views] == [("PENDING", 1), ("PENDING", 2)]
+        assert [j["id"] for j in http.get("/v1/jobs").json()["data"]] == ids
+        for job_id in ids:
+            assert http.delete(f"/v1/jobs/{job_id}").json()["state"] == "REVOKED"
+        assert http.get(f"/v1/jobs/{ids[0]}/transcript").json()["error"]["code"] == "job_cancelled"
