@@ -146,14 +146,27 @@ class Service:
             if not status.known:
                 await self.release_upload(job_id, path)
                 return
+        meta: dict[str, Any] = {}
         while True:
             try:
-                async for _meta in self.watch(job_id):
-                    pass
+                async for update in self.watch(job_id):
+                    meta = update
                 break
             except BrokerUnavailableError:
                 await asyncio.sleep(5 * POLL_SECONDS)
         await self.release_upload(job_id, path)
+        # No request saw this job end (jobs-API uploads, waits that timed out): count it here.
+        self.count_end(meta)
+
+    def count_end(self, meta: dict[str, Any]) -> None:
+        """Count an ended job in ``asr_api_jobs_ended_total`` (and its audio, when it succeeded)."""
+        state, result = meta.get("status"), meta.get("result")
+        if state == "SUCCESS" and isinstance(result, dict):
+            self.metrics.ended.labels("SUCCESS", "").inc()
+            self.metrics.audio_seconds.inc(float(result.get("duration") or 0.0))
+        elif state in ("FAILURE", "REVOKED"):
+            error_type = result.get("exc_type", "") if isinstance(result, dict) else ""
+            self.metrics.ended.labels(state, str(error_type)).inc()
 
 
 def _decode(raw: bytes | str | None) -> dict[str, Any]:

@@ -291,6 +291,10 @@ def test_jobs_api_cancel_a_running_upload(http: httpx.Client, uploads: Path, tmp
     gone = http.get(f"/v1/jobs/{job_id}/transcript")
     assert gone.status_code == 409 and gone.json()["error"]["code"] == "job_cancelled"
     _no_uploads_left(uploads)
+    # The API waited for this upload's job to end: it is counted like a synchronous one.
+    assert re.search(
+        r'asr_api_jobs_ended_total\{error_type="[A-Za-z]*",state="REVOKED"\} [1-9]', http.get("/metrics").text
+    )
 
 
 def test_health_readiness_and_metrics(api: ApiServer, http: httpx.Client):
