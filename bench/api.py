@@ -9,7 +9,8 @@ a real uvicorn process), side by side in one run:
   queue no worker consumes, so only the enqueue is timed;
 * end to end: a 2 s clip of real speech, ``Client.submit`` + ``Job.result`` (polling every
   10 ms; the library's default is 200 ms) against ``POST /v1/audio/transcriptions`` with the
-  clip uploaded, interleaved run by run;
+  clip uploaded, interleaved run by run; and, apart from the decoding's own spread, the time
+  from the worker storing the job's end (``date_done``) to the caller holding the answer;
 * ``GET /v1/jobs/{id}`` of a finished job: requests per second with 8 clients at once
   (and ``/healthz``, which does nothing, for what the machine allows);
 * memory: a generated upload of ``--upload-mb`` MB, streamed with no ``Content-Length``;
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import statistics
 import tempfile
 import time
@@ -82,30 +84,49 @@ def submit_latency(stack: LocalStack, folder: Path, clip: Path, runs: int) -> di
     return times
 
 
+def _ended_at(client: Client, job_id: str) -> float:
+    """When the worker stored the job's end (its ``date_done``, UTC), as a Unix time."""
+    done = client.app.backend.get_task_meta(job_id, cache=False)["date_done"]
+    when = done if isinstance(done, datetime.datetime) else datetime.datetime.fromisoformat(str(done))
+    return when.replace(tzinfo=when.tzinfo or datetime.timezone.utc).timestamp()
+
+
 def end_to_end(api: ApiServer, stack: LocalStack, clip: Path, runs: int) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {"library": [], "api": []}
+    """Whole-request times, and (``... after the end``) from the worker storing the end to the answer."""
+    times: dict[str, list[float]] = {
+        "library": [],
+        "api": [],
+        "library after the end": [],
+        "api after the end": [],
+    }
     data = clip.read_bytes()
     with (
         Client(stack.url, stack.url) as client,
         httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=300) as http,
     ):
 
-        def upload() -> None:
+        def upload() -> str:
             answer = http.post(
                 "/v1/audio/transcriptions",
                 files={"file": ("clip.wav", data)},
                 data={"model": "whisper-1", "response_format": "text"},
             )
             answer.raise_for_status()
+            return answer.headers["x-job-id"]
 
-        def direct() -> None:
-            client.submit(clip).result(timeout=300, interval=0.01)
+        def direct() -> str:
+            job = client.submit(clip)
+            job.result(timeout=300, interval=0.01)
+            return job.id
 
         for call in (direct, upload):  # warm both paths
             call()
         for _ in range(runs):
-            times["library"].append(_timed(direct))
-            times["api"].append(_timed(upload))
+            for name, call in (("library", direct), ("api", upload)):
+                started = time.perf_counter()
+                job_id = call()
+                times[name].append(time.perf_counter() - started)
+                times[f"{name} after the end"].append(time.time() - _ended_at(client, job_id))
     return times
 
 
@@ -181,14 +202,14 @@ def main() -> None:
             memory = upload_memory(stack, folder, args.upload_mb)
 
     print(f"HTTP API vs the producer library ({args.runs} runs each; 2-child worker, tiny.en)")
-    print(f"{'':44} {'median ms':>10} {'p95 ms':>10}")
+    print(f"{'':52} {'median ms':>10} {'p95 ms':>10}")
     for label, times in (("submit", submit), ("end to end, 2 s clip", e2e)):
         for path, values in times.items():
             median, p95 = _ms(values)
-            print(f"{label + ': ' + path:44} {median:10.1f} {p95:10.1f}")
+            print(f"{label + ': ' + path:52} {median:10.1f} {p95:10.1f}")
         added = [a - b for a, b in zip(times["api"], times["library"], strict=True)]
         median, p95 = _ms(added)
-        print(f"{label + ': added by the API (paired)':44} {median:10.1f} {p95:10.1f}")
+        print(f"{label + ': added by the API (paired)':52} {median:10.1f} {p95:10.1f}")
     median, p95 = _ms(latencies)
     print(f"GET /v1/jobs/{{id}}: {count / args.rps_seconds:.0f} requests/s with 8 clients "
           f"(median {median:.1f} ms, p95 {p95:.1f} ms); "

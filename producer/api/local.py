@@ -30,7 +30,7 @@ def _healthy(url: str) -> bool:
 
 
 class ApiServer:
-    """``uvicorn producer.api:app`` against ``redis_url`` with ``env``; its output goes to ``log_path``."""
+    """``python -m producer.api`` against ``redis_url`` with ``env``; its output goes to ``log_path``."""
 
     def __init__(self, redis_url: str, log_path: Path, **env: str) -> None:
         self.redis_url = redis_url
@@ -46,8 +46,8 @@ class ApiServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> ApiServer:
-        args = [sys.executable, "-m", "uvicorn", "producer.api:app", "--host", "127.0.0.1",
-                "--port", str(self.port), "--log-level", "info"]  # fmt: skip
+        # The CLI a deployment runs (python -m producer.api), which runs uvicorn.
+        args = [sys.executable, "-m", "producer.api", "--host", "127.0.0.1", "--port", str(self.port)]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 args, cwd=ROOT, env=self._env, stdout=log, stderr=subprocess.STDOUT

@@ -65,10 +65,10 @@ async def final_result(service: Service, job_id: str, meta: dict[str, Any]) -> d
         ApiError: the job failed (mapped by the worker's error type), was cancelled, or is still running.
     """
     state = meta["status"]
+    if state in ENDED_STATES:
+        service.count_end(meta)
     if state == "SUCCESS":
         result: dict[str, Any] = meta["result"]
-        service.metrics.ended.labels("SUCCESS", "").inc()
-        service.metrics.audio_seconds.inc(float(result.get("duration") or 0.0))
         return result
     if state not in ENDED_STATES:
         raise ApiError(
@@ -81,7 +81,6 @@ async def final_result(service: Service, job_id: str, meta: dict[str, Any]) -> d
     try:  # the producer library turns the stored failure into its typed error
         await anyio.to_thread.run_sync(lambda: service.client.job(job_id).result(timeout=0))
     except TranscriptionFailed as failure:
-        service.metrics.ended.labels(state, failure.error_type).inc()
         raise worker_error(failure.error_type, failure.message) from None
     raise ApiError(500, f"job {job_id} ended {state} without a result", type=SERVER_ERROR)
 

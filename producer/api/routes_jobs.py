@@ -28,6 +28,8 @@ from producer.client import ENDED_STATES, JobStatus
 
 __all__ = ["router"]
 
+#: How many waiting jobs ``GET /v1/jobs/{id}`` reads through before asking the workers.
+QUEUE_SEARCH = 1000
 #: The formats of producer.formats (the CLI's --format).
 TranscriptFormat = Literal["json", "txt", "srt", "vtt", "tsv"]
 
@@ -110,13 +112,18 @@ def meta_view(job_id: str, meta: dict[str, Any]) -> dict[str, Any]:
 async def _view(service: Service, job_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The job's stored meta and view; 404 for a job no one knows.
 
-    A job that a worker has taken has a stored state, read at once. For one without
-    (queued, or held by a worker but not started) the producer library asks the
-    workers and searches the queue (:meth:`producer.Client.status`), which takes a while.
+    A job that a worker has taken has a stored state, read at once; one waiting among
+    the first :data:`QUEUE_SEARCH` of the default queue is found there. For any other
+    (held by a worker but not started, or on another queue) the producer library asks
+    the workers (:meth:`producer.Client.status`), which takes a few seconds.
     """
     meta = await service.meta(job_id)
     if meta["status"] != "PENDING":
         return meta, meta_view(job_id, meta)
+    queued = await anyio.to_thread.run_sync(queued_jobs, service, QUEUE_SEARCH)
+    for view in queued:
+        if view["id"] == job_id:
+            return meta, view
     status = await anyio.to_thread.run_sync(lambda: service.client.status(job_id))
     if not status.known:
         raise ApiError(

@@ -56,7 +56,7 @@ class Service:
         """
         await anyio.to_thread.run_sync(self.client.check_connection)
         for job_id, path in (await self.redis.hgetall(UPLOADS_KEY)).items():
-            self._reap_later(_text(job_id), Path(_text(path)))
+            self._reap_later(_text(job_id), Path(_text(path)), resumed=True)
 
     async def close(self) -> None:
         for task in list(self._reapers):
@@ -133,20 +133,40 @@ class Service:
         if not self.settings.keep_uploads:
             self._reap_later(job_id, path)
 
-    def _reap_later(self, job_id: str, path: Path) -> None:
-        task = asyncio.get_running_loop().create_task(self._reap(job_id, path))
+    def _reap_later(self, job_id: str, path: Path, *, resumed: bool = False) -> None:
+        task = asyncio.get_running_loop().create_task(self._reap(job_id, path, resumed))
         self._reapers.add(task)
         task.add_done_callback(self._reapers.discard)
 
-    async def _reap(self, job_id: str, path: Path) -> None:
+    async def _reap(self, job_id: str, path: Path, resumed: bool) -> None:
+        if resumed and (await self.meta(job_id))["status"] == "PENDING":
+            # Left by an earlier run: a job nobody knows any more (its result expired, or
+            # it was purged) would be waited for forever.
+            status = await anyio.to_thread.run_sync(lambda: self.client.status(job_id))
+            if not status.known:
+                await self.release_upload(job_id, path)
+                return
+        meta: dict[str, Any] = {}
         while True:
             try:
-                async for _meta in self.watch(job_id):
-                    pass
+                async for update in self.watch(job_id):
+                    meta = update
                 break
             except BrokerUnavailableError:
                 await asyncio.sleep(5 * POLL_SECONDS)
         await self.release_upload(job_id, path)
+        # No request saw this job end (jobs-API uploads, waits that timed out): count it here.
+        self.count_end(meta)
+
+    def count_end(self, meta: dict[str, Any]) -> None:
+        """Count an ended job in ``asr_api_jobs_ended_total`` (and its audio, when it succeeded)."""
+        state, result = meta.get("status"), meta.get("result")
+        if state == "SUCCESS" and isinstance(result, dict):
+            self.metrics.ended.labels("SUCCESS", "").inc()
+            self.metrics.audio_seconds.inc(float(result.get("duration") or 0.0))
+        elif state in ("FAILURE", "REVOKED"):
+            error_type = result.get("exc_type", "") if isinstance(result, dict) else ""
+            self.metrics.ended.labels(state, str(error_type)).inc()
 
 
 def _decode(raw: bytes | str | None) -> dict[str, Any]:

@@ -291,6 +291,10 @@ def test_jobs_api_cancel_a_running_upload(http: httpx.Client, uploads: Path, tmp
     gone = http.get(f"/v1/jobs/{job_id}/transcript")
     assert gone.status_code == 409 and gone.json()["error"]["code"] == "job_cancelled"
     _no_uploads_left(uploads)
+    # The API waited for this upload's job to end: it is counted like a synchronous one.
+    assert re.search(
+        r'asr_api_jobs_ended_total\{error_type="[A-Za-z]*",state="REVOKED"\} [1-9]', http.get("/metrics").text
+    )
 
 
 def test_health_readiness_and_metrics(api: ApiServer, http: httpx.Client):
@@ -349,3 +353,44 @@ def test_fifty_concurrent_uploads_all_succeed(api: ApiServer, api_stack: LocalSt
     answers = asyncio.run(all_of_them())
     assert answers == [f"{text}\n"] * 50
     _no_uploads_left(uploads)
+
+
+def test_a_restarted_api_removes_the_uploads_it_was_waiting_on(
+    api_stack: LocalStack, uploads: Path, tmp_path
+):
+    """Uploads whose jobs ended (or are unknown) while no API ran are removed when one starts."""
+    import redis
+
+    from producer.api.service import UPLOADS_KEY
+
+    with Client(api_stack.url, api_stack.url) as client:
+        ended = client.submit(_jfk())
+        ended.result(timeout=120)
+    left = {ended.id: uploads / "ended.wav", "no-such-job": uploads / "unknown.wav"}
+    server = redis.Redis.from_url(api_stack.url)
+    for job_id, path in left.items():
+        path.write_bytes(b"RIFF")
+        server.hset(UPLOADS_KEY, job_id, str(path))
+    with ApiServer(api_stack.url, tmp_path / "api.log", **server_env(uploads)):
+        _no_uploads_left(uploads)
+        deadline = time.monotonic() + 10
+        while server.hlen(UPLOADS_KEY):
+            assert time.monotonic() < deadline, server.hgetall(UPLOADS_KEY)
+            time.sleep(0.1)
+
+
+def test_a_queued_job_shows_its_place_and_is_cancelled_before_it_runs(
+    api_stack: LocalStack, uploads: Path, tmp_path: Path
+):
+    env = server_env(uploads, ASR_QUEUE="api-no-worker")  # a queue nobody consumes
+    with (
+        ApiServer(api_stack.url, tmp_path / "api.log", **env) as server,
+        httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as http,
+    ):
+        ids = [http.post("/v1/jobs", json={"audio": str(_jfk())}).json()["id"] for _ in range(2)]
+        views = [http.get(f"/v1/jobs/{job_id}").json() for job_id in ids]
+        assert [(v["state"], v["queue_position"]) for v in views] == [("PENDING", 1), ("PENDING", 2)]
+        assert [j["id"] for j in http.get("/v1/jobs").json()["data"]] == ids
+        for job_id in ids:
+            assert http.delete(f"/v1/jobs/{job_id}").json()["state"] == "REVOKED"
+        assert http.get(f"/v1/jobs/{ids[0]}/transcript").json()["error"]["code"] == "job_cancelled"
