@@ -19,7 +19,7 @@ Decoders, all on the same ``tiny.en`` int8 model in this process, beam 5:
   a clip that the batch hands back decoded alone, as ``asr.transcribe_clip`` does.
 
 WER is pooled (errors over all reference words) with ``jiwer`` after
-``whisper-normalizer`` (bench/scoring.py). Speed is audio seconds per wall second.
+``whisper-normalizer`` (evaluation/scoring.py). Speed is audio seconds per wall second.
 Nothing is asserted; ``<out>/accuracy.json`` keeps the figures.
 """
 
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,50 +35,17 @@ from typing import Any
 
 import numpy as np
 
-from bench.scoring import Errors, errors, eval_corpus
-from bench.workloads import _find
+from evaluation.corpus import PAUSE, Item, corpus, long_mixes
+from evaluation.scoring import Errors, errors, eval_corpus
 from worker.pipeline.audio import SAMPLE_RATE
 from worker.pipeline.options import TranscribeOptions
 from worker.pipeline.speech import split_points
 from worker.pipeline.transcription import transcribe_array, transcribe_clips
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Silence after each recording in a long file.
-PAUSE = 0.75
 BEAM, BATCH = 5, 8
 #: The shortest fan-out piece the worker allows (ASR_FANOUT_SECONDS >= 60).
 PIECE_SECONDS = 60.0
-
-Item = tuple[str, np.ndarray, str]  # name, 16 kHz mono audio, reference
-
-
-def corpus() -> list[Item]:
-    """The referenced recordings, one item each."""
-    from faster_whisper.audio import decode_audio
-
-    found = {path.name: (path, text) for path, text in eval_corpus().items()}
-    refs = json.loads((_find("references.json")).read_text())
-    found["jfk.flac"] = (_find("jfk.flac"), refs["jfk.flac"]["text"])
-    return [
-        (name, decode_audio(str(path), sampling_rate=SAMPLE_RATE), text)
-        for name, (path, text) in found.items()
-    ]
-
-
-def long_mixes(items: list[Item], repeats: int) -> list[Item]:
-    """``eval_mix``: every recording once; ``eval_mix_xN``: N passes, each in a new seeded order."""
-    rng = random.Random(0)
-    pause = np.zeros(int(PAUSE * SAMPLE_RATE), dtype=np.float32)
-    mixes = []
-    for name, passes in (("eval_mix", 1), (f"eval_mix_x{repeats}", repeats)):
-        audio: list[np.ndarray] = []
-        words: list[str] = []
-        for _ in range(passes):
-            for _, clip, text in rng.sample(items, len(items)):
-                audio += [clip, pause]
-                words.append(text)
-        mixes.append((name, np.concatenate(audio), " ".join(words)))
-    return mixes
 
 
 def _direct_sequential(model: Any, audio: np.ndarray) -> str:

@@ -60,7 +60,7 @@ def _timed(call: Callable[[], object]) -> float:
 def _clip(folder: Path) -> Path:
     from faster_whisper.audio import decode_audio
 
-    from tests.integration.audio_tools import write_wav
+    from evaluation.audio import write_wav
 
     speech = decode_audio(str(ROOT.parent / "shared" / "audio" / "jfk.flac"), sampling_rate=16000)
     return write_wav(folder / "clip.wav", speech[: 16000 * 2])

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.workloads import SAMPLE_RATE, Workload, short_clips
+from evaluation.workloads import SAMPLE_RATE, Workload, short_clips
 
 
 def _batched(pipeline: Any, clips: list[np.ndarray], batch_size: int, without_timestamps: bool) -> list[str]:

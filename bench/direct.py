@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.workloads import Workload
+from evaluation.workloads import Workload
 
 __all__ = ["Setup", "candidates", "cuda_devices", "naive", "peak_rss_mib", "run", "worker_like"]
 

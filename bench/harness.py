@@ -2,7 +2,7 @@
 
     python -m bench.harness [--quick] [--out bench/results]
 
-One run, same inputs for every configuration (see bench/workloads.py):
+One run, same inputs for every configuration (see evaluation/workloads.py):
 naive direct faster-whisper (library defaults), the best direct layout of a
 few candidates (bench/direct.py), and the fleet end to end (a private Redis
 and ``celery -A worker worker`` with 2 prefork children, default settings).
@@ -33,8 +33,8 @@ import numpy as np
 from celery.result import AsyncResult
 
 from bench import direct
-from bench.faults import wait_all
-from bench.workloads import Workload, duration, long_files, prime_page_cache, short_clips, source_clips
+from evaluation.faults import wait_all
+from evaluation.workloads import Workload, duration, long_files, prime_page_cache, short_clips, source_clips
 from producer import Client, Job
 from producer.local import LocalStack, RedisServer, find_redis_server
 

@@ -2,7 +2,7 @@
 
     python -m bench.memory [--minutes 60]
 
-Runs the same file (built by bench.workloads from real speech; cached in
+Runs the same file (built by evaluation.workloads from real speech; cached in
 bench/.cache) through a 1-child worker twice, with ASR_CHUNK_SECONDS=0 (the
 whole file at once, as faster-whisper does by itself) and with the default
 600 s pieces, and prints each child's peak RSS (VmHWM) and the wall time.
@@ -46,7 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=int, default=60, choices=[2, 10, 60])
     args = parser.parse_args()
-    from bench.workloads import long_files
+    from evaluation.workloads import long_files
 
     audio = long_files([args.minutes]).paths[0]
     print(f"file: {audio.name} ({args.minutes} min of real speech with pauses); 1 child x 2 threads, tiny.en")

@@ -28,10 +28,10 @@ from typing import Any
 
 from celery.result import AsyncResult
 
-from bench.workloads import Workload, long_files, short_clips
+from evaluation.stores import AWS_ENV, moto_server, s3_client
+from evaluation.workloads import Workload, long_files, short_clips
 from producer import Client, Job
 from producer.local import LocalStack
-from tests.integration.stores import AWS_ENV, moto_server, s3_client
 
 BUCKET = "bench"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.scoring import normalise, word_error_rate
+from evaluation.scoring import normalise, word_error_rate
 
 __all__ = ["ROOT", "audio_file", "normalise", "references", "word_error_rate"]
 

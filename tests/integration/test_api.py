@@ -22,11 +22,11 @@ import pytest
 import srt
 import webvtt
 
+from evaluation.audio import SEQUENTIAL, concatenate, write_wav
 from producer import Client
 from producer.api.local import ApiServer, server_env
 from producer.local import LocalStack
 from tests.conftest import ROOT, audio_file
-from tests.integration.audio_tools import SEQUENTIAL, concatenate, write_wav
 from tests.integration.conftest import worker_stack
 
 pytestmark = pytest.mark.integration

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evaluation.audio import SEQUENTIAL, write_wav
 from producer import Client, TranscriptionFailed
 from producer.formats import render
 from tests.conftest import audio_file, references, word_error_rate
-from tests.integration.audio_tools import SEQUENTIAL, write_wav
 
 pytestmark = pytest.mark.integration
 

@@ -124,7 +124,7 @@ def test_word_cues_need_a_subtitle_format():
 
 
 def test_fanout_seconds_splits_a_long_file_across_the_fleet(stack: LocalStack, tmp_path: Path):
-    from bench.workloads import referenced_mix
+    from evaluation.workloads import referenced_mix
 
     mix = tmp_path / "mix.wav"
     referenced_mix(130, mix)

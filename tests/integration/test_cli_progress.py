@@ -12,9 +12,9 @@ import time
 
 import pytest
 
+from evaluation.audio import concatenate
 from producer.local import LocalStack
 from tests.conftest import ROOT, audio_file
-from tests.integration.audio_tools import concatenate
 
 pytestmark = pytest.mark.integration
 

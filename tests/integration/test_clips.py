@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 from faster_whisper.audio import decode_audio
 
+from evaluation.audio import concatenate, write_wav
 from producer import Client, TranscriptionFailed
 from producer.local import LocalStack
 from tests.conftest import audio_file
 from tests.helpers import wait_for_log, wait_until
-from tests.integration.audio_tools import concatenate, write_wav
 from tests.integration.conftest import worker_log, worker_stack
 
 pytestmark = pytest.mark.integration

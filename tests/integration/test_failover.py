@@ -1,7 +1,7 @@
 """Redis Sentinel failover mid-run with a real topology: master, replica, three Sentinels on loopback.
 
 Workers, the producer library, the CLI and Flower all reach Redis through ``sentinel://``
-URLs (``REDIS_SENTINEL_MASTER`` names the master). bench/failover.py runs it larger.
+URLs (``REDIS_SENTINEL_MASTER`` names the master). evaluation/failover.py runs it larger.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bench.failover import failover
-from bench.faults import speech_file
+from evaluation.failover import failover
+from evaluation.faults import speech_file
 from producer.cli import RET_OK
 from tests.integration.conftest import run_module
 from tests.integration.test_flower import start_flower, task_result

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.workloads import referenced_mix
+from evaluation.workloads import referenced_mix
 from producer import TranscriptionFailed
 from tests.conftest import audio_file, normalise, word_error_rate
 from tests.helpers import wait_until

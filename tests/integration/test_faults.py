@@ -1,4 +1,4 @@
-"""Fault injection, small scale (bench/faults.py runs the same scenarios larger)."""
+"""Fault injection, small scale (python -m bench.faults runs the same scenarios larger)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.faults import _active_child_pids, kill_children, redis_restart, speech_file, warm_shutdown
+from evaluation.audio import SEQUENTIAL
+from evaluation.faults import _active_child_pids, kill_children, redis_restart, speech_file, warm_shutdown
 from producer import Client, TranscriptionFailed
 from producer.local import LocalStack
-from tests.integration.audio_tools import SEQUENTIAL
 
 pytestmark = pytest.mark.integration
 

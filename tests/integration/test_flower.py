@@ -22,11 +22,11 @@ import pytest
 import redis
 import requests
 
+from evaluation.audio import SEQUENTIAL, concatenate
 from producer import Client
 from producer.local import PROJECT_ROOT, LocalStack, free_port
 from tests.conftest import audio_file
 from tests.helpers import wait_until
-from tests.integration.audio_tools import SEQUENTIAL, concatenate
 
 pytestmark = pytest.mark.integration
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
+from evaluation.audio import SEQUENTIAL, concatenate
 from producer import Client
 from producer.local import PROJECT_ROOT, LocalStack, RedisServer, free_port
 from producer.ops import worker_info
 from tests.conftest import audio_file
 from tests.helpers import wait_until
-from tests.integration.audio_tools import SEQUENTIAL, concatenate
 from tests.integration.conftest import run_module, worker_log
 
 pytestmark = pytest.mark.integration

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evaluation.audio import concatenate, write_wav
 from producer import Client, TranscriptionFailed
 from producer.local import LocalStack
 from tests.conftest import audio_file
-from tests.integration.audio_tools import concatenate, write_wav
 from tests.integration.conftest import worker_log
 
 pytestmark = pytest.mark.integration

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from evaluation.audio import concatenate
 from producer import Client, Job
 from producer.jobs import RET_CONNECT, RET_ENDED, RET_OK, RET_UNKNOWN
 from producer.local import LocalStack, free_port
 from tests.conftest import audio_file
 from tests.helpers import wait_until
-from tests.integration.audio_tools import concatenate
 from tests.integration.conftest import run_module, worker_log, worker_stack
 
 pytestmark = pytest.mark.integration

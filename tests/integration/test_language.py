@@ -66,7 +66,7 @@ def test_a_multilingual_model_detects_english_with_high_probability(base_client:
 
 @pytest.mark.multilingual
 def test_only_the_first_30_seconds_are_read(base_client: Client, tmp_path: Path):
-    from tests.integration.audio_tools import concatenate
+    from evaluation.audio import concatenate
 
     long_file = concatenate(audio_file("jfk.flac"), 8, tmp_path / "jfk_x8.wav")  # 96 s
     result = base_client.detect_language(long_file, timeout=120)

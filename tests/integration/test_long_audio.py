@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from faster_whisper.audio import decode_audio
 
-from bench.workloads import referenced_mix
+from evaluation.audio import concatenate
+from evaluation.workloads import referenced_mix
 from producer import Client
 from producer.local import LocalStack
 from tests.conftest import audio_file, normalise, references, word_error_rate
-from tests.integration.audio_tools import concatenate
 from worker.pipeline.audio import SAMPLE_RATE
 from worker.pipeline.speech import split_points
 

@@ -7,10 +7,10 @@ import statistics
 import numpy as np
 import pytest
 
-from bench.accuracy import PAUSE, corpus, long_mixes
-from bench.scoring import Errors, errors, eval_corpus, normalise
+from evaluation.audio import write_wav
+from evaluation.corpus import PAUSE, corpus, long_mixes
+from evaluation.scoring import Errors, errors, eval_corpus, normalise
 from tests.conftest import audio_file, references, word_error_rate
-from tests.integration.audio_tools import write_wav
 from worker.pipeline.audio import SAMPLE_RATE, decode
 from worker.pipeline.decoding import decode_batched, fill_gaps
 

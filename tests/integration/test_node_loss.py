@@ -1,6 +1,6 @@
 """Whole-node faults with real processes: a worker node SIGKILLed with its children, a preemption notice.
 
-bench/node_faults.py runs the same scenarios (``python -m bench.faults node-loss|preempt``).
+evaluation/node_faults.py holds the same scenarios (``python -m bench.faults node-loss|preempt``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from redis import StrictRedis
 
-from bench.faults import speech_file, wait_all
-from bench.node_faults import REQUEUED, logged_at, node_loss, preempt, wait_until
+from evaluation.faults import speech_file, wait_all
+from evaluation.node_faults import REQUEUED, logged_at, node_loss, preempt, wait_until
 from producer import Client
 from producer.local import LocalStack, RedisServer
 
@@ -43,7 +43,7 @@ def test_a_lost_node_s_jobs_finish_on_the_survivor_and_a_live_node_s_jobs_stay(t
         # The killed node's jobs ran once more, counted; the survivor's were never taken from it.
         assert deliveries == (2 if job_id in victims else 1), report
     # The survivor's own jobs were still running when the sweep took the lost node's jobs,
-    # so "never taken" was put to the test (bench.faults node-loss shows it on longer jobs).
+    # so "never taken" was put to the test (evaluation.faults node-loss shows it on longer jobs).
     assert report["survivor_jobs_outlived_the_requeue"], report
 
 

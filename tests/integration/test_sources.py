@@ -1,6 +1,6 @@
 """Audio from s3:// and http(s) URLs, transcripts out to object storage, through a real worker.
 
-A real moto S3 server process and a real HTTP server (tests/integration/stores.py)
+A real moto S3 server process and a real HTTP server (evaluation/stores.py)
 serve the audio; the worker reads them with its AWS environment only.
 """
 
@@ -18,12 +18,12 @@ import pytest
 import srt
 from celery.result import AsyncResult
 
-from bench.workloads import referenced_mix
+from evaluation.stores import AWS_ENV, http_server, moto_server, s3_client
+from evaluation.workloads import referenced_mix
 from producer import Client, TranscriptionFailed
 from producer.local import LocalStack
 from tests.conftest import audio_file, word_error_rate
 from tests.integration.conftest import run_module, worker_log, worker_stack
-from tests.integration.stores import AWS_ENV, http_server, moto_server, s3_client
 
 pytestmark = pytest.mark.integration
 

@@ -8,10 +8,10 @@ import time
 import pytest
 from celery import Celery
 
+from evaluation.audio import SEQUENTIAL, concatenate
 from producer import Client, TranscriptionFailed
 from producer.local import LocalStack
 from tests.conftest import audio_file, references, word_error_rate
-from tests.integration.audio_tools import SEQUENTIAL, concatenate
 from tests.integration.conftest import worker_log
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from bench.scoring import errors, normalise, word_error_rate
+from evaluation.scoring import errors, normalise, word_error_rate
 
 
 def test_word_error_rate_ignores_case_and_punctuation():

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.faults import _report, wait_all
+from evaluation.faults import _report, wait_all
 from producer import Client, Job
 from producer.local import LocalStack, RedisServer
 

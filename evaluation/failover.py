@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.faults import _report, wait_all
-from bench.node_faults import SEQUENTIAL, _running_on, wait_until
-from bench.sentinel_topology import SentinelTopology
+from evaluation.faults import _report, wait_all
+from evaluation.node_faults import SEQUENTIAL, _running_on, wait_until
+from evaluation.sentinel_topology import SentinelTopology
 from producer import Client
 from producer.local import LocalStack
 
