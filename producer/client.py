@@ -7,20 +7,31 @@ package. Audio is sent as a path on storage the workers share, never as bytes.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from celery import Celery
-from celery.result import AsyncResult
 from kombu.exceptions import OperationalError
 
 from producer import config
+from producer.job import (
+    CLIP_TASK_NAME,
+    DETECT_LANGUAGE_TASK,
+    ENDED_STATES,
+    PENDING_STATES,
+    TASK_NAME,
+    BrokerUnavailableError,
+    Job,
+    JobStatus,
+    JobTimeoutError,
+    ProducerError,
+    TranscriptionFailed,
+    first_arg,
+    message_path,
+)
 from producer.upload import job_location
 
 __all__ = [
@@ -34,128 +45,6 @@ __all__ = [
     "ProducerError",
     "TranscriptionFailed",
 ]
-
-TASK_NAME = "asr.transcribe"
-#: A short clip that a worker may decode in one batch with other jobs' clips (worker.tasks.clips).
-CLIP_TASK_NAME = "asr.transcribe_clip"
-DETECT_LANGUAGE_TASK = "asr.detect_language"
-#: States in which a job has not ended yet.
-PENDING_STATES = frozenset({"PENDING", "RECEIVED", "STARTED", "RETRY", "PROGRESS"})
-#: States in which a job has ended.
-ENDED_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
-
-
-class ProducerError(Exception):
-    """Base class of the producer's errors."""
-
-
-class BrokerUnavailableError(ProducerError):
-    """The broker or the result backend cannot be reached."""
-
-
-class JobTimeoutError(ProducerError, TimeoutError):
-    """A job did not end within the time the caller waited."""
-
-
-class TranscriptionFailed(ProducerError):
-    """The worker failed the job; ``error_type`` is the worker's error class name."""
-
-    def __init__(self, task_id: str, error_type: str, message: str) -> None:
-        super().__init__(f"{error_type}: {message}")
-        self.task_id = task_id
-        self.error_type = error_type
-        self.message = message
-
-
-@dataclass
-class Job:
-    """A handle on one submitted job."""
-
-    id: str
-    path: str
-    client: Client = field(repr=False)
-
-    @property
-    def _result(self) -> AsyncResult:
-        return AsyncResult(self.id, app=self.client.app)
-
-    @property
-    def state(self) -> str:
-        """Celery's state: PENDING, STARTED, PROGRESS, SUCCESS, FAILURE, ..."""
-        return self._result.state
-
-    @property
-    def progress(self) -> dict[str, float] | None:
-        """``{"seconds_done", "seconds_total", "percent"}`` while the job runs, else ``None``."""
-        result = self._result
-        info = result.info
-        if result.state == "PROGRESS" and isinstance(info, dict):
-            return info
-        return None
-
-    def ready(self) -> bool:
-        """Whether the job has ended (succeeded or failed)."""
-        return self._result.ready()
-
-    def result(self, timeout: float | None = None, *, interval: float = 0.2) -> dict[str, Any]:
-        """Wait for the job and return its transcript.
-
-        Raises:
-            TranscriptionFailed: the worker failed the job.
-            JobTimeoutError: it did not end within ``timeout`` seconds.
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        result = self._result
-        while not result.ready():
-            if deadline is not None and time.monotonic() >= deadline:
-                raise JobTimeoutError(f"job {self.id} ({self.path}) did not end within {timeout:g} s")
-            time.sleep(interval)
-        if result.successful():
-            return result.result
-        error = result.result
-        raise TranscriptionFailed(self.id, type(error).__name__, str(error))
-
-
-@dataclass(frozen=True)
-class JobStatus:
-    """What the result backend, the workers and the queue know about one job."""
-
-    id: str
-    #: Celery's state; in :meth:`Client.list_jobs` also RECEIVED (held by a worker, not
-    #: started) and SCHEDULED (held until its ETA, e.g. a webhook waiting to retry).
-    state: str
-    #: The task's name (``asr.transcribe``, ...), when known.
-    name: str | None = None
-    #: The audio path (the task's first argument), when known.
-    path: str | None = None
-    #: The worker's hostname that runs (or ran, or holds) the job.
-    worker: str | None = None
-    #: ``{"seconds_done", "seconds_total", "percent"}`` in state PROGRESS.
-    progress: dict[str, float] | None = None
-    #: ``"ErrorType: message"`` of a FAILURE, or the reason of a REVOKED job.
-    error: str | None = None
-    #: For a queued job: 1 is the next the workers take.
-    queue_position: int | None = None
-    #: False when nothing knows the id: no stored state, no worker holds it, not queued.
-    known: bool = True
-
-
-def _first_arg(args: Any) -> str | None:
-    if isinstance(args, (list, tuple)) and args:
-        return str(args[0])
-    return None
-
-
-def _message_path(message: dict[str, Any]) -> str | None:
-    """The first argument of a queued task message (protocol 2: body is ``[args, kwargs, embed]``)."""
-    try:
-        body = message["body"]
-        if message.get("properties", {}).get("body_encoding") == "base64":
-            body = base64.b64decode(body)
-        return _first_arg(json.loads(body)[0])
-    except (KeyError, IndexError, TypeError, ValueError, binascii.Error):
-        return None
-
 
 class Client:
     """A connection to one broker and result backend."""
@@ -404,7 +293,7 @@ class Client:
             str(request.get("id")),
             state,
             name=request.get("name"),
-            path=_first_arg(request.get("args")),
+            path=first_arg(request.get("args")),
             worker=worker,
             progress=progress,
         )
@@ -420,7 +309,7 @@ class Client:
             task_id,
             state,
             name=meta.get("name"),
-            path=_first_arg(meta.get("args")),
+            path=first_arg(meta.get("args")),
             worker=worker,
             progress=info if state == "PROGRESS" and isinstance(info, dict) else None,
             error=error,
@@ -448,7 +337,7 @@ class Client:
                             headers = message.get("headers", {})
                             if headers.get("id") == task_id:
                                 position = ahead + (length - stop) + offset + 1
-                                return position, headers.get("task"), _message_path(message)
+                                return position, headers.get("task"), message_path(message)
                 ahead += length
         return None, None, None
 
