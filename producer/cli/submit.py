@@ -82,7 +82,11 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         help="start a private Redis (unless REDIS_URL is set) and a 2-child worker for this run; "
         "without FILES, transcribe the samples shipped in samples/",
     )
-    job = parser.add_argument_group("job options (passed to asr.transcribe)")
+    _job_arguments(parser.add_argument_group("job options (passed to asr.transcribe)"))
+    _output_arguments(parser)
+
+
+def _job_arguments(job: argparse._ArgumentGroup) -> None:
     job.add_argument("--language", help="language code, e.g. en (default: detect)")
     job.add_argument("--task", choices=("transcribe", "translate"), help="translate into English instead")
     job.add_argument("--beam-size", type=int, help="beam size (default: the worker's ASR_BEAM_SIZE)")
@@ -103,12 +107,15 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="split audio longer than S seconds across the fleet (0: never; default: ASR_FANOUT_SECONDS)",
     )
-    job.add_argument(
+
+
+def _output_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--output-url",
         metavar="URL",
         help="the worker also writes each transcript under this s3:// prefix or directory",
     )
-    job.add_argument(
+    parser.add_argument(
         "--output-format",
         action="append",
         choices=FORMATS,

@@ -83,11 +83,9 @@ def transcribe_array(
     else by the sequential decoder; either way every stretch of speech left without
     words is decoded again or reported in ``gaps`` (``python -m bench.accuracy``).
 
-    Audio longer than ``chunk_seconds`` is transcribed piece by piece (cut in
-    pauses by :func:`split_points`): faster-whisper computes the features of
-    everything it is given at once, about 1 GB of memory per 20 minutes, so a
-    long file would otherwise hold gigabytes. The first piece's language is
-    used for the rest.
+    Audio longer than ``chunk_seconds`` is transcribed in pieces cut in pauses:
+    faster-whisper holds the features of all it is given (about 1 GB per 20 minutes).
+    The first piece's language is used for the rest.
     """
     started = time.perf_counter()
     total = len(audio) / SAMPLE_RATE
@@ -227,13 +225,7 @@ def transcribe_clips(
     seconds = time.perf_counter() - started
     for k, i in enumerate(audible):
         segments, offset_seconds, duration = found[i], starts[k], len(clips[i]) / SAMPLE_RATE
-        if (
-            not segments
-            or offset_seconds + duration - segments[-1].end > UNREAD_TAIL_SECONDS
-            or any(s.avg_logprob < LOG_PROB_THRESHOLD for s in segments)
-            or any(s.compression_ratio > COMPRESSION_RATIO_THRESHOLD for s in segments)
-            or missed_speech(clips[i], [(s.start - offset_seconds, s.end - offset_seconds) for s in segments])
-        ):
+        if not _read_as_alone(clips[i], segments, offset_seconds):
             continue
         results[i] = Transcript(
             text="".join(s.text for s in segments).strip(),
@@ -245,6 +237,18 @@ def transcribe_clips(
             decoder=BATCHED,
         )
     return results
+
+
+def _read_as_alone(clip: np.ndarray, segments: list[Segment], offset: float) -> bool:
+    """Whether one batched pass read ``clip`` as the sequential decoder alone would."""
+    duration = len(clip) / SAMPLE_RATE
+    return bool(
+        segments
+        and offset + duration - segments[-1].end <= UNREAD_TAIL_SECONDS
+        and all(s.avg_logprob >= LOG_PROB_THRESHOLD for s in segments)
+        and all(s.compression_ratio <= COMPRESSION_RATIO_THRESHOLD for s in segments)
+        and not missed_speech(clip, [(s.start - offset, s.end - offset) for s in segments])
+    )
 
 
 def merge_channels(
