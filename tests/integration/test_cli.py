@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -189,3 +190,18 @@ def test_a_url_celery_cannot_use_is_one_error_line_and_exit_3():
         done = run_cli(*args, redis_url="http://x", timeout=60)
         assert done.returncode == RET_CONNECT, done.stderr
         assert "Traceback" not in done.stderr and done.stderr.startswith("error: ")
+
+
+def test_run_demo_reads_files_relative_to_where_it_was_called(tmp_path: Path):
+    (tmp_path / "mine.flac").write_bytes(audio_file("jfk.flac").read_bytes())
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL")}
+    done = subprocess.run(
+        [str(ROOT / "run"), "demo", "mine.flac", "--format", "txt"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == RET_OK, done.stderr
+    assert "your country" in done.stdout
