@@ -277,10 +277,14 @@ class LocalStack:
             app.close()
         return [pid for reply in stats.values() for pid in reply.get("pool", {}).get("processes", [])]
 
-    def stop(self, *, timeout: float = 60.0) -> None:
-        """Warm-shut the worker (SIGTERM: running jobs finish), then stop Redis."""
+    def stop(self, *, timeout: float = 60.0, cold: bool = False) -> None:
+        """Warm-shut the worker (SIGTERM: running jobs finish), then stop Redis.
+
+        ``cold`` (SIGQUIT) stops at once, dropping running jobs: for a stack whose jobs
+        nobody waits for any more (the demo after Ctrl-C).
+        """
         if self.worker is not None and self.worker.poll() is None:
-            self.worker.send_signal(signal.SIGTERM)
+            self.worker.send_signal(signal.SIGQUIT if cold else signal.SIGTERM)
             try:
                 self.worker.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -294,7 +294,11 @@ def run(args: argparse.Namespace) -> int:
                 args.wait = True
             client = Client(url, url) if url else Client()
             stack.callback(client.close)
-            return _run(client, files, args)
+            code = _run(client, files, args)
+            if code == RET_INTERRUPTED and args.local:
+                print("stopping the private worker and Redis ...", file=sys.stderr)
+                stack_.stop(timeout=10, cold=True)
+            return code
     except BrokerUnavailableError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return RET_CONNECT

@@ -6,6 +6,7 @@ import os
 import pty
 import re
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -64,3 +65,43 @@ def test_progress_bars_are_drawn_on_a_terminal(stack: LocalStack, tmp_path):
     assert 100.0 in percents and any(0.0 < p < 100.0 for p in percents), sorted(percents)
     assert "done" in text
     assert "country" in stdout
+
+
+def test_ctrl_c_while_waiting_lists_the_jobs_that_go_on(stack: LocalStack, tmp_path):
+    long_file = concatenate(audio_file("jfk.flac"), 8, tmp_path / "long.wav")
+    leader, follower = pty.openpty()
+    env = {**os.environ, "REDIS_URL": stack.url, "COLUMNS": "120"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "producer", str(long_file), "--wait", "--temperature", "0"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+    )
+    os.close(follower)
+    screen = b""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not re.search(rb"\b(?!0\.0)\d+\.\d%", screen):
+        ready, _, _ = select.select([leader], [], [], 0.5)
+        if ready:
+            screen += os.read(leader, 65536)
+    assert re.search(rb"\b(?!0\.0)\d+\.\d%", screen), "the job never showed progress"
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=30)
+    while select.select([leader], [], [], 0.5)[0]:
+        try:
+            screen += os.read(leader, 65536)
+        except OSError:
+            break
+    os.close(leader)
+    text = screen.decode(errors="replace")
+    assert process.returncode == 130, text
+    assert "Traceback" not in text
+    still = r"([0-9a-f-]{36})\t\S*long\.wav\tstill running; fetch it with: asr result \1"
+    [task_id] = re.findall(still, text)
+    fetched = subprocess.run(
+        [sys.executable, "-m", "producer", "result", task_id, "--wait", "300"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=320,
+    )  # fmt: skip
+    assert fetched.returncode == 0 and "country" in fetched.stdout, fetched.stderr
