@@ -22,6 +22,7 @@ from producer.job import (
     DETECT_LANGUAGE_TASK,
     ENDED_STATES,
     PENDING_STATES,
+    PIECE_TASK_NAME,
     TASK_NAME,
     BrokerUnavailableError,
     Job,
@@ -275,15 +276,20 @@ class Client:
         inspect = self.app.control.inspect(timeout=timeout)
         jobs: list[JobStatus] = []
         for worker, requests in sorted((inspect.active() or {}).items()):
-            for request in requests:
+            for request in map(_as_job, requests):
                 stored = self._stored_status(request["id"])
                 state = stored.state if stored.state in PENDING_STATES - {"PENDING"} else "STARTED"
                 jobs.append(self._held(request, worker, state, stored.progress))
         for worker, requests in sorted((inspect.reserved() or {}).items()):
-            jobs += [self._held(request, worker, "RECEIVED") for request in requests]
+            jobs += [self._held(_as_job(request), worker, "RECEIVED") for request in requests]
         for worker, entries in sorted((inspect.scheduled() or {}).items()):
-            jobs += [self._held(entry.get("request", {}), worker, "SCHEDULED") for entry in entries]
-        return jobs
+            jobs += [self._held(_as_job(entry.get("request", {})), worker, "SCHEDULED") for entry in entries]
+        # A split job's pieces are shown as the job (its id, once per worker), never as ids
+        # the user never saw.
+        unique: dict[tuple[str, str | None], JobStatus] = {}
+        for job in jobs:
+            unique.setdefault((job.id, job.worker), job)
+        return list(unique.values())
 
     @staticmethod
     def _held(
@@ -359,3 +365,11 @@ class Client:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _as_job(request: dict[str, Any]) -> dict[str, Any]:
+    """A fanned-out job's piece (``asr.transcribe_piece``) as the job it belongs to."""
+    job_id = (request.get("kwargs") or {}).get("job_id")
+    if request.get("name") == PIECE_TASK_NAME and job_id:
+        return request | {"id": job_id, "name": TASK_NAME}
+    return request

@@ -19,6 +19,7 @@ __all__ = [
     "DETECT_LANGUAGE_TASK",
     "ENDED_STATES",
     "PENDING_STATES",
+    "PIECE_TASK_NAME",
     "TASK_NAME",
     "BrokerUnavailableError",
     "Job",
@@ -33,6 +34,8 @@ __all__ = [
 TASK_NAME = "asr.transcribe"
 #: A short clip that a worker may decode in one batch with other jobs' clips (worker.tasks.clips).
 CLIP_TASK_NAME = "asr.transcribe_clip"
+#: One piece of a job split across the fleet (worker.tasks.fanout); its kwargs name the job.
+PIECE_TASK_NAME = "asr.transcribe_piece"
 DETECT_LANGUAGE_TASK = "asr.detect_language"
 #: States in which a job has not ended yet.
 PENDING_STATES = frozenset({"PENDING", "RECEIVED", "STARTED", "RETRY", "PROGRESS"})
