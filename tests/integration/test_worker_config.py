@@ -54,6 +54,7 @@ def test_an_unusable_setting_stops_the_worker_at_start_naming_it(stack: LocalSta
     assert done.returncode != 0
     output = done.stdout + done.stderr
     assert "worker cannot start" in output and message in output, output[-3000:]
+    assert output.count(message) == 1, "said once"
     assert "Whisper model ready" not in output, "no child may start (and crash-loop)"
 
 

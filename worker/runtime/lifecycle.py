@@ -72,9 +72,8 @@ def on_worker_init(sender: Any = None, **_: Any) -> None:
     try:
         preflight()
     except ASRError as exc:
-        log.critical("worker cannot start: %s", exc)
-        # SystemExit passes through Celery's signal dispatch, which logs and
-        # swallows ordinary exceptions.
+        # SystemExit passes through Celery's signal dispatch, which logs and swallows
+        # ordinary exceptions; its message is the one line the operator sees.
         raise SystemExit(f"worker cannot start: {type(exc).__name__}: {exc}") from None
 
 
