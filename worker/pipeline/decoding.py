@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from worker.pipeline.audio import SAMPLE_RATE
+from worker.pipeline.records import SegmentRecord
 from worker.pipeline.segments import Run, Word, build_segments
 from worker.pipeline.speech import WINDOW_SECONDS, Span, missed_speech, split_points
 
@@ -51,15 +52,15 @@ Progress = Callable[[float], None]
 class Decoded:
     """Segments of one stretch of audio (times from its start) and the speech left without words."""
 
-    segments: list[dict[str, Any]]
+    segments: list[SegmentRecord]
     language: str | None
     language_probability: float
     gaps: list[Span] = field(default_factory=list)
 
 
-def segment_dict(segment: Segment, *, offset: float = 0.0, number: int | None = None) -> dict[str, Any]:
+def segment_dict(segment: Segment, *, offset: float = 0.0, number: int | None = None) -> SegmentRecord:
     """A faster-whisper ``Segment`` as a result's segment, times shifted by ``offset``."""
-    data: dict[str, Any] = {
+    data: SegmentRecord = {
         "id": segment.id if number is None else number,
         "start": round(offset + segment.start, 3),
         "end": round(offset + segment.end, 3),
@@ -90,7 +91,7 @@ def decode_sequential(
 ) -> Decoded:
     """``WhisperModel.transcribe`` over ``audio``, then the coverage check on its segments' times."""
     segments_iter, info = model.transcribe(audio, **kwargs)
-    segments: list[dict[str, Any]] = []
+    segments: list[SegmentRecord] = []
     for segment in segments_iter:
         segments.append(segment_dict(segment, number=len(segments) + 1))
         if on_progress is not None:
@@ -254,7 +255,7 @@ def _run(words: Iterable[Any], avg_logprob: float, no_speech_prob: float) -> Run
     return Run(tuple(Word(w.start, w.end, w.word, w.probability) for w in words), avg_logprob, no_speech_prob)
 
 
-def _in_order(segments: list[dict[str, Any]], added: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _in_order(segments: list[SegmentRecord], added: list[SegmentRecord]) -> list[SegmentRecord]:
     """``segments`` and ``added`` ordered by start time and numbered from 1."""
     if not added:
         return segments

@@ -44,7 +44,7 @@ def output_name(audio_path: str) -> str:
 
 
 def write_outputs(
-    result: dict[str, Any], target: str, formats: Sequence[str], settings: Settings
+    result: Any, target: str, formats: Sequence[str], settings: Settings
 ) -> dict[str, str]:
     """Render ``result`` in each format and write it under ``target``; returns ``{format: url}``.
 

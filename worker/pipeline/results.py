@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from worker.pipeline.options import TranscribeOptions
+from worker.pipeline.records import JobResult, WorkerFacts
 from worker.pipeline.settings import Settings
 from worker.pipeline.transcription import Transcript
 from worker.pipeline.urls import mask_url
@@ -13,7 +14,7 @@ from worker.pipeline.urls import mask_url
 __all__ = ["job_result", "worker_facts"]
 
 
-def worker_facts(hostname: str | None) -> dict[str, Any]:
+def worker_facts(hostname: str | None) -> WorkerFacts:
     """Which worker process did the work."""
     return {"hostname": hostname, "pid": os.getpid()}
 
@@ -26,16 +27,18 @@ def job_result(
     settings: Settings,
     model_config: dict[str, Any],
     timings: dict[str, float],
-    worker: dict[str, Any],
+    worker: WorkerFacts,
     deliveries: int,
-    **extra: Any,
-) -> dict[str, Any]:
+    channels: list[dict[str, object]] | None = None,
+    pieces: list[dict[str, object]] | None = None,
+    batch: dict[str, object] | None = None,
+) -> JobResult:
     """What ``asr.transcribe`` stores in the result backend (README "The task and its result").
 
     With an ``output_url`` (or ``ASR_OUTPUT_URL``) the transcript is also written there
     (:mod:`worker.pipeline.outputs`) and ``outputs`` lists ``{format: url}``.
     """
-    result = {
+    result: JobResult = {
         # A URL's query string (a presigned URL's signature) is never stored.
         "audio_path": mask_url(audio_path) if "://" in str(audio_path) else str(audio_path),
         "text": transcript.text,
@@ -53,8 +56,13 @@ def job_result(
         "timings": {name: round(value, 3) for name, value in timings.items()},
         "worker": worker,
         "deliveries": deliveries,
-        **extra,
     }
+    if channels is not None:
+        result["channels"] = channels
+    if pieces is not None:
+        result["pieces"] = pieces
+    if batch is not None:
+        result["batch"] = batch
     target = options.output_url or settings.output_url
     if target:
         from worker.pipeline.outputs import write_outputs

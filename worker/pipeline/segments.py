@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+
+from worker.pipeline.records import SegmentRecord
 
 __all__ = ["MAX_SEGMENT_CHARS", "MAX_SEGMENT_SECONDS", "Run", "Word", "build_segments"]
 
@@ -53,12 +54,12 @@ def build_segments(
     keep_words: bool,
     max_seconds: float = MAX_SEGMENT_SECONDS,
     max_chars: int = MAX_SEGMENT_CHARS,
-) -> list[dict[str, Any]]:
+) -> list[SegmentRecord]:
     """Cut each run's words into segments, numbered from 1 in the order of the runs.
 
     A segment never spans two runs. ``keep_words`` adds each segment's ``words``.
     """
-    segments: list[dict[str, Any]] = []
+    segments: list[SegmentRecord] = []
     for run in runs:
         for words in _cut(run.words, max_seconds, max_chars):
             segments.append(_segment(len(segments) + 1, words, run, keep_words))
@@ -108,8 +109,8 @@ def _text(words: Sequence[Word]) -> str:
     return "".join(word.word for word in words).strip()
 
 
-def _segment(number: int, words: Sequence[Word], run: Run, keep_words: bool) -> dict[str, Any]:
-    data: dict[str, Any] = {
+def _segment(number: int, words: Sequence[Word], run: Run, keep_words: bool) -> SegmentRecord:
+    data: SegmentRecord = {
         "id": number,
         "start": round(words[0].start, 3),
         "end": round(words[-1].end, 3),

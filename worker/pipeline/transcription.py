@@ -14,6 +14,7 @@ from worker.pipeline.decoding import Decoded, decode_batched, decode_sequential,
 from worker.pipeline.errors import InvalidOptionsError
 from worker.pipeline.options import TranscribeOptions
 from worker.pipeline.plan import BATCHED, SEQUENTIAL, uses_batched_pipeline
+from worker.pipeline.records import GapRecord, SegmentRecord
 from worker.pipeline.speech import WINDOW_SECONDS, missed_speech, split_points
 
 if TYPE_CHECKING:
@@ -46,12 +47,12 @@ class Transcript:
     language: str | None  #: None when there was no audio to detect it from
     language_probability: float
     duration: float
-    segments: list[dict[str, Any]]
+    segments: list[SegmentRecord]
     seconds: float
     #: Which decoder produced it: "sequential" (``WhisperModel.transcribe``) or "batched".
     decoder: str = SEQUENTIAL
     #: Stretches of speech (``{"start", "end"}`` seconds) left without words even when decoded again.
-    gaps: list[dict[str, Any]] = field(default_factory=list)
+    gaps: list[GapRecord] = field(default_factory=list)
 
 
 def check_model_supports(options: TranscribeOptions, multilingual: bool, model_id: str) -> None:
@@ -94,8 +95,8 @@ def transcribe_array(
         return Transcript("", None, 0.0, round(total, 3), [], 0.0)
     kwargs = options.to_kwargs(default_beam_size)
     batched = uses_batched_pipeline(total, options, batch_size)
-    segments: list[dict[str, Any]] = []
-    gaps: list[dict[str, Any]] = []
+    segments: list[SegmentRecord] = []
+    gaps: list[GapRecord] = []
     first: Decoded | None = None
     for start, end in split_points(audio, chunk_seconds):
         offset = start / SAMPLE_RATE
@@ -133,7 +134,7 @@ def _progress_from(report: ProgressCallback, offset: float, total: float) -> Cal
     return lambda done: report(min(offset + done, total), total)
 
 
-def _shifted_segment(segment: dict[str, Any], offset: float, number: int) -> dict[str, Any]:
+def _shifted_segment(segment: SegmentRecord, offset: float, number: int) -> SegmentRecord:
     """``segment`` of a piece that starts ``offset`` seconds in, numbered ``number`` in the whole."""
     if not offset:
         return segment | {"id": number}
@@ -268,9 +269,8 @@ def merge_channels(
         ),
         key=lambda item: (item[0], item[1]),
     )
-    segments = [
-        {"id": number, "channel": label, **{k: v for k, v in segment.items() if k != "id"}}
-        for number, (_, _, label, segment) in enumerate(tagged, 1)
+    segments: list[SegmentRecord] = [
+        segment | {"id": number, "channel": label} for number, (_, _, label, segment) in enumerate(tagged, 1)
     ]
     spoken = next((t for t in transcripts if t.language is not None), transcripts[0])
     merged = Transcript(
@@ -282,7 +282,7 @@ def merge_channels(
         seconds=sum(t.seconds for t in transcripts),
         decoder=BATCHED if any(t.decoder == BATCHED for t in transcripts) else SEQUENTIAL,
         gaps=[
-            {"channel": label, **gap}
+            gap | {"channel": label}
             for transcript, label in zip(transcripts, labels, strict=True)
             for gap in transcript.gaps
         ],

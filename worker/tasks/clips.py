@@ -356,7 +356,7 @@ def _succeed(
     settings: Settings,
     config: dict[str, Any],
     send: Any,
-    **extra: Any,
+    batch: dict[str, object] | None = None,
 ) -> None:
     assert job.options is not None
     if _cancelled(task, job, send):
@@ -371,7 +371,7 @@ def _succeed(
         timings={"decode": job.decode_seconds, "transcribe": transcript.seconds, "total": total},
         worker=worker_facts(job.request.hostname),
         deliveries=job.deliveries,
-        **extra,
+        batch=batch,
     )
     task.backend.mark_as_done(job.id, result, request=job.context)
     job.ended = True

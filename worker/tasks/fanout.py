@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ from worker.pipeline.errors import ASRError, InputError, TransientError
 from worker.pipeline.options import WHOLE_JOB_OPTIONS, parse_options
 from worker.pipeline.plan import BATCHED, SEQUENTIAL
 from worker.pipeline.progress import PROGRESS, ProgressReporter, progress_meta
+from worker.pipeline.records import JobResult
 from worker.pipeline.results import job_result, worker_facts
 from worker.pipeline.settings import Settings, get_settings
 from worker.pipeline.speech import split_points
@@ -203,15 +204,15 @@ def transcribe_piece(
         return {"index": index, "start": start, "end": end, "error": _error_data(exc)}
 
 
-def _shifted(segment: dict[str, Any], start: float, end: float) -> dict[str, Any]:
+def _shifted(segment: Mapping[str, Any], start: float, end: float) -> dict[str, Any]:
     """A piece's segment with its times (and its words') in the whole file, kept inside the piece.
 
     Whisper may stamp the last words a little past the end of the audio it was
     given; past a piece's end is the next piece's audio, so such times are clamped.
     """
 
-    def moved(item: dict[str, Any]) -> dict[str, Any]:
-        return item | {
+    def moved(item: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(item) | {
             "start": round(min(item["start"] + start, end), 3),
             "end": round(min(item["end"] + start, end), 3),
         }
@@ -252,7 +253,7 @@ def _raise_piece_error(piece: dict[str, Any], pieces: int) -> None:
 @app.task(name="asr.merge_pieces", bind=True, throws=(InputError,))
 def merge_pieces(
     self: Task, results: list[dict[str, Any]], audio_path: Any, *, job: dict[str, Any], **options: Any
-) -> dict[str, Any]:
+) -> JobResult:
     """Join the pieces' transcripts into the job's result (stored under the job's id)."""
     pieces = sorted(results, key=lambda piece: piece["index"])
     discard(audio_path, get_settings())  # the pieces are done with this node's download

@@ -12,6 +12,7 @@ from worker.celery import app
 from worker.pipeline.audio import SAMPLE_RATE, check_duration, decode_tracks
 from worker.pipeline.plan import FANOUT, plan_job
 from worker.pipeline.progress import PROGRESS, ProgressReporter, progress_meta
+from worker.pipeline.records import JobResult
 from worker.pipeline.results import job_result, worker_facts
 from worker.pipeline.transcription import transcribe_array, transcribe_channels
 from worker.tasks import fanout
@@ -28,7 +29,7 @@ def _publisher(task: Task) -> Callable[[float, float], None] | None:
 
 
 @app.task(name="asr.transcribe", base=AudioTask, bind=True)
-def transcribe(self: AudioTask, audio_path: Any, **options: Any) -> dict[str, Any]:
+def transcribe(self: AudioTask, audio_path: Any, **options: Any) -> JobResult:
     """Transcribe the audio at ``audio_path``: a path on storage the worker sees, or a URL
     (``s3://``, ``https://``) under ``ASR_AUDIO_URLS``, spooled while the job runs.
 
@@ -72,9 +73,9 @@ def transcribe(self: AudioTask, audio_path: Any, **options: Any) -> dict[str, An
         seconds = sum(len(track) for track in tracks) / SAMPLE_RATE
         report = ProgressReporter(_publisher(self), settings.deadline_for(seconds))
         report(0.0, seconds, force=True)
-        extra: dict[str, Any] = {}
+        channels = None
         if labels:
-            transcript, extra["channels"] = transcribe_channels(
+            transcript, channels = transcribe_channels(
                 model, tracks, labels, opts, on_progress=report, **settings.decoding()
             )
         else:
@@ -93,5 +94,5 @@ def transcribe(self: AudioTask, audio_path: Any, **options: Any) -> dict[str, An
             timings=timings,
             worker=worker_facts(self.request.hostname),
             deliveries=job.deliveries,
-            **extra,
+            channels=channels,
         )
