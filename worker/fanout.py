@@ -69,10 +69,11 @@ def piece_length(
 ) -> float:
     """The length of the pieces to split this job's audio into, or 0 to keep it in this child.
 
-    Per-channel jobs stay whole: their channels are transcribed and merged in one child.
+    Per-channel jobs stay whole: their channels are transcribed and merged in one child;
+    so do diarized ones for now (docs/diarization.md: their speakers are clustered over the whole file).
     """
     length = settings.fanout_seconds if options.fanout_seconds is None else options.fanout_seconds
-    if not length or has_channels or seconds <= length:
+    if not length or has_channels or options.diarize or seconds <= length:
         return 0.0
     return length
 

@@ -101,6 +101,8 @@ class Settings:
     webhook_timeout: float = 10.0
     #: ASR_WEBHOOK_QUEUE: queue of the delivery tasks; empty uses the job's own queue.
     webhook_queue: str = ""
+    #: ASR_DIARIZATION: load the speaker encoder (requirements-diarization.txt) and serve diarize=true.
+    diarization: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -137,6 +139,7 @@ class Settings:
             webhook_backoff_seconds=reader.number("ASR_WEBHOOK_BACKOFF_SECONDS", 2.0, minimum=0),
             webhook_timeout=reader.number("ASR_WEBHOOK_TIMEOUT", 10.0, minimum=0.1),
             webhook_queue=reader.text("ASR_WEBHOOK_QUEUE", ""),
+            diarization=reader.boolean("ASR_DIARIZATION", False),
         )
 
     def decoding(self) -> dict[str, Any]:

@@ -5,19 +5,21 @@
   demanded, asks NVML whether a GPU exists. It never loads a model or creates
   a CUDA context, so the children fork clean. A problem here stops the worker
   with a clear message instead of a crash loop of children.
-* ``worker_process_init`` runs in each child: it loads and warms the model.
+* ``worker_process_init`` runs in each child: it loads and warms the model (and,
+  with ``ASR_DIARIZATION=true``, the speaker encoder beside it).
 * ``worker_process_shutdown`` unloads it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from typing import Any
 
 from celery import signals
 
-from worker.asr import detect_cuda_availability, get_model, set_pool_size, unload_model
+from worker.asr import detect_cuda_availability, get_model, get_model_config, set_pool_size, unload_model
 from worker.asr.models import resolve_model_path
 from worker.errors import ASRError, ConfigError
 from worker.settings import Settings, get_settings
@@ -40,6 +42,10 @@ def preflight() -> None:
     _check_directories(settings)
     if settings.device == "cuda" and not detect_cuda_availability()[0]:
         raise ConfigError("ASR_DEVICE=cuda but NVML finds no NVIDIA GPU on this machine")
+    if settings.diarization and importlib.util.find_spec("resemblyzer") is None:
+        raise ConfigError(
+            "ASR_DIARIZATION=true but resemblyzer is not installed (requirements-diarization.txt)"
+        )
     path = resolve_model_path(settings.model_id, settings.cache_dir)
     log.info("model %s found at %s", settings.model_id, path)
     if not settings.audio_roots:
@@ -81,6 +87,17 @@ def _on_process_init(**_: Any) -> None:
         # Raising here would kill the child and Celery would fork another that
         # fails the same way; instead each job reports the error.
         log.exception("model failed to load in this child; its jobs will fail until it loads")
+    if get_settings().diarization:
+        _warm_speaker_encoder()
+
+
+def _warm_speaker_encoder() -> None:
+    from worker.diarize_job import warm
+
+    try:
+        warm(int(get_model_config().get("cpu_threads") or 0))
+    except Exception:
+        log.exception("speaker encoder failed to load in this child; its diarize jobs will fail")
 
 
 @signals.worker_process_shutdown.connect

@@ -13,6 +13,7 @@ from worker.asr import get_model, get_model_config
 from worker.audio import SAMPLE_RATE, check_audio_path, check_duration, decode_tracks, probe_duration
 from worker.celery import AUDIO_TASK_OPTIONS, app, audio_task_errors
 from worker.delivery import check_delivery
+from worker.diarize_job import check_diarization, decoding_options, label_transcript
 from worker.errors import ModelUnavailableError
 from worker.options import parse_options
 from worker.progress import PROGRESS, ProgressReporter, progress_meta
@@ -52,6 +53,7 @@ def _transcribe(self: Task, audio_path: Any, options: dict[str, Any]) -> dict[st
     if not settings.enable_faster_whisper:
         raise ModelUnavailableError("ASR is disabled on this worker (ENABLE_FASTER_WHISPER=false)")
     opts = parse_options(options, webhook_hosts=settings.webhook_allowed_hosts)
+    check_diarization(opts, settings)
     path = check_audio_path(audio_path, settings)
     check_duration(probe_duration(path), path, settings)
 
@@ -88,7 +90,7 @@ def _transcribe(self: Task, audio_path: Any, options: dict[str, Any]) -> dict[st
             model,
             tracks,
             labels,
-            opts,
+            decoding_options(opts),
             on_progress=report,
             **settings.decoding(),
         )
@@ -96,15 +98,16 @@ def _transcribe(self: Task, audio_path: Any, options: dict[str, Any]) -> dict[st
         transcript = transcribe_array(
             model,
             tracks[0],
-            opts,
+            decoding_options(opts),
             on_progress=report,
             **settings.decoding(),
         )
-    timings = {
-        "decode": decode_seconds,
-        "transcribe": transcript.seconds,
-        "total": time.perf_counter() - started,
-    }
+    timings = {"decode": decode_seconds, "transcribe": transcript.seconds}
+    if opts.diarize:
+        transcript, speakers = label_transcript(tracks[0], transcript, opts, channels=labels or ())
+        extra["speakers"] = speakers["speakers"]
+        timings["diarize"] = speakers["diarize_seconds"]
+    timings |= {"total": time.perf_counter() - started}
     return job_result(
         audio_path,
         transcript,

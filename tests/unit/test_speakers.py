@@ -101,3 +101,24 @@ def test_turns_follow_the_windows_and_pieces_travel_as_json() -> None:
     assert [(t.speaker != turns[0].speaker) for t in turns] == [False, True]
     assert abs(turns[0].start) < 1e-6 and abs(turns[-1].end - 12.5) < 1e-6
     assert 5.5 <= turns[1].start <= 6.5
+
+
+def test_diarize_options_are_checked() -> None:
+    from worker.diarize_job import check_diarization, decoding_options
+    from worker.errors import DiarizationUnavailableError, InvalidOptionsError
+    from worker.options import parse_options
+    from worker.settings import Settings
+
+    opts = parse_options({"diarize": True, "min_speakers": 2, "max_speakers": 4})
+    assert (opts.diarize, opts.min_speakers, opts.max_speakers) == (True, 2, 4)
+    assert "diarize" not in opts.to_kwargs(5) and decoding_options(opts).word_timestamps
+    for bad in (
+        {"num_speakers": 2},
+        {"diarize": True, "num_speakers": 0},
+        {"diarize": True, "min_speakers": 3, "max_speakers": 2},
+    ):
+        with pytest.raises(InvalidOptionsError):
+            parse_options(bad)
+    with pytest.raises(DiarizationUnavailableError, match="ASR_DIARIZATION"):
+        check_diarization(opts, Settings())
+    check_diarization(opts, Settings(diarization=True))
