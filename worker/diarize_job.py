@@ -21,7 +21,14 @@ from worker.options import TranscribeOptions
 from worker.settings import Settings
 from worker.transcription import ChannelLabel, Transcript
 
-__all__ = ["check_diarization", "decoding_options", "label_transcript", "warm"]
+__all__ = [
+    "check_diarization",
+    "decoding_options",
+    "label_transcript",
+    "merge_speakers",
+    "piece_windows",
+    "warm",
+]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +85,37 @@ def label_transcript(
         "diarized %.1f s of audio: %d speakers in %.2f s", transcript.duration, len(summary), found.seconds
     )
     return labelled, {"speakers": summary, "diarize_seconds": found.seconds}
+
+
+def piece_windows(audio: np.ndarray, start: float) -> dict[str, Any]:
+    """A fanned-out piece's speaker embeddings (times in the whole file), as JSON data."""
+    from worker import diarization, speakers
+
+    windows = diarization.embed_windows(audio, diarization.speech_regions(audio), offset=start)
+    return speakers.windows_data(windows)
+
+
+def merge_speakers(
+    transcript: Transcript, pieces: Sequence[dict[str, Any]], options: TranscribeOptions
+) -> tuple[Transcript, dict[str, Any]]:
+    """Label a merged transcript by clustering all its pieces' embeddings at once.
+
+    One clustering over the whole file is what keeps a speaker's label the same in every piece.
+    """
+    import time
+
+    from worker import diarization, speakers
+
+    started = time.perf_counter()
+    windows = diarization.Windows.join([speakers.windows_from(p["speaker_windows"]) for p in pieces])
+    turns, _ = diarization.label(
+        windows,
+        num_speakers=options.num_speakers,
+        min_speakers=options.min_speakers,
+        max_speakers=options.max_speakers,
+    )
+    labelled, summary = speakers.add_speakers(transcript, turns, keep_words=options.word_timestamps)
+    return labelled, {"speakers": summary, "diarize_seconds": time.perf_counter() - started}
 
 
 def warm(threads: int) -> None:

@@ -38,6 +38,7 @@ from worker.asr import get_model, get_model_config
 from worker.audio import SAMPLE_RATE, check_audio_path, decode_range
 from worker.celery import AUDIO_TASK_OPTIONS, app, audio_task_errors
 from worker.delivery import check_delivery
+from worker.diarize_job import check_diarization, decoding_options, merge_speakers, piece_windows
 from worker.errors import ASRError, InputError, ModelUnavailableError, TransientError
 from worker.options import TranscribeOptions, parse_options
 from worker.progress import PROGRESS, ProgressReporter, progress_meta
@@ -69,11 +70,10 @@ def piece_length(
 ) -> float:
     """The length of the pieces to split this job's audio into, or 0 to keep it in this child.
 
-    Per-channel jobs stay whole: their channels are transcribed and merged in one child;
-    so do diarized ones for now (docs/diarization.md: their speakers are clustered over the whole file).
+    Per-channel jobs stay whole: their channels are transcribed and merged in one child.
     """
     length = settings.fanout_seconds if options.fanout_seconds is None else options.fanout_seconds
-    if not length or has_channels or options.diarize or seconds <= length:
+    if not length or has_channels or seconds <= length:
         return 0.0
     return length
 
@@ -210,6 +210,7 @@ def transcribe_piece(
                 log.info("job %s cancelled: piece %d of %d not started", job_id, index + 1, pieces)
                 return {"index": index, "start": start, "end": end, CANCELLED: True}
             opts = parse_options(options)
+            check_diarization(opts, settings)
             path = check_audio_path(audio_path, settings)
             decode_started = time.perf_counter()
             audio = decode_range(path, start, end)
@@ -221,13 +222,15 @@ def transcribe_piece(
             publish = _piece_publisher(self.backend, job_id, index, pieces, job_seconds)
             report = ProgressReporter(publish, settings.deadline_for(seconds))
             try:
-                transcript = transcribe_array(model, audio, opts, on_progress=report, **settings.decoding())
+                transcript = transcribe_array(
+                    model, audio, decoding_options(opts), on_progress=report, **settings.decoding()
+                )
                 report(seconds, seconds, force=True)
             except JobCancelled:
                 log.info("job %s cancelled: piece %d of %d stops", job_id, index + 1, pieces)
                 return {"index": index, "start": start, "end": end, CANCELLED: True}
             config = get_model_config()
-            return {
+            piece = {
                 "index": index,
                 "start": start,
                 "end": end,
@@ -243,6 +246,9 @@ def transcribe_piece(
                 "worker": worker_facts(self.request.hostname),
                 "deliveries": deliveries,
             }
+            if opts.diarize:  # clustered with every piece's in the merge: one label per speaker
+                piece["speaker_windows"] = piece_windows(audio, start)
+            return piece
     except TransientError:
         raise  # retried by the task's policy
     except ASRError as exc:
@@ -327,13 +333,19 @@ def merge_pieces(
         "transcribe": transcript.seconds,
         "total": time.time() - job["started_at"],
     }
+    opts = parse_options(options, webhook_hosts=settings.webhook_allowed_hosts)
+    extra: dict[str, Any] = {}
+    if opts.diarize:
+        transcript, speakers = merge_speakers(transcript, pieces, opts)
+        extra["speakers"] = speakers["speakers"]
+        timings["diarize"] = speakers["diarize_seconds"]
     client = getattr(self.backend, "client", None)
     if client is not None:
         client.delete(PROGRESS_KEY.format(self.request.id))
     return job_result(
         audio_path,
         transcript,
-        parse_options(options, webhook_hosts=settings.webhook_allowed_hosts),
+        opts,
         settings=settings,
         model_config={"device": first["device"], "compute_type": first["compute_type"]},
         timings=timings,
@@ -343,4 +355,5 @@ def merge_pieces(
             {k: piece[k] for k in ("index", "start", "end", "decoder", "timings", "worker", "deliveries")}
             for piece in pieces
         ],
+        **extra,
     )
