@@ -20,7 +20,7 @@ from tests.conftest import SHARED_AUDIO, audio_file
 from tests.integration.audio_tools import concatenate
 from tests.integration.conftest import worker_stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.diarization]
 
 if importlib.util.find_spec("resemblyzer") is None or importlib.util.find_spec("torch") is None:
     pytest.skip(

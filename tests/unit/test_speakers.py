@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -15,8 +17,11 @@ from worker.speakers import (
 )
 from worker.transcription import Transcript
 
-pytest.importorskip("scipy")
-pytest.importorskip("sklearn")
+#: Clustering needs scipy and scikit-learn (requirements-diarization.txt); labelling does not.
+needs_clustering = pytest.mark.skipif(
+    importlib.util.find_spec("scipy") is None or importlib.util.find_spec("sklearn") is None,
+    reason="scipy/scikit-learn not installed: pip install -r requirements-diarization.txt",
+)
 
 
 def _word(start: float, end: float, text: str) -> dict[str, float | str]:
@@ -79,6 +84,7 @@ def _two_voices(rng: np.random.Generator, per_voice: int) -> np.ndarray:
     return points / np.linalg.norm(points, axis=1, keepdims=True)
 
 
+@needs_clustering
 def test_cluster_finds_the_count_or_takes_the_one_given() -> None:
     embeddings = _two_voices(np.random.default_rng(0), 10)
     labels = cluster(embeddings)
@@ -89,6 +95,7 @@ def test_cluster_finds_the_count_or_takes_the_one_given() -> None:
     assert len(set(cluster(one_voice))) == 1
 
 
+@needs_clustering
 def test_turns_follow_the_windows_and_pieces_travel_as_json() -> None:
     embeddings = _two_voices(np.random.default_rng(1), 10)
     times = np.array(
