@@ -68,7 +68,9 @@ MIN_TURN_SECONDS = 0.5
 VAD_MIN_SILENCE_MS = 250
 VAD_PAD_MS = 50
 
-_MEL_HOP = SAMPLE_RATE // 100  # resemblyzer's 10 ms mel frames
+#: torch's threads for the encoder: an LSTM over a few hundred short windows gains little from
+#: more, and more fight CTranslate2's threads for the cores (3x slower with 2 on a busy 2-core box).
+ENCODER_THREADS = 1
 
 #: ``(start, end)`` seconds.
 Span = tuple[float, float]
@@ -131,19 +133,19 @@ def get_encoder() -> VoiceEncoder:
     return encoder
 
 
-def warm_encoder(threads: int = 0) -> float:
-    """Load the encoder and embed one second of noise; returns the seconds it took.
+def warm_encoder(threads: int = ENCODER_THREADS) -> float:
+    """Load the encoder, embed one second of noise and cluster once; returns the seconds it took.
 
     Args:
-        threads: torch's CPU threads in this process (0 keeps torch's default).
+        threads: torch's CPU threads in this process (:data:`ENCODER_THREADS` by default).
     """
-    started = time.perf_counter()
-    if threads:
-        import torch
+    import torch
 
-        torch.set_num_threads(threads)
+    started = time.perf_counter()
+    torch.set_num_threads(threads)
     noise = np.random.default_rng(0).standard_normal(SAMPLE_RATE).astype(np.float32) * 0.01
-    _embed_mels([_mel(noise)])
+    embedding = _embed_mels([_mel(noise)])
+    cluster(np.concatenate([embedding, embedding[:, ::-1], embedding]))  # imports scipy and sklearn
     return time.perf_counter() - started
 
 

@@ -118,8 +118,8 @@ def merge_speakers(
     return labelled, {"speakers": summary, "diarize_seconds": time.perf_counter() - started}
 
 
-def warm(threads: int) -> None:
+def warm() -> None:
     """Load and warm the speaker encoder in this process (``worker_process_init``)."""
     from worker.diarization import warm_encoder
 
-    log.info("speaker encoder warmed in %.2f s", warm_encoder(threads))
+    log.info("speaker encoder warmed in %.2f s", warm_encoder())

@@ -19,7 +19,7 @@ from typing import Any
 
 from celery import signals
 
-from worker.asr import detect_cuda_availability, get_model, get_model_config, set_pool_size, unload_model
+from worker.asr import detect_cuda_availability, get_model, set_pool_size, unload_model
 from worker.asr.models import resolve_model_path
 from worker.errors import ASRError, ConfigError
 from worker.settings import Settings, get_settings
@@ -95,7 +95,7 @@ def _warm_speaker_encoder() -> None:
     from worker.diarize_job import warm
 
     try:
-        warm(int(get_model_config().get("cpu_threads") or 0))
+        warm()
     except Exception:
         log.exception("speaker encoder failed to load in this child; its diarize jobs will fail")
 
