@@ -233,6 +233,8 @@ def _prepare(task: Task, job: _Job, settings: Settings) -> bool:
     if not settings.enable_faster_whisper:
         raise ModelUnavailableError("ASR is disabled on this worker (ENABLE_FASTER_WHISPER=false)")
     job.options = parse_options(dict(job.request.kwargs or {}), webhook_hosts=settings.webhook_allowed_hosts)
+    if job.options.diarize:  # speaker labels are asr.transcribe's (worker.diarize_job)
+        return _hand_over(job, "asks for speaker labels")
     path = check_audio_path(job.audio_path, settings)
     seconds = probe_duration(path)
     check_duration(seconds, path, settings)

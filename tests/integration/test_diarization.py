@@ -113,3 +113,9 @@ def test_a_worker_without_diarization_refuses_and_goes_on(client: Client) -> Non
     assert caught.value.error_type == "DiarizationUnavailableError"
     assert "ASR_DIARIZATION" in caught.value.message
     assert client.transcribe(audio_file("jfk.flac"), timeout=120)["text"]
+
+
+def test_a_clip_job_that_asks_for_speakers_is_labelled(diar_client: Client) -> None:
+    result = diar_client.submit(_falcon(), batch=True, diarize=True).result(timeout=180)
+    assert [s["speaker"] for s in result["speakers"]] == ["SPEAKER_00", "SPEAKER_01", "SPEAKER_02"]
+    assert all("speaker" in segment for segment in result["segments"])

@@ -128,4 +128,5 @@ def test_diarize_options_are_checked() -> None:
             parse_options(bad)
     with pytest.raises(DiarizationUnavailableError, match="ASR_DIARIZATION"):
         check_diarization(opts, Settings())
-    check_diarization(opts, Settings(diarization=True))
+    check_diarization(opts, Settings.from_env({"ASR_DIARIZATION": "true"}))
+    assert not Settings.from_env({}).diarization
