@@ -1,16 +1,9 @@
 """Who spoke when: offline speaker diarization with resemblyzer's speaker encoder (issue 15).
 
-Pure code, no Celery. The steps, each usable on its own so a fanned-out job can
-embed its pieces in several children and cluster them all in one place:
-
-1. :func:`speech_regions`: where someone speaks (Silero VAD, shipped with faster-whisper).
-2. :func:`embed_windows`: one speaker embedding per overlapping window of speech
-   (resemblyzer's ``VoiceEncoder``, whose weights ship inside its wheel: no download).
-3. :func:`cluster`: agglomerative clustering of the embeddings (scipy), by a cosine
-   distance threshold or into a given number of speakers, then one re-assignment
-   of every window to its nearest speaker centroid.
-4. :func:`speaker_turns`: each short frame of speech takes the speaker whose centroid
-   the windows around it resemble most; short flickers are smoothed away.
+Pure code, no Celery. Steps usable on their own, so a fanned-out job can embed its
+pieces in several children and cluster them all in one place (docs/diarization.md):
+:func:`speech_regions` (Silero VAD), :func:`embed_windows` (resemblyzer, weights in its
+wheel), :func:`cluster` (scipy, silhouette count), :func:`speaker_turns` (per frame).
 
 torch and resemblyzer (``requirements-diarization.txt``) are imported only when an
 embedding is computed: workers without ``ASR_DIARIZATION`` never load them.
@@ -158,7 +151,11 @@ def speech_regions(audio: np.ndarray) -> list[Span]:
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     stamps = get_speech_timestamps(
-        audio, VadOptions(min_silence_duration_ms=VAD_MIN_SILENCE_MS, speech_pad_ms=VAD_PAD_MS)
+        audio,
+        # Stretches of at most 30 s keep the frame-by-window matrices of speaker_turns small.
+        VadOptions(
+            min_silence_duration_ms=VAD_MIN_SILENCE_MS, speech_pad_ms=VAD_PAD_MS, max_speech_duration_s=30.0
+        ),
     )
     return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
 
