@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 #: Seconds of audio behind one embedding (resemblyzer's own partial is 1.6 s; 2.0 s measured
 #: better on the AMI meeting, docs/diarization.md).
 WINDOW_SECONDS = 2.0
-#: Seconds between the starts of two windows: each frame is heard by about four windows.
-STEP_SECONDS = 0.5
+#: Seconds between the starts of two windows: each frame is heard by two or three windows.
+STEP_SECONDS = 0.75
 #: Stretches of speech shorter than this get no window of their own (their frames borrow one).
 MIN_WINDOW_SECONDS = 0.4
 #: Cosine distance under which all windows are taken as one speaker (tuned on the eval files,
