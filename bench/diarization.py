@@ -10,7 +10,7 @@ The prototype baseline (issue 15): Silero VAD stretches cut into 1.5 s windows, 
 resemblyzer embedding each, agglomerative cosine clustering at our distance threshold.
 
 The job's time: tiny.en on the CPU (the worker's own loader and transcribe path) over the
-60 s AMI meeting, the same job with and without ``diarize=true``, alternated, median of 3.
+60 s AMI meeting: plain, with word timings, with ``diarize=true``; alternated, median of 5.
 
     python -m bench.diarization      # prints figures, writes bench/results/diarization.json
 """
@@ -132,8 +132,13 @@ def one_speaker_counts() -> dict[str, int]:
     return {name: len({t[2] for t in ours(_read(EVAL_DIR / name))}) for name in ONE_SPEAKER}
 
 
-def job_times(path: Path, repeats: int = 3) -> dict[str, Any]:
-    """The worker's transcribe path on ``path``, with and without diarize=true (median seconds)."""
+def job_times(path: Path, repeats: int = 5) -> dict[str, Any]:
+    """The worker's transcribe path on ``path``: plain, with word timings, with diarize=true.
+
+    The three are alternated and each one's median taken: on a shared CPU single runs move
+    by a few seconds. Diarized jobs decode with word timings (to cut at speaker changes), so
+    the middle one tells the decoding's share of the difference from the diarization step's.
+    """
     os.environ.setdefault("ASR_DEVICE", "cpu")
     from worker.asr import get_model
     from worker.diarization import warm_encoder
@@ -145,30 +150,31 @@ def job_times(path: Path, repeats: int = 3) -> dict[str, Any]:
     model, settings = get_model(), get_settings()
     warm_encoder()
     audio = _read(path)
-    plain, diarized = parse_options({}), parse_options({"diarize": True})
-    times: dict[str, list[float]] = {"plain": [], "diarize": [], "diarize_only": []}
+    variants = {
+        "plain": parse_options({}),
+        "words": parse_options({"word_timestamps": True}),
+        "diarize": parse_options({"diarize": True}),
+    }
+    times: dict[str, list[float]] = {name: [] for name in [*variants, "diarize_step"]}
     for _ in range(repeats):
-        started = time.perf_counter()
-        transcribe_array(model, audio, plain, **settings.decoding())
-        times["plain"].append(time.perf_counter() - started)
-        started = time.perf_counter()
-        transcript = transcribe_array(model, audio, decoding_options(diarized), **settings.decoding())
-        _, extra = label_transcript(audio, transcript, diarized)
-        times["diarize"].append(time.perf_counter() - started)
-        times["diarize_only"].append(extra["diarize_seconds"])
-    plain_s, diarize_s = statistics.median(times["plain"]), statistics.median(times["diarize"])
+        for name, options in variants.items():
+            started = time.perf_counter()
+            transcript = transcribe_array(model, audio, decoding_options(options), **settings.decoding())
+            if options.diarize:
+                _, extra = label_transcript(audio, transcript, options)
+                times["diarize_step"].append(extra["diarize_seconds"])
+            times[name].append(time.perf_counter() - started)
+    median = {name: statistics.median(values) for name, values in times.items()}
     return {
         "file": path.name,
         "audio_seconds": round(len(audio) / 16000, 1),
         "model": settings.model_id,
-        "plain_seconds": round(plain_s, 2),
-        "diarize_seconds": round(diarize_s, 2),
-        "added_percent": round(100 * (diarize_s - plain_s) / plain_s, 1),
-        "diarization_step_seconds": round(statistics.median(times["diarize_only"]), 2),
-        # The step's own time against the plain job: steadier than the difference of two noisy jobs.
-        "step_percent": round(100 * statistics.median(times["diarize_only"]) / plain_s, 1),
-        "runs": {name: [round(t, 2) for t in values] for name, values in times.items()},
         "repeats": repeats,
+        "median_seconds": {name: round(value, 2) for name, value in median.items()},
+        "added_percent": round(100 * (median["diarize"] - median["plain"]) / median["plain"], 1),
+        # The step's own time against the plain job: steadier than the difference of two noisy jobs.
+        "step_percent": round(100 * median["diarize_step"] / median["plain"], 1),
+        "runs": {name: [round(t, 2) for t in values] for name, values in times.items()},
     }
 
 
@@ -192,11 +198,12 @@ def main() -> int:
     counts = results["one_speaker_counts"] = one_speaker_counts()
     print("speakers found in one-speaker recordings:", ", ".join(f"{k} {v}" for k, v in counts.items()))
     job = results["job"] = job_times(EVAL_DIR / "ami_meeting_4spk.wav")
+    seconds = job["median_seconds"]
     print(
-        f"job on {job['file']} ({job['audio_seconds']} s, {job['model']}, CPU): "
-        f"{job['plain_seconds']} s plain, {job['diarize_seconds']} s with diarize=true "
-        f"(+{job['added_percent']}%, median of {job['repeats']}); the diarization step itself "
-        f"{job['diarization_step_seconds']} s = {job['step_percent']}% of the plain job"
+        f"job on {job['file']} ({job['audio_seconds']} s, {job['model']}, CPU), median of {job['repeats']}: "
+        f"{seconds['plain']} s plain, {seconds['words']} s with word timings, {seconds['diarize']} s with "
+        f"diarize=true (+{job['added_percent']}%); the diarization step itself {seconds['diarize_step']} s "
+        f"= {job['step_percent']}% of the plain job"
     )
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {RESULTS}")
