@@ -49,11 +49,10 @@ WINDOW_SECONDS = 2.0
 STEP_SECONDS = 0.75
 #: Stretches of speech shorter than this get no window of their own (their frames borrow one).
 MIN_WINDOW_SECONDS = 0.4
-#: Cosine distance under which all windows are taken as one speaker (tuned on the eval files,
-#: docs/diarization.md); above it, the count with the best silhouette wins.
+#: Cosine distance between speakers: the cut here bounds the count (one cluster: one speaker),
+#: under it the count with the best silhouette wins (tuned on the eval files, docs/diarization.md).
 DISTANCE_THRESHOLD = 0.3
-#: Silhouettes this close are a tie, won by the fewer speakers (a recording of 4 copies of the
-#: 3-speaker file scored 0.702 for 6 and 0.701 for 3).
+#: Silhouettes this close are a tie, won by the fewer speakers.
 SILHOUETTE_TIE = 0.01
 #: The most speakers a recording is split into when the job names no number.
 MAX_SPEAKERS = 8
@@ -255,11 +254,11 @@ def cluster(
 ) -> np.ndarray:
     """The speaker (0..k-1) of each embedding.
 
-    Average-linkage clustering on cosine distances (scipy). Without ``num_speakers``,
-    a cut at ``threshold`` (default :data:`DISTANCE_THRESHOLD`) that leaves one cluster
-    means one speaker; otherwise the count between ``min_speakers`` and ``max_speakers``
-    (default :data:`MAX_SPEAKERS`) whose cut has the best silhouette wins. Then each
-    window moves to its nearest centroid.
+    Average-linkage clustering on cosine distances (scipy). Without ``num_speakers``, the
+    cut at ``threshold`` (default :data:`DISTANCE_THRESHOLD`) gives the most speakers there
+    may be (one cluster: one speaker); the count from ``min_speakers`` up to that (and to
+    ``max_speakers``, default :data:`MAX_SPEAKERS`) whose cut has the best silhouette wins.
+    Then each window moves to its nearest centroid.
     """
     count = len(embeddings)
     if count < 2:
@@ -270,10 +269,11 @@ def cluster(
     lowest, highest = min_speakers or 1, max(max_speakers or MAX_SPEAKERS, min_speakers or 1)
     if num_speakers:
         wanted = num_speakers
-    elif lowest < 2 and fcluster(tree, threshold or DISTANCE_THRESHOLD, "distance").max() == 1:
-        wanted = 1
     else:
-        wanted = _best_count(embeddings, tree, lowest, highest)
+        # The threshold's cut bounds the count: silhouettes also reward splitting one voice
+        # into tight groups of near-repeats (a file of 4 copies of falcon_3spk: 6 "speakers").
+        distinct = int(fcluster(tree, threshold or DISTANCE_THRESHOLD, "distance").max())
+        wanted = _best_count(embeddings, tree, lowest, min(highest, max(distinct, lowest)))
     labels = _compact(fcluster(tree, min(wanted, count), "maxclust") - 1)
     # One nearest-centroid pass: average linkage leaves windows at a cluster's edge in the
     # wrong cluster more often than their centroid distance says.
