@@ -108,6 +108,8 @@ def audio_request(fields: Mapping[str, Sequence[str]], *, task: str) -> AudioReq
         options["temperature"] = temperature
     if "word" in granularities:
         options["word_timestamps"] = True
+    if response_format == "diarized_json":
+        options["diarize"] = True  # a worker with ASR_DIARIZATION=true labels the speakers
     return AudioRequest(_one(fields, "model") or None, response_format, granularities, stream, options)
 
 

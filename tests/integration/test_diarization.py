@@ -119,3 +119,21 @@ def test_a_clip_job_that_asks_for_speakers_is_labelled(diar_client: Client) -> N
     result = diar_client.submit(_falcon(), batch=True, diarize=True).result(timeout=180)
     assert [s["speaker"] for s in result["speakers"]] == ["SPEAKER_00", "SPEAKER_01", "SPEAKER_02"]
     assert all("speaker" in segment for segment in result["segments"])
+
+
+def test_the_http_api_answers_diarized_json_through_the_openai_sdk(
+    diarizing: LocalStack, tmp_path: Path
+) -> None:
+    import openai
+
+    from producer.api.local import ApiServer, server_env
+
+    with ApiServer(diarizing.url, tmp_path / "api.log", **server_env(tmp_path, keys="k")) as api:
+        sdk = openai.OpenAI(base_url=f"{api.url}/v1", api_key="k", max_retries=0, timeout=180)
+        with open(_falcon(), "rb") as audio:
+            answer = sdk.audio.transcriptions.create(
+                file=audio, model="whisper-1", response_format="diarized_json"
+            )
+    assert {segment.speaker for segment in answer.segments} == {"SPEAKER_00", "SPEAKER_01", "SPEAKER_02"}
+    for segment in answer.segments:
+        assert _truth((segment.start + segment.end) / 2) is not None, "each segment inside a true turn"
