@@ -1,8 +1,11 @@
-"""Render a transcription result as json, txt, srt, vtt or tsv.
+"""Render a transcription result as json, txt, srt, vtt, tsv or rttm.
 
 The input is the plain dict the worker stores (``text``, ``segments`` with optional
 ``words``). Subtitle options mirror openai-whisper's writers: ``max_line_width``,
 ``max_line_count`` and ``highlight_words``, plus ``word_level`` for one cue per word.
+Segments with a ``speaker`` (``diarize=true``) are labelled: ``SPEAKER_00: text`` in txt,
+``[SPEAKER_00] text`` in srt, a ``<v SPEAKER_00>`` voice span in vtt; ``rttm`` writes the
+speaker turns (NIST RTTM, as pyannote reads it).
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ __all__ = ["FORMATS", "render", "write"]
 log = logging.getLogger(__name__)
 
 #: The formats :func:`render` and :func:`write` accept.
-FORMATS = ("json", "txt", "srt", "vtt", "tsv")
+FORMATS = ("json", "txt", "srt", "vtt", "tsv", "rttm")
 
 # Tabs and newlines would break tsv rows and end srt/vtt cues early.
 _BREAKS = re.compile(r"[\t\r\n]+")
 _NO_WORDS = "result has no word timestamps; transcribe with word_timestamps=True"
+_NO_SPEAKERS = "result has no speaker labels; transcribe with diarize=True"
 
 
 class _Token(NamedTuple):
@@ -76,6 +80,8 @@ def render(
 
     if fmt == "json":
         return json.dumps(result, ensure_ascii=False, indent=2) + "\n"
+    if fmt == "rttm":
+        return _rttm(result, segments)
     if fmt == "txt":
         return "".join(f"{_prefix(s)}{_one_line(s['text'])}\n" for s in segments if s["text"].strip())
     if fmt == "tsv":
@@ -84,7 +90,7 @@ def render(
 
     escape = _escape_vtt if fmt == "vtt" else _same
     cues = [
-        cue
+        _voiced(cue, segment.get("speaker"), fmt)
         for segment in segments
         for cue in _segment_cues(
             segment,
@@ -148,7 +154,37 @@ def _one_line(text: str) -> str:
 
 
 def _prefix(segment: dict[str, Any]) -> str:
+    if segment.get("speaker") is not None:
+        return f"{segment['speaker']}: "
     return f"[{segment['channel']}] " if segment.get("channel") is not None else ""
+
+
+def _voiced(cue: _Cue, speaker: str | None, fmt: str) -> _Cue:
+    """``cue`` labelled with its speaker: ``[SPEAKER_00]`` in srt, a ``<v>`` voice span in vtt."""
+    if speaker is None:
+        return cue
+    if fmt == "vtt":
+        return cue._replace(text=f"<v {_escape_vtt(speaker)}>{cue.text}</v>")
+    return cue._replace(text=f"[{speaker}] {cue.text}")
+
+
+def _rttm(result: dict[str, Any], segments: list[dict[str, Any]]) -> str:
+    """One RTTM ``SPEAKER`` line per run of touching segments of one speaker."""
+    if segments and not any("speaker" in s for s in segments):
+        raise ValueError(_NO_SPEAKERS)
+    uri = re.sub(r"\s+", "_", Path(str(result.get("audio_path") or "audio")).stem) or "audio"
+    turns: list[list[Any]] = []
+    for s in segments:
+        if "speaker" not in s or s["end"] <= s["start"]:
+            continue
+        if turns and turns[-1][2] == s["speaker"] and s["start"] <= turns[-1][1] + 1e-6:
+            turns[-1][1] = max(turns[-1][1], s["end"])
+        else:
+            turns.append([s["start"], s["end"], s["speaker"]])
+    return "".join(
+        f"SPEAKER {uri} 1 {start:.3f} {end - start:.3f} <NA> <NA> {speaker} <NA> <NA>\n"
+        for start, end, speaker in turns
+    )
 
 
 def _same(text: str) -> str:

@@ -81,6 +81,7 @@ WORKER_ERRORS: dict[str, _Mapping] = {
     # A file that killed its worker process every time: the input, not the service.
     "RedeliveryLimitError": _Mapping(422, INVALID_REQUEST, "audio_crashed_worker"),
     "ModelUnavailableError": _Mapping(503, SERVER_ERROR, "model_unavailable"),
+    "DiarizationUnavailableError": _Mapping(503, SERVER_ERROR, "diarization_unavailable"),
     "TransientError": _Mapping(503, SERVER_ERROR, "transient_error"),
     "TranscriptionTimeoutError": _TIMEOUT,
     "TimeLimitExceeded": _TIMEOUT,

@@ -16,6 +16,7 @@ JOB_OPTIONS = frozenset(
     {
         "language", "task", "beam_size", "vad_filter", "word_timestamps", "initial_prompt", "hotwords",
         "temperature", "channels", "fanout_seconds", "callback_url", "output_url", "output_formats", "batch",
+        "diarize", "num_speakers", "min_speakers", "max_speakers",
     }
 )  # fmt: skip
 GRANULARITIES = ("word", "segment")
@@ -107,6 +108,8 @@ def audio_request(fields: Mapping[str, Sequence[str]], *, task: str) -> AudioReq
         options["temperature"] = temperature
     if "word" in granularities:
         options["word_timestamps"] = True
+    if response_format == "diarized_json":
+        options["diarize"] = True  # a worker with ASR_DIARIZATION=true labels the speakers
     return AudioRequest(_one(fields, "model") or None, response_format, granularities, stream, options)
 
 

@@ -42,7 +42,7 @@ _FORM_DOC = {
                         "prompt": {"type": "string"},
                         "response_format": {
                             "type": "string",
-                            "enum": ["json", "text", "srt", "verbose_json", "vtt"],
+                            "enum": ["json", "text", "srt", "verbose_json", "vtt", "diarized_json"],
                         },
                         "temperature": {"type": "number", "minimum": 0, "maximum": 1},
                         "timestamp_granularities[]": {

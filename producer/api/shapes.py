@@ -3,8 +3,10 @@
 ``json`` is ``{"text", "usage"}``; ``verbose_json`` adds ``task``, ``language``,
 ``duration``, ``segments`` (ids from 0, with ``seek``, ``tokens``, ``temperature``,
 ``compression_ratio`` as Whisper defines them) and ``words``; ``text``, ``srt`` and
-``vtt`` are rendered by :mod:`producer.formats`, as the CLI writes them. The SDK's
-``Transcription``/``TranscriptionVerbose`` models parse these answers.
+``vtt`` are rendered by :mod:`producer.formats`, as the CLI writes them; ``diarized_json``
+is ``{"task", "duration", "text", "segments"}`` with each segment's ``speaker`` (the job is
+diarized). The SDK's ``Transcription``, ``TranscriptionVerbose`` and
+``TranscriptionDiarized`` models parse these answers.
 """
 
 from __future__ import annotations
@@ -19,8 +21,13 @@ from producer import formats
 
 __all__ = ["RESPONSE_FORMATS", "media_type", "render", "stream_events"]
 
-RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
-_MEDIA_TYPES = {"json": "application/json", "verbose_json": "application/json", "vtt": "text/vtt"}
+RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt", "diarized_json")
+_MEDIA_TYPES = {
+    "json": "application/json",
+    "verbose_json": "application/json",
+    "diarized_json": "application/json",
+    "vtt": "text/vtt",
+}
 
 
 def media_type(response_format: str) -> str:
@@ -87,12 +94,35 @@ def verbose(result: dict[str, Any], granularities: Sequence[str]) -> dict[str, A
     return shaped
 
 
+def diarized(result: dict[str, Any]) -> dict[str, Any]:
+    """``diarized_json``: the transcript's segments with their speakers (``SPEAKER_00``, ...)."""
+    return {
+        "task": "transcribe",
+        "duration": result.get("duration", 0.0),
+        "text": result.get("text", ""),
+        "segments": [
+            {
+                "type": "transcript.text.segment",
+                "id": f"seg_{number:03d}",
+                "start": segment["start"],
+                "end": segment["end"],
+                "text": segment["text"],
+                "speaker": str(segment.get("speaker", "")),
+            }
+            for number, segment in enumerate(result.get("segments", []), 1)
+        ],
+        "usage": _usage(result),
+    }
+
+
 def render(result: dict[str, Any], response_format: str, granularities: Sequence[str] = ()) -> str:
     """The body of a transcription answer in ``response_format`` (one of :data:`RESPONSE_FORMATS`)."""
     if response_format == "json":
         return json.dumps({"text": result.get("text", ""), "usage": _usage(result)}, ensure_ascii=False)
     if response_format == "verbose_json":
         return json.dumps(verbose(result, granularities), ensure_ascii=False)
+    if response_format == "diarized_json":
+        return json.dumps(diarized(result), ensure_ascii=False)
     if response_format == "text":
         return result.get("text", "") + "\n"
     return formats.render(result, response_format)

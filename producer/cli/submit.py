@@ -100,6 +100,12 @@ def _job_arguments(job: argparse._ArgumentGroup) -> None:
         metavar="split|NAME,NAME",
         help="transcribe each channel of a stereo file on its own: 'split' (labels 0, 1) or one name each",
     )
+    job.add_argument(
+        "--diarize", action="store_true", help="label speakers (a worker with ASR_DIARIZATION=true)"
+    )
+    job.add_argument("--num-speakers", type=int, help="the number of speakers, if known (with --diarize)")
+    job.add_argument("--min-speakers", type=int, help="at least N speakers (with --diarize)")
+    job.add_argument("--max-speakers", type=int, help="at most N speakers (with --diarize)")
     job.add_argument("--callback-url", help="POST a signed JSON webhook here when each job ends")
     job.add_argument(
         "--fanout-seconds",
@@ -156,11 +162,14 @@ def _job_options(args: argparse.Namespace) -> dict[str, object]:
         "temperature",
         "callback_url",
         "fanout_seconds",
+        "num_speakers",
+        "min_speakers",
+        "max_speakers",
     ):
         value = getattr(args, name)
         if value is not None:
             options[name] = value
-    for flag in ("vad_filter", "word_timestamps"):
+    for flag in ("vad_filter", "word_timestamps", "diarize"):
         if getattr(args, flag):
             options[flag] = True
     if args.output_url:

@@ -248,3 +248,19 @@ def test_served_models_from_worker_info():
     assert consumed == {"asr", "asr-large"}
     assert models["tiny.en"].queues == {"asr"} and models["tiny.en"].multilingual is False
     assert models["large-v3"].queues == {"asr-large"} and models["large-v3"].workers == {"b@host"}
+
+
+def test_diarized_json_is_openai_shaped_and_asks_for_speakers():
+    from openai.types.audio import TranscriptionDiarized
+
+    labelled = RESULT | {
+        "segments": [s | {"speaker": f"SPEAKER_0{i}"} for i, s in enumerate(RESULT["segments"])]
+    }
+    parsed = TranscriptionDiarized.model_validate(json.loads(render(labelled, "diarized_json")))
+    assert [(s.id, s.speaker, s.text) for s in parsed.segments] == [
+        ("seg_001", "SPEAKER_00", "Hello there."),
+        ("seg_002", "SPEAKER_01", "General Kenobi."),
+    ]
+    assert parsed.task == "transcribe" and parsed.text == RESULT["text"]
+    asked = audio_request({"response_format": ["diarized_json"]}, task="transcribe")
+    assert asked.options["diarize"] is True

@@ -243,7 +243,7 @@ def test_unknown_format_names_the_allowed_ones(jfk: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="json, txt, srt, vtt, tsv") as info:
         render(jfk, "docx")
     assert "'docx'" in str(info.value)
-    assert FORMATS == ("json", "txt", "srt", "vtt", "tsv")
+    assert FORMATS == ("json", "txt", "srt", "vtt", "tsv", "rttm")
 
 
 @pytest.mark.parametrize("option", [{"max_line_width": 0}, {"max_line_count": -1}])

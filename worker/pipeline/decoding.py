@@ -195,7 +195,8 @@ def _decode_gaps_batched(
     for segment in segments_iter:
         if _silent(segment):
             continue
-        window = max(k for k, (first, _) in enumerate(clips) if first <= segment.start + 1e-3)
+        # A segment may be stamped a little before its window's start: it is the first window's then.
+        window = max((k for k, (first, _) in enumerate(clips) if first <= segment.start + 1e-3), default=0)
         for at, (start, end) in enumerate(missed):
             inside = [w for w in segment.words or () if start <= (w.start + w.end) / 2 <= end]
             if owner[at] == window and inside:

@@ -19,6 +19,7 @@ __all__ = [
     "AudioTooLongError",
     "AudioUnreadableError",
     "ConfigError",
+    "DiarizationUnavailableError",
     "EmptyAudioError",
     "FileTooLargeError",
     "InputError",
@@ -44,6 +45,10 @@ class ConfigError(ASRError):
 
 class ModelUnavailableError(ASRError):
     """No model can serve the task: ASR is disabled or the model failed to load."""
+
+
+class DiarizationUnavailableError(ModelUnavailableError):
+    """The job asks for speaker labels, but this worker does not diarize (ASR_DIARIZATION is off)."""
 
 
 class TransientError(ASRError):

@@ -30,7 +30,7 @@ TASKS = ("transcribe", "translate")
 #: Options of the whole job: a fanned-out job's pieces do not get them.
 WHOLE_JOB_OPTIONS = frozenset({"callback_url", "fanout_seconds", "output_url", "output_formats"})
 #: Options about the job rather than the decoder: not passed to ``WhisperModel.transcribe``.
-JOB_OPTIONS = WHOLE_JOB_OPTIONS | {"channels"}
+JOB_OPTIONS = WHOLE_JOB_OPTIONS | {"channels", "diarize", "num_speakers", "min_speakers", "max_speakers"}
 #: What ``output_formats`` may name (the renderers of ``producer.formats``).
 OUTPUT_FORMATS = ("json", "txt", "srt", "vtt", "tsv")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -68,6 +68,12 @@ class TranscribeOptions:
     output_url: str | None = None
     #: The formats written to ``output_url`` (or ``ASR_OUTPUT_URL``); None writes json.
     output_formats: tuple[str, ...] | None = None
+    #: Label each word and segment with its speaker (needs a worker with ASR_DIARIZATION=true).
+    diarize: bool = False
+    #: The number of speakers, if known; else it is found between min_speakers and max_speakers.
+    num_speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
 
     def to_kwargs(self, default_beam_size: int) -> dict[str, Any]:
         """Keyword arguments for ``WhisperModel.transcribe``."""
@@ -139,6 +145,31 @@ def _channels(value: Any) -> str | tuple[str, ...] | None:
         "option channels must be 'split' or a list of two distinct channel names "
         f"(left, right), not {value!r:.80}"
     )
+
+
+#: The most speakers a job may name.
+MAX_SPEAKERS = 32
+
+
+def _speakers(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``diarize`` and its speaker counts, checked (counts only with ``diarize``)."""
+    counts: dict[str, int | None] = {}
+    for name in ("num_speakers", "min_speakers", "max_speakers"):
+        value = raw.get(name)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SPEAKERS
+        ):
+            raise InvalidOptionsError(
+                f"option {name} must be a whole number from 1 to {MAX_SPEAKERS}, not {value!r:.80}"
+            )
+        counts[name] = value
+    diarize = _bool("diarize", raw.get("diarize", False))
+    if not diarize and any(v is not None for v in counts.values()):
+        raise InvalidOptionsError("options num_speakers, min_speakers and max_speakers need diarize=true")
+    lowest, highest = counts["min_speakers"], counts["max_speakers"]
+    if lowest is not None and highest is not None and lowest > highest:
+        raise InvalidOptionsError(f"option min_speakers={lowest} is more than max_speakers={highest}")
+    return {"diarize": diarize, **counts}
 
 
 def _host_port(netloc: str) -> tuple[str, int | None]:
@@ -279,6 +310,7 @@ def parse_options(
         temperature=_temperature(raw.get("temperature")),
         channels=_channels(raw.get("channels")),
         fanout_seconds=_fanout_seconds(raw.get("fanout_seconds")),
+        **_speakers(raw),
         callback_url=(
             None
             if raw.get("callback_url") is None

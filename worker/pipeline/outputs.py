@@ -43,9 +43,7 @@ def output_name(audio_path: str) -> str:
     return stem.strip(". ") or "audio"
 
 
-def write_outputs(
-    result: Any, target: str, formats: Sequence[str], settings: Settings
-) -> dict[str, str]:
+def write_outputs(result: Any, target: str, formats: Sequence[str], settings: Settings) -> dict[str, str]:
     """Render ``result`` in each format and write it under ``target``; returns ``{format: url}``.
 
     Raises:

@@ -77,5 +77,7 @@ class JobResult(TypedDict):
     pieces: NotRequired[list[dict[str, object]]]
     #: Clip batches: the batch's id and size.
     batch: NotRequired[dict[str, object]]
+    #: With ``diarize``: each speaker's label and total speaking time.
+    speakers: NotRequired[list[dict[str, object]]]
     #: With ``output_url``: ``{format: url}`` of the written transcripts.
     outputs: NotRequired[dict[str, str]]

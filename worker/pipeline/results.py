@@ -32,6 +32,7 @@ def job_result(
     channels: list[dict[str, object]] | None = None,
     pieces: list[dict[str, object]] | None = None,
     batch: dict[str, object] | None = None,
+    speakers: list[dict[str, object]] | None = None,
 ) -> JobResult:
     """What ``asr.transcribe`` stores in the result backend (README "The task and its result").
 
@@ -63,6 +64,8 @@ def job_result(
         result["pieces"] = pieces
     if batch is not None:
         result["batch"] = batch
+    if speakers is not None:
+        result["speakers"] = speakers
     target = options.output_url or settings.output_url
     if target:
         from worker.pipeline.outputs import write_outputs

@@ -127,6 +127,8 @@ class Settings:
     output_urls: tuple[str, ...] = ()
     #: AWS_REGION (else AWS_DEFAULT_REGION): the S3 region; boto3 reads credentials and AWS_ENDPOINT_URL.
     aws_region: str = ""
+    #: ASR_DIARIZATION: load the speaker encoder (requirements-diarization.txt) and serve diarize=true.
+    diarization: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -176,6 +178,7 @@ class Settings:
                 if part.strip()
             ),
             aws_region=reader.text("AWS_REGION", reader.text("AWS_DEFAULT_REGION", "")),
+            diarization=reader.boolean("ASR_DIARIZATION", False),
         )
 
     def decoding(self) -> dict[str, Any]:

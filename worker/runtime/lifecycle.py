@@ -5,7 +5,8 @@
   demanded, asks NVML whether a GPU exists. It never loads a model or creates
   a CUDA context, so the children fork clean. A problem here stops the worker
   with a clear message instead of a crash loop of children.
-* ``worker_process_init`` runs in each child: it loads and warms the model.
+* ``worker_process_init`` runs in each child: it loads and warms the model (and,
+  with ``ASR_DIARIZATION=true``, the speaker encoder beside it).
 * ``worker_process_shutdown`` unloads it.
 * ``task_postrun`` logs each finished job's shape (never its text).
 
@@ -14,6 +15,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from typing import Any
@@ -43,6 +45,10 @@ def preflight() -> None:
     _check_directories(settings)
     if settings.device == "cuda" and not detect_cuda_availability()[0]:
         raise ConfigError("ASR_DEVICE=cuda but NVML finds no NVIDIA GPU on this machine")
+    if settings.diarization and importlib.util.find_spec("resemblyzer") is None:
+        raise ConfigError(
+            "ASR_DIARIZATION=true but resemblyzer is not installed (requirements-diarization.txt)"
+        )
     path = resolve_model_path(settings.model_id, settings.cache_dir)
     log.info("model %s found at %s", settings.model_id, path)
     if not settings.audio_roots:
@@ -90,6 +96,17 @@ def on_process_init(**_: Any) -> None:
         # Raising here would kill the child and Celery would fork another that
         # fails the same way; instead each job reports the error.
         log.exception("model failed to load in this child; its jobs will fail until it loads")
+    if get_settings().diarization:
+        _warm_speaker_encoder()
+
+
+def _warm_speaker_encoder() -> None:
+    from worker.pipeline.diarize_job import warm
+
+    try:
+        warm()
+    except Exception:
+        log.exception("speaker encoder failed to load in this child; its diarize jobs will fail")
 
 
 def on_process_shutdown(**_: Any) -> None:

@@ -239,6 +239,8 @@ def _prepare(task: Task, job: _Job, settings: Settings) -> bool:
         webhook_hosts=settings.webhook_allowed_hosts,
         output_prefixes=settings.output_prefixes,
     )
+    if job.options.diarize:  # speaker labels are asr.transcribe's (worker.pipeline.diarize_job)
+        return _hand_over(job, "asks for speaker labels")
     with open_audio(job.audio_path, settings) as path:
         return _prepare_file(task, job, settings, path)
 

@@ -29,6 +29,7 @@ from celery.exceptions import Ignore
 from worker.celery import app
 from worker.pipeline import errors
 from worker.pipeline.audio import SAMPLE_RATE, decode_range
+from worker.pipeline.diarize_job import check_diarization, decoding_options, merge_speakers, piece_windows
 from worker.pipeline.errors import ASRError, InputError, TransientError
 from worker.pipeline.options import WHOLE_JOB_OPTIONS, parse_options
 from worker.pipeline.plan import BATCHED, SEQUENTIAL
@@ -166,6 +167,7 @@ def transcribe_piece(
                 log.info("job %s cancelled: piece %d of %d not started", job_id, index + 1, pieces)
                 return {"index": index, "start": start, "end": end, cancel.CANCELLED: True}
             opts = job.options(options, job_only=False)
+            check_diarization(opts, settings)
             path = job.audio_path(audio_path, probe=False)
             decode_started = time.perf_counter()
             audio = decode_range(path, start, end)
@@ -177,12 +179,14 @@ def transcribe_piece(
             publish = _piece_publisher(self.backend, job_id, index, pieces, job_seconds)
             report = ProgressReporter(publish, settings.deadline_for(seconds))
             try:
-                transcript = transcribe_array(model, audio, opts, on_progress=report, **settings.decoding())
+                transcript = transcribe_array(
+                    model, audio, decoding_options(opts), on_progress=report, **settings.decoding()
+                )
                 report(seconds, seconds, force=True)
             except cancel.JobCancelled:
                 log.info("job %s cancelled: piece %d of %d stops", job_id, index + 1, pieces)
                 return {"index": index, "start": start, "end": end, cancel.CANCELLED: True}
-            return {
+            piece: dict[str, Any] = {
                 "index": index,
                 "start": start,
                 "end": end,
@@ -198,6 +202,9 @@ def transcribe_piece(
                 "worker": worker_facts(self.request.hostname),
                 "deliveries": job.deliveries,
             }
+            if opts.diarize:  # clustered with every piece's in the merge: one label per speaker
+                piece["speaker_windows"] = piece_windows(audio, start)
+            return piece
     except TransientError:
         raise  # retried by the task's policy
     except ASRError as exc:
@@ -283,15 +290,20 @@ def merge_pieces(
         "transcribe": transcript.seconds,
         "total": time.time() - job["started_at"],
     }
+    opts = parse_options(
+        options, webhook_hosts=settings.webhook_allowed_hosts, output_prefixes=settings.output_prefixes
+    )
+    speakers = None
+    if opts.diarize:  # every piece's speaker windows clustered at once: one label per speaker
+        transcript, labelled = merge_speakers(transcript, pieces, opts)
+        speakers, timings["diarize"] = labelled["speakers"], labelled["diarize_seconds"]
     redis = _redis(self.backend)
     if redis is not None:
         cancel.forget(redis, self.request.id)
     return job_result(
         audio_path,
         transcript,
-        parse_options(
-            options, webhook_hosts=settings.webhook_allowed_hosts, output_prefixes=settings.output_prefixes
-        ),
+        opts,
         settings=settings,
         model_config={"device": first["device"], "compute_type": first["compute_type"]},
         timings=timings,
@@ -301,4 +313,5 @@ def merge_pieces(
             {k: piece[k] for k in ("index", "start", "end", "decoder", "timings", "worker", "deliveries")}
             for piece in pieces
         ],
+        speakers=speakers,
     )

@@ -10,6 +10,7 @@ from celery import Task
 
 from worker.celery import app
 from worker.pipeline.audio import SAMPLE_RATE, check_duration, decode_tracks
+from worker.pipeline.diarize_job import check_diarization, decoding_options, label_transcript
 from worker.pipeline.plan import FANOUT, plan_job
 from worker.pipeline.progress import PROGRESS, ProgressReporter, progress_meta
 from worker.pipeline.records import JobResult
@@ -43,6 +44,7 @@ def transcribe(self: AudioTask, audio_path: Any, **options: Any) -> JobResult:
     started_at, started = time.time(), time.perf_counter()
     with self.job() as job:
         opts = job.options(options)
+        check_diarization(opts, job.settings)
         path = job.audio_path(audio_path)
         decode_started = time.perf_counter()
         tracks, labels = decode_tracks(path, opts.channels)
@@ -73,18 +75,21 @@ def transcribe(self: AudioTask, audio_path: Any, **options: Any) -> JobResult:
         seconds = sum(len(track) for track in tracks) / SAMPLE_RATE
         report = ProgressReporter(_publisher(self), settings.deadline_for(seconds))
         report(0.0, seconds, force=True)
-        channels = None
+        channels, speakers = None, None
+        decoding = decoding_options(opts)  # a diarized job needs word timings
         if labels:
             transcript, channels = transcribe_channels(
-                model, tracks, labels, opts, on_progress=report, **settings.decoding()
+                model, tracks, labels, decoding, on_progress=report, **settings.decoding()
             )
         else:
-            transcript = transcribe_array(model, tracks[0], opts, on_progress=report, **settings.decoding())
-        timings = {
-            "decode": decode_seconds,
-            "transcribe": transcript.seconds,
-            "total": time.perf_counter() - started,
-        }
+            transcript = transcribe_array(
+                model, tracks[0], decoding, on_progress=report, **settings.decoding()
+            )
+        timings = {"decode": decode_seconds, "transcribe": transcript.seconds}
+        if opts.diarize:
+            transcript, labelled = label_transcript(tracks[0], transcript, opts, channels=labels or ())
+            speakers, timings["diarize"] = labelled["speakers"], labelled["diarize_seconds"]
+        timings["total"] = time.perf_counter() - started
         return job_result(
             audio_path,
             transcript,
@@ -95,4 +100,5 @@ def transcribe(self: AudioTask, audio_path: Any, **options: Any) -> JobResult:
             worker=worker_facts(self.request.hostname),
             deliveries=job.deliveries,
             channels=channels,
+            speakers=speakers,
         )

@@ -1,0 +1,132 @@
+"""Speaker labels on transcripts and the clustering steps of diarization (pure logic, no model)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from worker.pipeline.diarization import Turn, Windows, cluster, speaker_turns
+from worker.pipeline.speakers import (
+    channel_speakers,
+    label_segments,
+    speakers_summary,
+    windows_data,
+    windows_from,
+)
+from worker.pipeline.transcription import Transcript
+
+#: Clustering needs scipy and scikit-learn (requirements-diarization.txt); labelling does not.
+needs_clustering = pytest.mark.skipif(
+    importlib.util.find_spec("scipy") is None or importlib.util.find_spec("sklearn") is None,
+    reason="scipy/scikit-learn not installed: pip install -r requirements-diarization.txt",
+)
+
+
+def _word(start: float, end: float, text: str) -> dict[str, float | str]:
+    return {"start": start, "end": end, "word": text, "probability": 0.9}
+
+
+TURNS = [Turn(0.0, 2.0, 0), Turn(2.0, 4.0, 1)]
+
+
+def test_segment_is_split_where_its_words_change_speaker() -> None:
+    words = [
+        _word(0.2, 0.8, " Hello"),
+        _word(0.9, 1.5, " there."),
+        _word(2.2, 2.8, " Hi"),
+        _word(3.0, 3.5, " you."),
+    ]
+    segment = {"id": 1, "start": 0.0, "end": 3.6, "text": "Hello there. Hi you.", "words": words}
+    out = label_segments([segment], TURNS)
+    assert [(s["id"], s["start"], s["end"], s["text"], s["speaker"]) for s in out] == [
+        (1, 0.0, 1.5, "Hello there.", "SPEAKER_00"),
+        (2, 2.2, 3.6, "Hi you.", "SPEAKER_01"),
+    ]
+    assert [w["speaker"] for w in out[1]["words"]] == ["SPEAKER_01", "SPEAKER_01"]
+    assert "words" not in label_segments([segment], TURNS, keep_words=False)[0]
+
+
+def test_segment_without_words_takes_the_speaker_it_overlaps_most() -> None:
+    out = label_segments([{"id": 1, "start": 1.5, "end": 3.9, "text": "x"}], TURNS)
+    assert out[0]["speaker"] == "SPEAKER_01"
+
+
+def test_word_outside_every_turn_takes_the_nearest() -> None:
+    segment = {"id": 1, "start": 4.1, "end": 5.0, "text": "late", "words": [_word(4.5, 5.0, " late")]}
+    assert label_segments([segment], TURNS)[0]["speaker"] == "SPEAKER_01"
+
+
+def test_speakers_summary_adds_each_speakers_time() -> None:
+    turns = [*TURNS, Turn(5.0, 5.5, 0)]
+    assert speakers_summary(turns) == [
+        {"speaker": "SPEAKER_00", "seconds": 2.5},
+        {"speaker": "SPEAKER_01", "seconds": 2.0},
+    ]
+
+
+def test_each_channel_is_a_speaker() -> None:
+    segments = [
+        {"id": 1, "channel": "agent", "start": 0.0, "end": 1.0, "text": "a", "words": [_word(0, 1, " a")]},
+        {"id": 2, "channel": "caller", "start": 0.5, "end": 2.0, "text": "b"},
+    ]
+    transcript = Transcript("a b", "en", 1.0, 2.0, segments, 0.1)
+    labelled, speakers = channel_speakers(transcript, ["agent", "caller"], keep_words=True)
+    assert [s["speaker"] for s in labelled.segments] == ["SPEAKER_00", "SPEAKER_01"]
+    assert labelled.segments[0]["words"][0]["speaker"] == "SPEAKER_00"
+    assert speakers == [{"speaker": "SPEAKER_00", "seconds": 1.0}, {"speaker": "SPEAKER_01", "seconds": 1.5}]
+
+
+def _two_voices(rng: np.random.Generator, per_voice: int) -> np.ndarray:
+    centres = np.eye(256)[:2]
+    points = np.concatenate([c + rng.normal(0, 0.02, (per_voice, 256)) for c in centres])
+    return points / np.linalg.norm(points, axis=1, keepdims=True)
+
+
+@needs_clustering
+def test_cluster_finds_the_count_or_takes_the_one_given() -> None:
+    embeddings = _two_voices(np.random.default_rng(0), 10)
+    labels = cluster(embeddings)
+    assert len(set(labels[:10])) == 1 and len(set(labels[10:])) == 1 and labels[0] != labels[10]
+    assert len(set(cluster(embeddings, num_speakers=1))) == 1
+    assert len(set(cluster(embeddings, min_speakers=3))) == 3
+    one_voice = embeddings[:10]
+    assert len(set(cluster(one_voice))) == 1
+
+
+@needs_clustering
+def test_turns_follow_the_windows_and_pieces_travel_as_json() -> None:
+    embeddings = _two_voices(np.random.default_rng(1), 10)
+    times = np.array(
+        [[t, t + 1.5] for t in np.arange(0, 5, 0.5)] + [[t, t + 1.5] for t in np.arange(6, 11, 0.5)]
+    )
+    windows = windows_from(
+        windows_data(Windows([(0.0, 6.5), (6.0, 12.5)], times, embeddings.astype(np.float32)))
+    )
+    turns = speaker_turns(windows, cluster(windows.embeddings))
+    assert [(t.speaker != turns[0].speaker) for t in turns] == [False, True]
+    assert abs(turns[0].start) < 1e-6 and abs(turns[-1].end - 12.5) < 1e-6
+    assert 5.5 <= turns[1].start <= 6.5
+
+
+def test_diarize_options_are_checked() -> None:
+    from worker.pipeline.diarize_job import check_diarization, decoding_options
+    from worker.pipeline.errors import DiarizationUnavailableError, InvalidOptionsError
+    from worker.pipeline.options import parse_options
+    from worker.pipeline.settings import Settings
+
+    opts = parse_options({"diarize": True, "min_speakers": 2, "max_speakers": 4})
+    assert (opts.diarize, opts.min_speakers, opts.max_speakers) == (True, 2, 4)
+    assert "diarize" not in opts.to_kwargs(5) and decoding_options(opts).word_timestamps
+    for bad in (
+        {"num_speakers": 2},
+        {"diarize": True, "num_speakers": 0},
+        {"diarize": True, "min_speakers": 3, "max_speakers": 2},
+    ):
+        with pytest.raises(InvalidOptionsError):
+            parse_options(bad)
+    with pytest.raises(DiarizationUnavailableError, match="ASR_DIARIZATION"):
+        check_diarization(opts, Settings())
+    check_diarization(opts, Settings.from_env({"ASR_DIARIZATION": "true"}))
+    assert not Settings.from_env({}).diarization

@@ -1,0 +1,125 @@
+"""Speaker labels in an ``asr.transcribe`` job: the refusal, the decoding it needs, the labelling.
+
+Pure code, no Celery. A job with ``diarize=true`` is decoded with word timings (the
+words place the cuts where the speaker changes; they stay out of the result unless
+the job asked for them), then :func:`worker.pipeline.diarization.diarize` finds the speakers
+of the mono audio and :mod:`worker.pipeline.speakers` labels the transcript. A per-channel job
+(``channels``) is not diarized: each channel is one speaker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from worker.pipeline.errors import DiarizationUnavailableError
+from worker.pipeline.options import TranscribeOptions
+from worker.pipeline.settings import Settings
+from worker.pipeline.transcription import ChannelLabel, Transcript
+
+__all__ = [
+    "check_diarization",
+    "decoding_options",
+    "label_transcript",
+    "merge_speakers",
+    "piece_windows",
+    "warm",
+]
+
+log = logging.getLogger(__name__)
+
+
+def check_diarization(options: TranscribeOptions, settings: Settings) -> None:
+    """Refuse ``diarize=true`` on a worker that does not diarize.
+
+    Raises:
+        DiarizationUnavailableError: ASR_DIARIZATION is off on this worker.
+    """
+    if options.diarize and not settings.diarization:
+        raise DiarizationUnavailableError(
+            "option diarize=true: this worker does not diarize (start it with ASR_DIARIZATION=true "
+            "and requirements-diarization.txt installed)"
+        )
+
+
+def decoding_options(options: TranscribeOptions) -> TranscribeOptions:
+    """The options to decode with: a diarized job needs word timings to cut at speaker changes."""
+    if options.diarize and not options.word_timestamps:
+        return dataclasses.replace(options, word_timestamps=True)
+    return options
+
+
+def label_transcript(
+    audio: np.ndarray | None,
+    transcript: Transcript,
+    options: TranscribeOptions,
+    *,
+    channels: Sequence[ChannelLabel] = (),
+) -> tuple[Transcript, dict[str, Any]]:
+    """``transcript`` with speaker labels, and what the result adds (``speakers``, seconds spent).
+
+    Args:
+        audio: the job's 16 kHz mono audio (unused for a per-channel job).
+        channels: the channel labels of a per-channel job: each channel is a speaker.
+    """
+    from worker.pipeline import diarization, speakers
+
+    if channels:
+        labelled, summary = speakers.channel_speakers(
+            transcript, channels, keep_words=options.word_timestamps
+        )
+        return labelled, {"speakers": summary, "diarize_seconds": 0.0}
+    assert audio is not None
+    found = diarization.diarize(
+        audio,
+        num_speakers=options.num_speakers,
+        min_speakers=options.min_speakers,
+        max_speakers=options.max_speakers,
+    )
+    labelled, summary = speakers.add_speakers(transcript, found.turns, keep_words=options.word_timestamps)
+    log.info(
+        "diarized %.1f s of audio: %d speakers in %.2f s", transcript.duration, len(summary), found.seconds
+    )
+    return labelled, {"speakers": summary, "diarize_seconds": found.seconds}
+
+
+def piece_windows(audio: np.ndarray, start: float) -> dict[str, Any]:
+    """A fanned-out piece's speaker embeddings (times in the whole file), as JSON data."""
+    from worker.pipeline import diarization, speakers
+
+    windows = diarization.embed_windows(audio, diarization.speech_regions(audio), offset=start)
+    return speakers.windows_data(windows)
+
+
+def merge_speakers(
+    transcript: Transcript, pieces: Sequence[dict[str, Any]], options: TranscribeOptions
+) -> tuple[Transcript, dict[str, Any]]:
+    """Label a merged transcript by clustering all its pieces' embeddings at once.
+
+    One clustering over the whole file is what keeps a speaker's label the same in every piece.
+    """
+    import time
+
+    from worker.pipeline import diarization, speakers
+
+    started = time.perf_counter()
+    windows = diarization.Windows.join([speakers.windows_from(p["speaker_windows"]) for p in pieces])
+    turns, _ = diarization.label(
+        windows,
+        num_speakers=options.num_speakers,
+        min_speakers=options.min_speakers,
+        max_speakers=options.max_speakers,
+    )
+    labelled, summary = speakers.add_speakers(transcript, turns, keep_words=options.word_timestamps)
+    return labelled, {"speakers": summary, "diarize_seconds": time.perf_counter() - started}
+
+
+def warm() -> None:
+    """Load and warm the speaker encoder in this process (``worker_process_init``)."""
+    from worker.pipeline.diarization import warm_encoder
+
+    log.info("speaker encoder warmed in %.2f s", warm_encoder())
