@@ -38,8 +38,9 @@ def transcribe(self: Task, audio_path: Any, **options: Any) -> dict[str, Any]:
     Options: ``language``, ``task``, ``beam_size``, ``vad_filter``,
     ``word_timestamps``, ``initial_prompt``, ``hotwords``, ``temperature``,
     ``channels`` (per-channel transcripts of a stereo file), ``callback_url``
-    (a webhook, see ``worker.webhooks``) and ``fanout_seconds`` (split longer
-    audio across the fleet, see ``worker.fanout``).
+    (a webhook, see ``worker.webhooks``), ``fanout_seconds`` (split longer
+    audio across the fleet, see ``worker.fanout``) and ``diarize`` with ``num_speakers``,
+    ``min_speakers``, ``max_speakers`` (speaker labels, see ``worker.diarize_job``).
     """
     with audio_task_errors(self):
         return _transcribe(self, audio_path, options)
