@@ -130,3 +130,15 @@ def test_diarize_options_are_checked() -> None:
         check_diarization(opts, Settings())
     check_diarization(opts, Settings.from_env({"ASR_DIARIZATION": "true"}))
     assert not Settings.from_env({}).diarization
+
+
+def test_a_worker_without_diarization_never_imports_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, worker.celery, worker.tasks.transcribe, worker.tasks.fanout, worker.tasks.clips; "
+        "print(sorted(m for m in ('torch', 'resemblyzer', 'sklearn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -15,6 +15,7 @@ import functools
 import itertools
 import logging
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -117,7 +118,9 @@ def get_encoder() -> VoiceEncoder:
         ModelUnavailableError: torch or resemblyzer is not installed (requirements-diarization.txt).
     """
     try:
-        from resemblyzer import VoiceEncoder
+        with warnings.catch_warnings():  # its imports' deprecations (pkg_resources, scipy.ndimage)
+            warnings.simplefilter("ignore")
+            from resemblyzer import VoiceEncoder
     except ImportError as exc:
         raise ModelUnavailableError(
             f"speaker diarization needs requirements-diarization.txt installed ({exc})"

@@ -39,7 +39,9 @@ def transcribe(self: AudioTask, audio_path: Any, **options: Any) -> JobResult:
     ``channels`` (per-channel transcripts of a stereo file), ``callback_url``
     (a webhook, see ``worker.tasks.webhooks``), ``fanout_seconds`` (split longer
     audio across the fleet, see ``worker.tasks.fanout``), ``output_url`` and
-    ``output_formats`` (write the transcript there too, see ``worker.pipeline.outputs``).
+    ``output_formats`` (write the transcript there too, see ``worker.pipeline.outputs``),
+    ``diarize`` with ``num_speakers``, ``min_speakers``, ``max_speakers`` (speaker labels,
+    see ``worker.pipeline.diarize_job``).
     """
     started_at, started = time.time(), time.perf_counter()
     with self.job() as job:
