@@ -25,6 +25,9 @@ __all__ = ["FORMATS", "render", "write"]
 
 log = logging.getLogger(__name__)
 
+#: Subtitle lines and cues as common practice sets them (Netflix, BBC: about 42
+#: characters a line, two lines a cue) where the caller names no other.
+SUBTITLE_LINE_WIDTH, SUBTITLE_LINE_COUNT = 42, 2
 #: The formats :func:`render` and :func:`write` accept.
 FORMATS = ("json", "txt", "srt", "vtt", "tsv", "rttm")
 
@@ -60,9 +63,10 @@ def render(
     """Return ``result`` rendered as ``fmt``.
 
     Wrapping, highlighting and word-level cues only affect srt and vtt. Lines break at
-    word boundaries; a segment needing more than ``max_line_count`` lines is split into
-    several cues, timed by its word timestamps where it has them, else in proportion to
-    characters.
+    word boundaries (42 characters, 2 lines a cue unless given); a segment needing more
+    lines is split into several cues, timed by its word timestamps where it has them,
+    else in proportion to characters. No cue ends past the audio's ``duration``. Each
+    cue of a speaker's (``diarize``) or a channel's segment carries its label.
 
     Raises:
         ValueError: unknown format, bad option, or word options on a result without words.
@@ -85,17 +89,20 @@ def render(
     if fmt == "txt":
         return "".join(f"{_prefix(s)}{_one_line(s['text'])}\n" for s in segments if s["text"].strip())
     if fmt == "tsv":
-        rows = (f"{_ms(s['start'])}\t{_ms(s['end'])}\t{_one_line(s['text'])}\n" for s in segments)
+        rows = (f"{_ms(s['start'])}\t{_ms(s['end'])}\t{_prefix(s)}{_one_line(s['text'])}\n" for s in segments)
         return "start\tend\ttext\n" + "".join(rows)
 
     escape = _escape_vtt if fmt == "vtt" else _same
+    width, count = max_line_width, max_line_count
+    if width is None and count is None and not word_level:
+        width, count = SUBTITLE_LINE_WIDTH, SUBTITLE_LINE_COUNT
     cues = [
-        _voiced(cue, segment.get("speaker"), fmt)
+        _voiced(_within(cue, result.get("duration")), _label(segment), fmt)
         for segment in segments
         for cue in _segment_cues(
             segment,
-            width=max_line_width,
-            count=max_line_count,
+            width=width,
+            count=count,
             highlight=highlight_words,
             word_level=word_level,
             escape=escape,
@@ -157,6 +164,21 @@ def _prefix(segment: dict[str, Any]) -> str:
     if segment.get("speaker") is not None:
         return f"{segment['speaker']}: "
     return f"[{segment['channel']}] " if segment.get("channel") is not None else ""
+
+
+def _label(segment: dict[str, Any]) -> str | None:
+    """Who speaks a segment: its speaker (``diarize``), else its channel (``channels``)."""
+    for key in ("speaker", "channel"):
+        if segment.get(key) is not None:
+            return str(segment[key])
+    return None
+
+
+def _within(cue: _Cue, duration: Any) -> _Cue:
+    """``cue`` ending no later than the audio does (Whisper may stamp past the end)."""
+    if not isinstance(duration, (int, float)) or cue.end <= duration:
+        return cue
+    return cue._replace(start=min(cue.start, duration), end=float(duration))
 
 
 def _voiced(cue: _Cue, speaker: str | None, fmt: str) -> _Cue:

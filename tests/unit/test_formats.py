@@ -19,6 +19,9 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 NO_WORDS = "result has no word timestamps; transcribe with word_timestamps=True"
 LONG_WORD = "Supercalifragilisticexpialidocious"  # longer than any line width used below
 
+#: A line width no segment reaches: one cue of one line per segment (a width alone never splits cues).
+UNWRAPPED = 10_000
+
 
 def load(name: str) -> dict[str, Any]:
     return json.loads((DATA / name).read_text(encoding="utf-8"))
@@ -79,9 +82,9 @@ def synthetic(*, words: bool, start: float = 10.0, end: float = 30.0) -> dict[st
 @pytest.mark.parametrize("fixture", ["jfk_result.json", "jfk_result_nowords.json"])
 def test_srt_round_trips_segment_times_and_texts(fixture: str) -> None:
     result = load(fixture)
-    parsed = list(srt.parse(render(result, "srt")))
+    parsed = list(srt.parse(render(result, "srt", max_line_width=UNWRAPPED)))
     assert [s.index for s in parsed] == list(range(1, len(result["segments"]) + 1))
-    assert srt_cues(render(result, "srt")) == [
+    assert srt_cues(render(result, "srt", max_line_width=UNWRAPPED)) == [
         (ms(s["start"]), ms(s["end"]), s["text"]) for s in result["segments"]
     ]
 
@@ -89,7 +92,7 @@ def test_srt_round_trips_segment_times_and_texts(fixture: str) -> None:
 @pytest.mark.parametrize("fixture", ["jfk_result.json", "jfk_result_nowords.json"])
 def test_vtt_round_trips_segment_times_and_texts(fixture: str) -> None:
     result = load(fixture)
-    text = render(result, "vtt")
+    text = render(result, "vtt", max_line_width=UNWRAPPED)
     assert text.startswith("WEBVTT\n\n")
     assert vtt_cues(text) == [(ms(s["start"]), ms(s["end"]), s["text"]) for s in result["segments"]]
 
@@ -201,7 +204,7 @@ def test_word_level_gives_one_cue_per_word(jfk: dict[str, Any], fmt: str) -> Non
 
 @pytest.mark.parametrize("fmt", ["srt", "vtt"])
 def test_highlight_words_underlines_each_word_in_turn(jfk: dict[str, Any], fmt: str) -> None:
-    text = render(jfk, fmt, highlight_words=True)
+    text = render(jfk, fmt, highlight_words=True, max_line_width=UNWRAPPED)
     cues = srt_cues(text) if fmt == "srt" else vtt_cues(text)
     for segment in jfk["segments"]:
         inside = [c for c in cues if re.sub("</?u>", "", c[2]) == segment["text"]]
@@ -329,3 +332,38 @@ def test_write_is_utf8(tmp_path: Path) -> None:
     path = write(result, "txt", tmp_path)
     assert path.name == "réunion.txt"
     assert path.read_bytes() == "déjà vu\n".encode()
+
+
+@pytest.mark.parametrize("fmt", ["srt", "vtt"])
+def test_default_cues_follow_subtitle_practice_and_end_with_the_audio(jfk: dict[str, Any], fmt: str) -> None:
+    # One segment of 155 characters (three lines of 42 and more), stamped past the audio's end.
+    joined_text = " ".join(s["text"] for s in jfk["segments"])
+    long = {"duration": 10.5, "segments": [{"id": 1, "start": 0.0, "end": 11.0, "text": joined_text}]}
+    parse = srt_cues if fmt == "srt" else vtt_cues
+    cues = parse(render(long, fmt))
+    assert len(cues) >= 2, "a segment over two lines of 42 characters becomes several cues"
+    for _, end, text in cues:
+        lines = text.split("\n")
+        assert len(lines) <= 2 and all(len(line) <= 42 for line in lines), text
+        assert end <= 10_500
+    joined = " ".join(" ".join(text.split("\n")) for _, _, text in cues)
+    assert joined == " ".join(s["text"] for s in jfk["segments"])
+
+
+def test_channel_labels_reach_every_subtitle_cue_and_tsv_row() -> None:
+    result = {
+        "duration": 4.0,
+        "segments": [
+            {"id": 1, "start": 0.0, "end": 1.5, "text": "Hello.", "channel": "agent"},
+            {"id": 2, "start": 1.0, "end": 3.0, "text": "Hi there.", "channel": "customer"},
+        ],
+    }
+    assert [c[2] for c in srt_cues(render(result, "srt"))] == ["[agent] Hello.", "[customer] Hi there."]
+    assert [c[2] for c in vtt_cues(render(result, "vtt"))] == [
+        "<v agent>Hello.</v>",
+        "<v customer>Hi there.</v>",
+    ]
+    assert render(result, "tsv").splitlines()[1:] == [
+        "0\t1500\t[agent] Hello.",
+        "1000\t3000\t[customer] Hi there.",
+    ]

@@ -31,7 +31,7 @@ def test_txt_prefixes_each_line_with_its_speaker(labelled: dict[str, Any]) -> No
 
 
 def test_srt_cues_carry_the_speaker(labelled: dict[str, Any]) -> None:
-    cues = list(srt.parse(render(labelled, "srt")))
+    cues = list(srt.parse(render(labelled, "srt", max_line_width=10_000)))
     assert [c.content for c in cues] == [f"[{s['speaker']}] {s['text']}" for s in labelled["segments"]]
     assert [c.start.total_seconds() for c in cues] == [s["start"] for s in labelled["segments"]]
 
