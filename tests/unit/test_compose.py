@@ -32,7 +32,15 @@ SOURCES += sorted((ROOT / "producer").rglob("*.py"))
 SECRETS = {"REDIS_PASSWORD": "test-password", "FLOWER_BASIC_AUTH": "test:test-password"}
 WORKERS = ("worker", "worker-gpu")
 # Set on a worker although our code does not read them: Celery's and NVIDIA's own.
-FOREIGN_WORKER_VARS = {"CELERY_CONFIG_MODULE", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES"}
+FOREIGN_WORKER_VARS = {
+    "CELERY_CONFIG_MODULE",
+    "NVIDIA_VISIBLE_DEVICES",
+    "NVIDIA_DRIVER_CAPABILITIES",
+    # boto3's standard environment (docs/sources.md)
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+}
 # Dockerfile ENV prefixes of the tools in the image (Python, pip, apt, the shell).
 TOOL_ENV_PREFIXES = ("PYTHON", "PIP_", "DEBIAN_", "PATH")
 
