@@ -47,6 +47,7 @@ __all__ = [
     "TranscriptionFailed",
 ]
 
+
 class Client:
     """A connection to one broker and result backend."""
 

@@ -145,14 +145,19 @@ async def _transcribe(http: Request, task: str) -> Response:
 
 
 async def _stream(service: Service, job_id: str, upload: Upload) -> AsyncIterator[str]:
-    """Server-sent events: progress as SSE comments while the job runs, then the transcript's events."""
+    """Server-sent events: the text as the worker hears it (with progress as SSE comments), then the rest."""
     assert upload.path is not None
     meta: dict[str, Any] = {"status": "PENDING"}
+    sent = ""  # the text already sent as deltas
     try:
         async for meta in service.watch(job_id):
             progress = meta.get("result") if meta["status"] == "PROGRESS" else None
             if isinstance(progress, dict) and "percent" in progress:
                 yield f": progress {progress['percent']}\n\n"
+                heard = progress.get("text")
+                if isinstance(heard, str) and heard.startswith(sent) and len(heard) > len(sent):
+                    yield sse({"type": "transcript.text.delta", "delta": heard[len(sent) :]})
+                    sent = heard
     finally:
         if meta["status"] in ENDED_STATES:
             await service.release_upload(job_id, upload.path)
@@ -163,7 +168,7 @@ async def _stream(service: Service, job_id: str, upload: Upload) -> AsyncIterato
     except ApiError as error:
         yield sse(error.body())
         return
-    for event in stream_events(result):
+    for event in stream_events(result, sent=sent):
         yield event
 
 

@@ -133,9 +133,19 @@ def sse(data: dict[str, Any]) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def stream_events(result: dict[str, Any]) -> Iterator[str]:
-    """``transcript.text.delta`` per segment, in time order, then ``transcript.text.done``."""
-    for segment in result.get("segments", []):
-        if segment["text"]:
-            yield sse({"type": "transcript.text.delta", "delta": segment["text"]})
-    yield sse({"type": "transcript.text.done", "text": result.get("text", "")})
+def stream_events(result: dict[str, Any], *, sent: str = "") -> Iterator[str]:
+    """The last ``transcript.text.delta`` events, then ``transcript.text.done`` with the final text.
+
+    ``sent`` is the text already streamed while the job ran: only what the final text adds
+    to it follows as a delta. With nothing sent, one delta per segment, in time order. The
+    final text may differ from what was heard on the way (speech read again fills a gap);
+    ``transcript.text.done`` always carries the final text.
+    """
+    text = result.get("text", "")
+    if not sent:
+        for segment in result.get("segments", []):
+            if segment["text"]:
+                yield sse({"type": "transcript.text.delta", "delta": segment["text"]})
+    elif text.startswith(sent) and len(text) > len(sent):
+        yield sse({"type": "transcript.text.delta", "delta": text[len(sent) :]})
+    yield sse({"type": "transcript.text.done", "text": text})

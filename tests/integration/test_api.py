@@ -140,8 +140,30 @@ def test_streaming_events_arrive_in_order(sdk: openai.OpenAI, expected: dict):
     kinds = [e.type for e in events]
     assert kinds == ["transcript.text.delta"] * (len(kinds) - 1) + ["transcript.text.done"]
     assert len(kinds) >= 3  # jfk.flac is two segments
-    assert [e.delta for e in events[:-1]] == [s["text"] for s in expected["segments"]]
-    assert events[-1].text == expected["text"]
+    assert "".join(e.delta for e in events[:-1]) == expected["text"] == events[-1].text
+
+
+def test_streamed_text_comes_while_the_job_decodes(api: ApiServer, expected: dict):
+    """A delta is sent before the job's last progress: it is fed by the worker's progress, not the end."""
+    lines = []
+    with (
+        _jfk().open("rb") as f,
+        httpx.stream(
+            "POST",
+            f"{api.url}/v1/audio/transcriptions",
+            headers={"Authorization": f"Bearer {KEY}"},
+            files={"file": ("jfk.flac", f, "audio/flac")},
+            data={"model": "whisper-1", "stream": "true"},
+            timeout=120,
+        ) as answer,
+    ):
+        assert answer.status_code == 200
+        lines = [line for line in answer.iter_lines() if line]
+    first_delta = next(i for i, line in enumerate(lines) if "transcript.text.delta" in line)
+    progress = [i for i, line in enumerate(lines) if line.startswith(": progress")]
+    assert progress and first_delta < progress[-1], lines
+    deltas = [json.loads(line.removeprefix("data: "))["delta"] for line in lines if "text.delta" in line]
+    assert "".join(deltas) == expected["text"]
 
 
 def test_wrong_or_missing_key_is_refused(api: ApiServer):

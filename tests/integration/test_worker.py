@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 
@@ -78,7 +79,16 @@ def test_progress_is_reported_while_a_long_file_runs(client: Client, tmp_path):
     result = job.result(timeout=1)
     assert result["duration"] == pytest.approx(96.0, abs=0.5)
     assert seen, "no PROGRESS state was observed"
-    assert all(set(p) == {"seconds_done", "seconds_total", "percent"} for p in seen)
+    assert all(
+        {"seconds_done", "seconds_total", "percent"}
+        <= set(p)
+        <= {"seconds_done", "seconds_total", "percent", "text"}
+        for p in seen
+    )
+    # The text heard so far grows with the progress, and ends as the transcript's start.
+    heard = [p.get("text", "") for p in seen]
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(heard)), heard
+    assert heard[-1] and result["text"].startswith(heard[-1])
     assert all(p["seconds_total"] == pytest.approx(96.0, abs=0.5) for p in seen)
     percents = [p["percent"] for p in seen]
     assert percents == sorted(percents) and 0.0 <= percents[0] and percents[-1] <= 100.0

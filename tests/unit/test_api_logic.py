@@ -264,3 +264,19 @@ def test_diarized_json_is_openai_shaped_and_asks_for_speakers():
     assert parsed.task == "transcribe" and parsed.text == RESULT["text"]
     asked = audio_request({"response_format": ["diarized_json"]}, task="transcribe")
     assert asked.options["diarize"] is True
+
+
+def test_stream_events_after_text_sent_while_running_add_only_the_rest():
+    def kinds(events):
+        return [json.loads(e.removeprefix("data: ")) for e in events]
+
+    heard = RESULT["segments"][0]["text"]
+    rest = kinds(stream_events(RESULT, sent=heard))
+    assert rest == [
+        {"type": "transcript.text.delta", "delta": RESULT["text"][len(heard) :]},
+        {"type": "transcript.text.done", "text": RESULT["text"]},
+    ]
+    # Text read again changed what was heard: no delta can fix it, the done event carries the truth.
+    assert kinds(stream_events(RESULT, sent="something else")) == [
+        {"type": "transcript.text.done", "text": RESULT["text"]}
+    ]

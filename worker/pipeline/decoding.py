@@ -44,8 +44,8 @@ NO_SPEECH_THRESHOLD, LOG_PROB_THRESHOLD = 0.6, -1.0
 #: Options of a job that the batched pass must not be given (it reads the windows it is handed).
 _NOT_BATCHED = ("vad_filter",)
 
-#: Called with the seconds of this stretch decoded so far.
-Progress = Callable[[float], None]
+#: Called with the seconds of this stretch decoded so far and the text just decoded.
+Progress = Callable[[float, str], None]
 
 
 @dataclass
@@ -95,7 +95,7 @@ def decode_sequential(
     for segment in segments_iter:
         segments.append(segment_dict(segment, number=len(segments) + 1))
         if on_progress is not None:
-            on_progress(segment.end)
+            on_progress(segment.end, segment.text)
     heard = [(word["start"], word["end"]) for segment in segments for word in segment.get("words", [segment])]
     runs, gaps = fill_gaps(model, audio, heard, kwargs | {"language": info.language}, batch_size=batch_size)
     return Decoded(
@@ -122,10 +122,11 @@ def decode_batched(
     segments_iter, info = _read_windows(model, audio, windows, kwargs, batch_size)
     runs = []
     for segment in segments_iter:
-        if not _silent(segment):
+        silent = _silent(segment)
+        if not silent:
             runs.append(_run(segment.words or (), segment.avg_logprob, segment.no_speech_prob))
         if on_progress is not None:
-            on_progress(segment.end)
+            on_progress(segment.end, "" if silent else segment.text)
     heard = [(word.start, word.end) for run in runs for word in run.words]
     recovered, gaps = fill_gaps(
         model, audio, heard, kwargs | {"language": info.language}, batch_size=batch_size

@@ -17,8 +17,9 @@ PROGRESS_INTERVAL = 0.5
 #: batched pipeline yields a batch's segments in one burst, and its last ones count.
 PROGRESS_STEP = 0.05
 
-#: Stores one ``PROGRESS`` meta dict (from :func:`progress_meta`) for the job.
-Publish = Callable[[float, float], None]
+#: Stores one ``PROGRESS`` meta dict (from :func:`progress_meta`) for the job: seconds done, of
+#: how many, and the text heard so far (what the HTTP API streams while the job runs).
+Publish = Callable[[float, float, str], None]
 
 
 def progress_meta(done: float, total: float, **extra: Any) -> dict[str, Any]:
@@ -28,7 +29,8 @@ def progress_meta(done: float, total: float, **extra: Any) -> dict[str, Any]:
 
 
 class ProgressReporter:
-    """Called with (seconds_done, seconds_total) as segments come out; publishes and enforces the deadline.
+    """Called with (seconds_done, seconds_total, heard=text) as segments come out; publishes the
+    progress and the text so far, and enforces the deadline.
 
     Args:
         publish: stores the progress; called at most once per :data:`PROGRESS_INTERVAL`
@@ -42,8 +44,9 @@ class ProgressReporter:
         self._last_done = 0.0
         self._started = time.monotonic()
         self._deadline = deadline
+        self._heard: list[str] = []
 
-    def __call__(self, done: float, total: float, *, force: bool = False) -> None:
+    def __call__(self, done: float, total: float, *, force: bool = False, heard: str = "") -> None:
         now = time.monotonic()
         if self._deadline is not None and now - self._started > self._deadline:
             raise TranscriptionTimeoutError(
@@ -52,8 +55,10 @@ class ProgressReporter:
             )
         if self._publish is None:
             return
+        if heard.strip():
+            self._heard.append(heard.strip())
         recent = now - self._last < PROGRESS_INTERVAL
         if not force and recent and done - self._last_done < PROGRESS_STEP * total:
             return
         self._last, self._last_done = now, done
-        self._publish(done, total)
+        self._publish(done, total, " ".join(self._heard))

@@ -33,8 +33,9 @@ __all__ = [
 #: A recording whose loudest sample is below this (-80 dBFS) is digital silence.
 SILENCE_PEAK = 1e-4
 
-#: Called with (seconds_done, seconds_total) as segments come out of the decoder.
-ProgressCallback = Callable[[float, float], None]
+#: Called with (seconds_done, seconds_total) as segments come out of the decoder, and
+#: ``heard=`` the text just decoded.
+ProgressCallback = Callable[..., None]
 #: A channel's label in the result: its index (``channels="split"``) or the name the job gave.
 ChannelLabel = int | str
 
@@ -129,9 +130,13 @@ def transcribe_array(
     )
 
 
-def _progress_from(report: ProgressCallback, offset: float, total: float) -> Callable[[float], None]:
-    """Report a piece's seconds done as seconds of the whole audio."""
-    return lambda done: report(min(offset + done, total), total)
+def _progress_from(report: ProgressCallback, offset: float, total: float) -> Callable[[float, str], None]:
+    """Report a piece's seconds done as seconds of the whole audio, with the text just heard."""
+
+    def progress(done: float, heard: str = "") -> None:
+        report(min(offset + done, total), total, heard=heard)
+
+    return progress
 
 
 def _shifted_segment(segment: SegmentRecord, offset: float, number: int) -> SegmentRecord:
@@ -331,4 +336,4 @@ def transcribe_channels(
 
 def _shifted(report: ProgressCallback, offset: float, total: float) -> ProgressCallback:
     """Report one channel's progress as part of all channels' seconds."""
-    return lambda done, _channel_total: report(offset + done, total)
+    return lambda done, _channel_total, heard="": report(offset + done, total, heard=heard)

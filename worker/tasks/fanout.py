@@ -130,7 +130,7 @@ def _summed_progress(fields: dict[Any, Any], pieces: int, job_seconds: float) ->
 
 def _piece_publisher(
     backend: Any, job_id: str, index: int, pieces: int, job_seconds: float
-) -> Callable[[float, float], None] | None:
+) -> Callable[..., None] | None:
     """Add this piece's seconds done to the job's hash and publish the sum as the job's progress."""
     redis = _redis(backend)
     if redis is None:
@@ -139,7 +139,8 @@ def _piece_publisher(
     def store(fields: dict[Any, Any]) -> None:
         backend.store_result(job_id, _summed_progress(fields, pieces, job_seconds), PROGRESS)
 
-    return lambda done, total: cancel.publish_piece(redis, job_id, index, done, total, store)
+    # A piece's text is not published: the job's text comes in order only from the merge.
+    return lambda done, total, _heard="": cancel.publish_piece(redis, job_id, index, done, total, store)
 
 
 @app.task(name="asr.transcribe_piece", base=AudioTask, bind=True)

@@ -22,11 +22,16 @@ from worker.tasks.base import AudioTask
 __all__ = ["transcribe"]
 
 
-def _publisher(task: Task) -> Callable[[float, float], None] | None:
-    """Store the job's progress under its own id (none when called directly, without one)."""
+def _publisher(task: Task) -> Callable[[float, float, str], None] | None:
+    """Store the job's progress, and the text heard so far, under its own id (none without one)."""
     if not task.request.id:
         return None
-    return lambda done, total: task.update_state(state=PROGRESS, meta=progress_meta(done, total))
+
+    def publish(done: float, total: float, heard: str) -> None:
+        meta = progress_meta(done, total, **({"text": heard} if heard else {}))
+        task.update_state(state=PROGRESS, meta=meta)
+
+    return publish
 
 
 @app.task(name="asr.transcribe", base=AudioTask, bind=True)
