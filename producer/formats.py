@@ -92,23 +92,7 @@ def render(
         rows = (f"{_ms(s['start'])}\t{_ms(s['end'])}\t{_prefix(s)}{_one_line(s['text'])}\n" for s in segments)
         return "start\tend\ttext\n" + "".join(rows)
 
-    escape = _escape_vtt if fmt == "vtt" else _same
-    width, count = max_line_width, max_line_count
-    if width is None and count is None and not word_level:
-        width, count = SUBTITLE_LINE_WIDTH, SUBTITLE_LINE_COUNT
-    cues = [
-        _voiced(_within(cue, result.get("duration")), _label(segment), fmt)
-        for segment in segments
-        for cue in _segment_cues(
-            segment,
-            width=width,
-            count=count,
-            highlight=highlight_words,
-            word_level=word_level,
-            escape=escape,
-        )
-        if cue.text
-    ]
+    cues = _cues(result, fmt, max_line_width, max_line_count, highlight_words, word_level)
     if fmt == "srt":
         return "".join(
             f"{i}\n{_timestamp(c.start, ',')} --> {_timestamp(c.end, ',')}\n{c.text}\n\n"
@@ -117,6 +101,28 @@ def render(
     return "WEBVTT\n\n" + "".join(
         f"{_timestamp(c.start, '.')} --> {_timestamp(c.end, '.')}\n{c.text}\n\n" for c in cues
     )
+
+
+def _cues(
+    result: dict[str, Any],
+    fmt: str,
+    width: int | None,
+    count: int | None,
+    highlight: bool,
+    word_level: bool,
+) -> list[_Cue]:
+    """The srt/vtt cues of ``result``: wrapped, labelled, within the audio's duration."""
+    escape = _escape_vtt if fmt == "vtt" else _same
+    if width is None and count is None and not word_level:
+        width, count = SUBTITLE_LINE_WIDTH, SUBTITLE_LINE_COUNT
+    return [
+        _voiced(_within(cue, result.get("duration")), _label(segment), fmt)
+        for segment in result.get("segments", [])
+        for cue in _segment_cues(
+            segment, width=width, count=count, highlight=highlight, word_level=word_level, escape=escape
+        )
+        if cue.text
+    ]
 
 
 def write(

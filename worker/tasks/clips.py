@@ -47,8 +47,7 @@ from celery import Task, states
 from celery.app.task import Context
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.nodenames import gethostname
-from celery_batches import Batches, SimpleRequest
-from celery_batches.trace import apply_batches_task
+from celery_batches import SimpleRequest
 from kombu.utils.uuid import uuid
 
 from worker.asr import get_model, get_model_config
@@ -69,6 +68,7 @@ from worker.pipeline.transcription import (
     transcribe_clips,
 )
 from worker.runtime.delivery import check_delivery, uncount_delivery
+from worker.tasks.clip_batches import ClipBatches
 from worker.tasks.webhooks import queue_delivery, queue_revoked
 
 __all__ = ["CLIP_TASK_NAME", "transcribe_clip"]
@@ -76,50 +76,6 @@ __all__ = ["CLIP_TASK_NAME", "transcribe_clip"]
 log = logging.getLogger(__name__)
 
 CLIP_TASK_NAME = "asr.transcribe_clip"
-
-
-class ClipBatches(Batches):
-    """celery-batches' buffering, with this worker's settings and delivery rules."""
-
-    def Strategy(self, task: Batches, app: Any, consumer: Any) -> Any:
-        settings = get_settings()
-        self.flush_every = settings.clip_batch
-        self.flush_interval = settings.clip_wait
-        return super().Strategy(task, app, consumer)
-
-    def _do_flush(self) -> None:
-        super()._do_flush()
-        # celery-batches keeps its timer repeating while jobs come in, so a new job could
-        # be flushed at once; stopped here, the next job starts its own full wait.
-        timer: Any = getattr(self, "_tref", None)
-        if timer is not None and self._buffer.empty() and self._pending.empty():
-            timer.cancel()
-            self._tref = None
-
-    def flush(self, requests: Any) -> Any:
-        # A job revoked while it waited is marked REVOKED (and acknowledged) here.
-        live = [request for request in requests if not request.revoked()]
-        if not live:
-            return None
-
-        def acknowledge(_: Any) -> None:
-            for request in live:
-                request.acknowledge()
-
-        def requeue(failure: Any) -> None:
-            exc = getattr(failure, "exception", failure)
-            log.error("clip batch of %d jobs lost (%r); returning them to the queue", len(live), exc)
-            for request in live:
-                request.reject(requeue=True)
-
-        return self._pool.apply_async(
-            apply_batches_task,
-            (self, ([SimpleRequest.from_request(r) for r in live],), 0, None),
-            callback=acknowledge,
-            error_callback=requeue,
-            soft_timeout=self.app.conf.task_soft_time_limit,
-            timeout=self.app.conf.task_time_limit,
-        )
 
 
 @dataclass
@@ -292,20 +248,7 @@ def _transcribe(task: Task, jobs: list[_Job], settings: Settings, send: Any) -> 
             _fail(task, job, ModelUnavailableError("ASR is disabled on this worker"), send)
         return
     config = get_model_config()
-    groups: dict[str, list[_Job]] = {}
-    alone: list[_Job] = []
-    for job in jobs:
-        assert job.options is not None and job.audio is not None
-        try:
-            check_model_supports(job.options, config["multilingual"], settings.model_id)
-        except Exception as exc:
-            _fail(task, job, exc, send)
-            continue
-        if clip_batchable(len(job.audio) / SAMPLE_RATE, job.options, config["multilingual"]):
-            key = json.dumps(job.options.to_kwargs(settings.beam_size), sort_keys=True)
-            groups.setdefault(key, []).append(job)
-        else:
-            alone.append(job)
+    groups, alone = _grouped(task, jobs, settings, config, send)
     batch_id = uuid()
     for group in groups.values():
         if len(group) == 1:
@@ -337,18 +280,37 @@ def _transcribe(task: Task, jobs: list[_Job], settings: Settings, send: Any) -> 
             continue
         try:
             assert job.options is not None and job.audio is not None
-            transcript = transcribe_array(
-                model,
-                job.audio,
-                job.options,
-                **settings.decoding(),
-            )
+            transcript = transcribe_array(model, job.audio, job.options, **settings.decoding())
         except SoftTimeLimitExceeded:
             raise
         except Exception as exc:
             _fail(task, job, exc, send)
         else:
             _succeed(task, job, transcript, settings, config, send)
+
+
+def _grouped(
+    task: Task, jobs: list[_Job], settings: Settings, config: dict[str, Any], send: Any
+) -> tuple[dict[str, list[_Job]], list[_Job]]:
+    """The jobs that can share a batch, by their decoding options, and those decoded alone.
+
+    A job the model cannot serve (a language on an English-only model) fails here.
+    """
+    groups: dict[str, list[_Job]] = {}
+    alone: list[_Job] = []
+    for job in jobs:
+        assert job.options is not None and job.audio is not None
+        try:
+            check_model_supports(job.options, config["multilingual"], settings.model_id)
+        except Exception as exc:
+            _fail(task, job, exc, send)
+            continue
+        if clip_batchable(len(job.audio) / SAMPLE_RATE, job.options, config["multilingual"]):
+            key = json.dumps(job.options.to_kwargs(settings.beam_size), sort_keys=True)
+            groups.setdefault(key, []).append(job)
+        else:
+            alone.append(job)
+    return groups, alone
 
 
 def _succeed(

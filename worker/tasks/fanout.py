@@ -187,18 +187,7 @@ def transcribe_piece(
             except cancel.JobCancelled:
                 log.info("job %s cancelled: piece %d of %d stops", job_id, index + 1, pieces)
                 return {"index": index, "start": start, "end": end, cancel.CANCELLED: True}
-            piece: dict[str, Any] = {
-                "index": index,
-                "start": start,
-                "end": end,
-                "text": transcript.text,
-                "language": transcript.language,
-                "language_probability": transcript.language_probability,
-                "segments": [_shifted(segment, start, end) for segment in transcript.segments],
-                "gaps": [_shifted(gap, start, end) for gap in transcript.gaps],
-                "decoder": transcript.decoder,
-                "device": config["device"],
-                "compute_type": config["compute_type"],
+            piece = _piece(transcript, index, start, end, config) | {
                 "timings": {"decode": round(decode_seconds, 3), "transcribe": round(transcript.seconds, 3)},
                 "worker": worker_facts(self.request.hostname),
                 "deliveries": job.deliveries,
@@ -210,6 +199,25 @@ def transcribe_piece(
         raise  # retried by the task's policy
     except ASRError as exc:
         return {"index": index, "start": start, "end": end, "error": _error_data(exc)}
+
+
+def _piece(
+    transcript: Transcript, index: int, start: float, end: float, config: dict[str, Any]
+) -> dict[str, Any]:
+    """A piece's transcript as the merge reads it, times in the whole file."""
+    return {
+        "index": index,
+        "start": start,
+        "end": end,
+        "text": transcript.text,
+        "language": transcript.language,
+        "language_probability": transcript.language_probability,
+        "segments": [_shifted(segment, start, end) for segment in transcript.segments],
+        "gaps": [_shifted(gap, start, end) for gap in transcript.gaps],
+        "decoder": transcript.decoder,
+        "device": config["device"],
+        "compute_type": config["compute_type"],
+    }
 
 
 def _shifted(segment: Mapping[str, Any], start: float, end: float) -> dict[str, Any]:

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from celery import Task
 
 from worker.celery import app
 from worker.pipeline.audio import SAMPLE_RATE, check_duration, decode_tracks
 from worker.pipeline.diarize_job import check_diarization, decoding_options, label_transcript
+from worker.pipeline.options import TranscribeOptions
 from worker.pipeline.plan import FANOUT, plan_job
 from worker.pipeline.progress import PROGRESS, ProgressReporter, progress_meta
 from worker.pipeline.records import JobResult
 from worker.pipeline.results import job_result, worker_facts
-from worker.pipeline.transcription import transcribe_array, transcribe_channels
+from worker.pipeline.settings import Settings
+from worker.pipeline.transcription import Transcript, transcribe_array, transcribe_channels
 from worker.tasks import fanout
 from worker.tasks.base import AudioTask
 
@@ -78,34 +82,55 @@ def transcribe(self: AudioTask, audio_path: Any, **options: Any) -> JobResult:
                 multilingual=config["multilingual"],
                 job={"started_at": started_at, "decode": decode_seconds, "deliveries": job.deliveries},
             )
-        # Every channel is decoded in turn: the deadline and the progress cover their sum.
-        seconds = sum(len(track) for track in tracks) / SAMPLE_RATE
-        report = ProgressReporter(_publisher(self), settings.deadline_for(seconds))
-        report(0.0, seconds, force=True)
-        channels, speakers = None, None
-        decoding = decoding_options(opts)  # a diarized job needs word timings
-        if labels:
-            transcript, channels = transcribe_channels(
-                model, tracks, labels, decoding, on_progress=report, **settings.decoding()
-            )
-        else:
-            transcript = transcribe_array(
-                model, tracks[0], decoding, on_progress=report, **settings.decoding()
-            )
-        timings = {"decode": decode_seconds, "transcribe": transcript.seconds}
-        if opts.diarize:
-            transcript, labelled = label_transcript(tracks[0], transcript, opts, channels=labels or ())
-            speakers, timings["diarize"] = labelled["speakers"], labelled["diarize_seconds"]
-        timings["total"] = time.perf_counter() - started
+        done = _transcribe_here(self, settings, opts, model, tracks, labels)
+        timings = {"decode": decode_seconds, **done.timings, "total": time.perf_counter() - started}
         return job_result(
             audio_path,
-            transcript,
+            done.transcript,
             opts,
             settings=settings,
             model_config=config,
             timings=timings,
             worker=worker_facts(self.request.hostname),
             deliveries=job.deliveries,
-            channels=channels,
-            speakers=speakers,
+            channels=done.channels,
+            speakers=done.speakers,
         )
+
+
+@dataclass(frozen=True)
+class _Done:
+    """A job transcribed in this child: its transcript, step timings, channels and speakers."""
+
+    transcript: Transcript
+    timings: dict[str, float]
+    channels: list[dict[str, object]] | None
+    speakers: list[dict[str, object]] | None
+
+
+def _transcribe_here(
+    task: AudioTask,
+    settings: Settings,
+    opts: TranscribeOptions,
+    model: Any,
+    tracks: list[np.ndarray],
+    labels: list[Any],
+) -> _Done:
+    """Decode the job's tracks in this child (per channel when there are several), label speakers."""
+    # Every channel is decoded in turn: the deadline and the progress cover their sum.
+    seconds = sum(len(track) for track in tracks) / SAMPLE_RATE
+    report = ProgressReporter(_publisher(task), settings.deadline_for(seconds))
+    report(0.0, seconds, force=True)
+    channels, speakers = None, None
+    decoding = decoding_options(opts)  # a diarized job needs word timings
+    if labels:
+        transcript, channels = transcribe_channels(
+            model, tracks, labels, decoding, on_progress=report, **settings.decoding()
+        )
+    else:
+        transcript = transcribe_array(model, tracks[0], decoding, on_progress=report, **settings.decoding())
+    timings = {"transcribe": transcript.seconds}
+    if opts.diarize:
+        transcript, labelled = label_transcript(tracks[0], transcript, opts, channels=labels or ())
+        speakers, timings["diarize"] = labelled["speakers"], labelled["diarize_seconds"]
+    return _Done(transcript, timings, channels, speakers)
