@@ -9,14 +9,15 @@ meet in one batch. Every transcript is compared with the same file's solo
 from __future__ import annotations
 
 import gc
+import json
 import os
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import redis
 from faster_whisper.audio import decode_audio
 
 from evaluation.audio import concatenate, write_wav
@@ -110,21 +111,35 @@ def test_a_bad_file_in_a_batch_fails_only_its_own_job(clip_client: Client, tmp_p
     assert "country" in clip_client.transcribe(audio_file("jfk.flac"), timeout=120, batch=True)["text"]
 
 
-def test_each_job_reports_its_own_progress_while_the_batch_runs(clip_client: Client, tmp_path: Path):
+def test_each_job_reports_its_own_progress_while_the_batch_runs(
+    clip_client: Client, clip_stack: LocalStack, tmp_path: Path
+):
     # 8 clips of 2 x jfk.flac (23 s each) of which one differs in length: one batch of
     # 184 s of windows, several seconds of decoding on this CPU.
     paths = [concatenate(audio_file("jfk.flac"), 2, tmp_path / f"jfk_x2_{i}.wav") for i in range(7)]
     paths.append(concatenate(audio_file("jfk.flac"), 1, tmp_path / "jfk_x1.wav", pause=3.0))
-    jobs = clip_client.submit_many(paths, batch=True)
-    seen: dict[str, list[dict]] = {job.id: [] for job in jobs}
-    deadline = time.monotonic() + 180
-    while not all(job.ready() for job in jobs) and time.monotonic() < deadline:
-        for job in jobs:
-            if job.progress:
-                seen[job.id].append(job.progress)
-        time.sleep(0.05)
-    results = [job.result(timeout=1) for job in jobs]
-    assert any(seen.values()), "no PROGRESS state was observed"
+    # Every state the backend stores is also published: listen, rather than poll and maybe miss it.
+    store = redis.Redis.from_url(clip_stack.url)
+    states = store.pubsub(ignore_subscribe_messages=True)
+    states.psubscribe("celery-task-meta-*")
+    try:
+        jobs = clip_client.submit_many(paths, batch=True)
+        results = [job.result(timeout=180) for job in jobs]
+        seen: dict[str, list[dict]] = {job.id: [] for job in jobs}
+        quiet = 0  # the messages wait in the connection: read until it has none left
+        while quiet < 3:
+            message = states.get_message(timeout=0.2)
+            if message is None or message["type"] != "pmessage":
+                quiet += message is None
+                continue
+            quiet = 0
+            meta = json.loads(message["data"])
+            if meta["status"] == "PROGRESS" and meta["task_id"] in seen:
+                seen[meta["task_id"]].append(meta["result"])
+    finally:
+        states.close()
+        store.close()
+    assert all(seen.values()), "each job's PROGRESS was stored"
     for job, result in zip(jobs, results, strict=True):
         assert all(p["seconds_total"] == pytest.approx(result["duration"], abs=0.01) for p in seen[job.id])
     assert results[-1]["duration"] == pytest.approx(14.0, abs=0.1)
