@@ -258,7 +258,13 @@ def _node_faults(args: argparse.Namespace, folder: Path, audio: Path) -> list[di
     reports = []
     if args.scenario in ("node-loss", "all"):
         reports.append(
-            node_loss(folder, audio, per_worker=args.per_worker, node_loss_seconds=args.node_loss_seconds)
+            node_loss(
+                folder,
+                audio,
+                per_worker=args.per_worker,
+                node_loss_seconds=args.node_loss_seconds,
+                survivor_audio=speech_file(8, folder),
+            )
         )
     if args.scenario in ("preempt", "all"):
         reports.append(preempt(folder, speech_file(8, folder), grace=args.grace))

@@ -76,9 +76,15 @@ def node_loss(
     *,
     per_worker: int = 2,
     node_loss_seconds: float = 6.0,
+    survivor_audio: Path | None = None,
     env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Two workers run ``per_worker`` long jobs each; the whole first node (main + children) is SIGKILLed."""
+    """Two workers run ``per_worker`` long jobs each; the whole first node (main + children) is SIGKILLed.
+
+    The victim takes ``per_worker`` jobs of ``audio`` before the survivor starts; the survivor then
+    takes as many of ``survivor_audio`` (default ``audio``): a longer file there keeps the survivor's
+    own jobs running past the requeue on any machine, so "a live node's jobs stay" is put to the test.
+    """
     env = {"ASR_NODE_LOSS_SECONDS": f"{node_loss_seconds:g}", **SEQUENTIAL, **(env or {})}
     redis = RedisServer().start()
     victim: LocalStack | None = None
@@ -90,13 +96,14 @@ def node_loss(
             new_session=True,
             log_path=folder / "victim.log",
         ).start()
+        client = Client(redis.url, redis.url)
+        submitted = client.submit_many([audio] * per_worker)
+        on_victim = wait_until(lambda: _running_on(redis.url, victim, per_worker), 120, "victim busy")
         survivor = LocalStack(
             redis_url=redis.url, concurrency=per_worker, env=env, log_path=folder / "survivor.log"
         )
         with survivor:
-            client = Client(redis.url, redis.url)
-            submitted = client.submit_many([audio] * (2 * per_worker))
-            on_victim = wait_until(lambda: _running_on(redis.url, victim, per_worker), 120, "victim busy")
+            submitted += client.submit_many([survivor_audio or audio] * per_worker)
             wait_until(lambda: _running_on(redis.url, survivor, per_worker), 120, "survivor busy")
             assert victim.worker is not None
             killed_at = time.time()
