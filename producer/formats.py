@@ -26,8 +26,8 @@ __all__ = ["FORMATS", "render", "write"]
 log = logging.getLogger(__name__)
 
 #: Subtitle lines and cues as common practice sets them (Netflix, BBC: about 42
-#: characters a line, two lines a cue) where the caller names no other.
-SUBTITLE_LINE_WIDTH, SUBTITLE_LINE_COUNT = 42, 2
+#: characters a line, two lines a cue, at most 7 s on screen) where the caller names no other.
+SUBTITLE_LINE_WIDTH, SUBTITLE_LINE_COUNT, SUBTITLE_CUE_SECONDS = 42, 2, 7.0
 #: The formats :func:`render` and :func:`write` accept.
 FORMATS = ("json", "txt", "srt", "vtt", "tsv", "rttm")
 
@@ -51,6 +51,17 @@ class _Cue(NamedTuple):
     text: str
 
 
+class _Layout(NamedTuple):
+    """How a segment becomes cues: line width and count, longest cue, word options, escaping."""
+
+    width: int | None
+    count: int | None
+    seconds: float | None
+    highlight: bool
+    word_level: bool
+    escape: Callable[[str], str]
+
+
 def render(
     result: dict[str, Any],
     fmt: str,
@@ -63,9 +74,9 @@ def render(
     """Return ``result`` rendered as ``fmt``.
 
     Wrapping, highlighting and word-level cues only affect srt and vtt. Lines break at
-    word boundaries (42 characters, 2 lines a cue unless given); a segment needing more
-    lines is split into several cues, timed by its word timestamps where it has them,
-    else in proportion to characters. No cue ends past the audio's ``duration``. Each
+    word boundaries (42 characters, 2 lines and at most 7 s a cue unless given); a segment
+    needing more lines or time is split into several cues, timed by its word timestamps
+    where it has them, else in proportion to characters. No cue ends past the audio's ``duration``. Each
     cue of a speaker's (``diarize``) or a channel's segment carries its label.
 
     Raises:
@@ -113,14 +124,14 @@ def _cues(
 ) -> list[_Cue]:
     """The srt/vtt cues of ``result``: wrapped, labelled, within the audio's duration."""
     escape = _escape_vtt if fmt == "vtt" else _same
+    seconds = None
     if width is None and count is None and not word_level:
-        width, count = SUBTITLE_LINE_WIDTH, SUBTITLE_LINE_COUNT
+        width, count, seconds = SUBTITLE_LINE_WIDTH, SUBTITLE_LINE_COUNT, SUBTITLE_CUE_SECONDS
+    layout = _Layout(width, count, seconds, highlight, word_level, escape)
     return [
         _voiced(_within(cue, result.get("duration")), _label(segment), fmt)
         for segment in result.get("segments", [])
-        for cue in _segment_cues(
-            segment, width=width, count=count, highlight=highlight, word_level=word_level, escape=escape
-        )
+        for cue in _segment_cues(segment, layout)
         if cue.text
     ]
 
@@ -265,33 +276,34 @@ def _wrap(tokens: list[_Token], width: int | None) -> list[list[_Token]]:
     return [*lines, line] if line else lines
 
 
-def _segment_cues(
-    segment: dict[str, Any],
-    *,
-    width: int | None,
-    count: int | None,
-    highlight: bool,
-    word_level: bool,
-    escape: Callable[[str], str],
-) -> Iterator[_Cue]:
+def _segment_cues(segment: dict[str, Any], layout: _Layout) -> Iterator[_Cue]:
     start, end = segment["start"], segment["end"]
     use_words = bool(segment.get("words"))
-    if word_level:
+    highlight, escape = layout.highlight, layout.escape
+    if layout.word_level:
         yield from (_Cue(w.start, w.end, escape(w.text.strip())) for w in _tokens(segment) if use_words)
         return
-    if width is None and not (highlight and use_words):
+    if layout.width is None and not (highlight and use_words):
         yield _Cue(start, end, escape(_one_line(segment["text"])))
         return
 
-    lines = _wrap(_tokens(segment), width)
-    chunks = [lines[i : i + count] for i in range(0, len(lines), count)] if count else [lines]
-    # Cues tile the segment, each split where the next chunk's first word starts.
-    bounds = [start]
+    chunks = [
+        chunk
+        for stretch in _by_time(_tokens(segment), layout.seconds)
+        for chunk in _by_count(_wrap(stretch, layout.width), layout.count)
+    ]
+    # Cues tile the segment, each split where the next chunk's first word starts; timed words
+    # start the first cue at the first word, and no cue outlasts ``layout.seconds``.
+    bounds = [_clamp(chunks[0][0][0].start, start, end) if use_words else start]
     for chunk in chunks[1:]:
         bounds.append(_clamp(chunk[0][0].start, bounds[-1], end))
     bounds.append(end)
+    spans = [
+        (lo, hi if layout.seconds is None else min(hi, lo + layout.seconds))
+        for lo, hi in itertools.pairwise(bounds)
+    ]
 
-    for chunk, (lo, hi) in zip(chunks, itertools.pairwise(bounds), strict=True):
+    for chunk, (lo, hi) in zip(chunks, spans, strict=True):
         if not (highlight and use_words):
             yield _Cue(lo, hi, _render_lines(chunk, escape, None))
             continue
@@ -306,6 +318,22 @@ def _segment_cues(
             last = w_end
         if last < hi:
             yield _Cue(last, hi, _render_lines(chunk, escape, None))
+
+
+def _by_time(tokens: list[_Token], seconds: float | None) -> list[list[_Token]]:
+    """``tokens`` in runs that each last at most ``seconds`` (a longer word alone); None keeps one run."""
+    runs: list[list[_Token]] = []
+    for token in tokens:
+        if runs and (seconds is None or token.end - runs[-1][0].start <= seconds):
+            runs[-1].append(token)
+        else:
+            runs.append([token])
+    return runs
+
+
+def _by_count(lines: list[list[_Token]], count: int | None) -> list[list[list[_Token]]]:
+    """``lines`` in groups of ``count`` (None: one group)."""
+    return [lines[i : i + count] for i in range(0, len(lines), count)] if count else [lines]
 
 
 def _render_lines(chunk: list[list[_Token]], escape: Callable[[str], str], k: int | None) -> str:

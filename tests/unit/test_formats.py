@@ -292,7 +292,9 @@ def test_tsv_uses_integer_milliseconds(jfk: dict[str, Any]) -> None:
 def test_tsv_and_subtitles_flatten_tabs_and_newlines() -> None:
     result = {"audio_path": "a.wav", "segments": [{"start": 1.2344, "end": 3599.9995, "text": "a\tb\nc"}]}
     assert render(result, "tsv") == "start\tend\ttext\n1234\t3600000\ta b c\n"
-    assert srt_cues(render(result, "srt"))[0][2] == "a b c"
+    # An hour-long segment of three words: cues of at most 7 s, so one word each.
+    assert [text for _, _, text in srt_cues(render(result, "srt"))] == ["a", "b", "c"]
+    assert srt_cues(render(result, "srt", max_line_width=42))[0][2] == "a b c"
 
 
 def test_vtt_escapes_markup_characters() -> None:
@@ -342,10 +344,10 @@ def test_default_cues_follow_subtitle_practice_and_end_with_the_audio(jfk: dict[
     parse = srt_cues if fmt == "srt" else vtt_cues
     cues = parse(render(long, fmt))
     assert len(cues) >= 2, "a segment over two lines of 42 characters becomes several cues"
-    for _, end, text in cues:
+    for start, end, text in cues:
         lines = text.split("\n")
         assert len(lines) <= 2 and all(len(line) <= 42 for line in lines), text
-        assert end <= 10_500
+        assert end <= 10_500 and end - start <= 7_000
     joined = " ".join(" ".join(text.split("\n")) for _, _, text in cues)
     assert joined == " ".join(s["text"] for s in jfk["segments"])
 
@@ -367,3 +369,16 @@ def test_channel_labels_reach_every_subtitle_cue_and_tsv_row() -> None:
         "0\t1500\t[agent] Hello.",
         "1000\t3000\t[customer] Hi there.",
     ]
+
+
+@pytest.mark.parametrize("fmt", ["srt", "vtt"])
+def test_default_cues_last_at_most_7_s_and_start_with_the_first_word(fmt: str) -> None:
+    # A slow speaker: 12 words over 12 s fit two lines of 42 characters but not 7 s on screen;
+    # the segment is stamped from 0.0 while its first word starts at 6 s.
+    words = [{"start": 6.0 + i, "end": 6.8 + i, "word": f" w{i}", "probability": 0.9} for i in range(12)]
+    segment = {"id": 1, "start": 0.0, "end": 18.0, "text": "".join(w["word"] for w in words), "words": words}
+    cues = (srt_cues if fmt == "srt" else vtt_cues)(render({"duration": 20.0, "segments": [segment]}, fmt))
+    assert len(cues) == 2
+    assert cues[0][0] == 6_000, "the first cue starts with the first word, not the segment's 0.0"
+    assert all(end - start <= 7_000 for start, end, _ in cues), cues
+    assert " ".join(text for _, _, text in cues).split() == [f"w{i}" for i in range(12)]
