@@ -55,7 +55,7 @@ class _Layout(NamedTuple):
     """How a segment becomes cues: line width and count, longest cue, word options, escaping."""
 
     width: int | None
-    count: int | None
+    lines: int | None
     seconds: float | None
     highlight: bool
     word_level: bool
@@ -290,7 +290,7 @@ def _segment_cues(segment: dict[str, Any], layout: _Layout) -> Iterator[_Cue]:
     chunks = [
         chunk
         for stretch in _by_time(_tokens(segment), layout.seconds)
-        for chunk in _by_count(_wrap(stretch, layout.width), layout.count)
+        for chunk in _by_count(_wrap(stretch, layout.width), layout.lines)
     ]
     # Cues tile the segment, each split where the next chunk's first word starts; timed words
     # start the first cue at the first word, and no cue outlasts ``layout.seconds``.

@@ -1,6 +1,6 @@
 """A private Redis and a real prefork worker (2 children, the real tiny.en model) for the session.
 
-Shared helpers live in :mod:`tests.helpers`; the names below are re-exported for old imports.
+Shared helpers live in :mod:`tests.helpers`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ import pytest
 
 from producer import Client
 from producer.local import LocalStack
-from tests.helpers import run_module, worker_log, worker_stack
-
-__all__ = ["client", "run_module", "stack", "worker_log", "worker_stack"]
+from tests.helpers import worker_stack
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -26,8 +26,7 @@ from evaluation.audio import SEQUENTIAL, concatenate, write_wav
 from producer import Client
 from producer.api.local import ApiServer, server_env
 from producer.local import LocalStack
-from tests.conftest import ROOT, audio_file
-from tests.integration.conftest import worker_stack
+from tests.helpers import ROOT, audio_file, worker_stack
 
 pytestmark = pytest.mark.integration
 

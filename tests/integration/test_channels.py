@@ -12,7 +12,7 @@ import pytest
 from evaluation.audio import SEQUENTIAL, write_wav
 from producer import Client, TranscriptionFailed
 from producer.formats import render
-from tests.conftest import audio_file, references, word_error_rate
+from tests.helpers import audio_file, references, word_error_rate
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,7 @@ import pytest
 
 from producer.cli.codes import RET_CONNECT, RET_FAILED, RET_OK, RET_UNKNOWN, RET_USAGE
 from producer.local import LocalStack, free_port
-from tests.conftest import ROOT, audio_file, references, word_error_rate
-from tests.integration.conftest import run_module
+from tests.helpers import ROOT, audio_file, references, run_module, word_error_rate
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,7 @@ import pytest
 from evaluation.audio import concatenate
 from producer import Client
 from producer.local import LocalStack
-from tests.conftest import ROOT, audio_file
-from tests.helpers import wait_until
+from tests.helpers import ROOT, audio_file, wait_until
 
 pytestmark = pytest.mark.integration
 

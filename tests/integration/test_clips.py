@@ -23,9 +23,7 @@ from faster_whisper.audio import decode_audio
 from evaluation.audio import concatenate, write_wav
 from producer import Client, TranscriptionFailed
 from producer.local import LocalStack
-from tests.conftest import audio_file
-from tests.helpers import wait_for_log, wait_until
-from tests.integration.conftest import worker_log, worker_stack
+from tests.helpers import audio_file, wait_for_log, wait_until, worker_log, worker_stack
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,7 @@ from evaluation.audio import concatenate
 from producer import Client, TranscriptionFailed
 from producer.formats import render
 from producer.local import LocalStack
-from tests.conftest import SHARED_AUDIO, audio_file
-from tests.integration.conftest import worker_stack
+from tests.helpers import SHARED_AUDIO, audio_file, worker_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.diarization]
 

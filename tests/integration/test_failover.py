@@ -14,8 +14,7 @@ import pytest
 from evaluation.failover import failover
 from evaluation.faults import speech_file
 from producer.cli import RET_OK
-from tests.integration.conftest import run_module
-from tests.integration.test_flower import start_flower, task_result
+from tests.helpers import run_module, start_flower, task_result
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,7 @@ import pytest
 
 from evaluation.workloads import referenced_mix
 from producer import TranscriptionFailed
-from tests.conftest import audio_file, normalise, word_error_rate
-from tests.helpers import wait_until
+from tests.helpers import audio_file, normalise, wait_until, word_error_rate
 from worker.pipeline.audio import decode
 
 pytestmark = pytest.mark.integration

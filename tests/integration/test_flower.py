@@ -7,84 +7,21 @@ docs/operations.md starts it, with basic auth and a persistent state file.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-import requests
 
 from evaluation.audio import SEQUENTIAL, concatenate
 from producer import Client
-from producer.local import PROJECT_ROOT, LocalStack, free_port
-from tests.conftest import audio_file
-from tests.helpers import wait_until
+from producer.local import LocalStack
+from tests.helpers import Flower, audio_file, start_flower, task_result, wait_until
 
 pytestmark = pytest.mark.integration
-
-AUTH = ("ops", "s3cret-pass")
-
-
-@dataclass
-class Flower:
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def get(self, path: str, *, auth: tuple[str, str] | None = AUTH, **kwargs: Any) -> requests.Response:
-        return requests.get(f"{self.url}{path}", auth=auth, timeout=10, **kwargs)
-
-    def post(self, path: str, *, auth: tuple[str, str] | None = AUTH, **kwargs: Any) -> requests.Response:
-        return requests.post(f"{self.url}{path}", auth=auth, timeout=10, **kwargs)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # Flower saves its state on SIGTERM
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def start_flower(redis_url: str, db: Path, log: Path, *, auth_from_env: bool = False) -> Flower:
-    port = free_port()
-    env = {**os.environ, "REDIS_URL": redis_url}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-    for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "FLOWER_BASIC_AUTH"):
-        env.pop(name, None)
-    args = [
-        sys.executable, "-m", "celery", "-A", "worker", "flower",
-        f"--port={port}", "--address=127.0.0.1", "--persistent=True", f"--db={db}",
-    ]  # fmt: skip
-    if auth_from_env:
-        env["FLOWER_BASIC_AUTH"] = ":".join(AUTH)
-    else:
-        args.append(f"--basic-auth={':'.join(AUTH)}")
-    with open(log, "ab") as out:
-        process = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    flower = Flower(process, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"flower exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if flower.get("/healthcheck", auth=None).status_code == 200:
-                return flower
-        except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline:
-            flower.stop()
-            raise TimeoutError(f"flower did not answer within 60 s:\n{log.read_text()}")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -97,18 +34,6 @@ def flower(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 def node_name(stack: LocalStack) -> str:
     return stack.hostname.replace("%h", socket.gethostname())
-
-
-def task_result(flower: Flower, task_id: str, timeout: float = 120) -> dict[str, Any]:
-    """Poll ``GET /api/task/result/<id>`` (the result backend) until the task has ended."""
-
-    def ended() -> dict[str, Any] | None:
-        reply = flower.get(f"/api/task/result/{task_id}")
-        assert reply.status_code == 200, reply.text
-        body: dict[str, Any] = reply.json()
-        return body if body["state"] in ("SUCCESS", "FAILURE") else None
-
-    return wait_until(ended, timeout, f"task {task_id} did not end")
 
 
 def flower_info(flower: Flower, task_id: str) -> dict[str, Any]:

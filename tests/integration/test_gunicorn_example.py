@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from producer.local import free_port
-from tests.conftest import ROOT, audio_file
+from tests.helpers import ROOT, audio_file
 
 pytestmark = pytest.mark.integration
 

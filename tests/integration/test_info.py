@@ -19,9 +19,7 @@ from evaluation.audio import SEQUENTIAL, concatenate
 from producer import Client
 from producer.local import PROJECT_ROOT, LocalStack, RedisServer, free_port
 from producer.ops import worker_info
-from tests.conftest import audio_file
-from tests.helpers import wait_until
-from tests.integration.conftest import run_module, worker_log
+from tests.helpers import audio_file, run_module, wait_until, worker_log
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,7 @@ import pytest
 from evaluation.audio import concatenate, write_wav
 from producer import Client, TranscriptionFailed
 from producer.local import LocalStack
-from tests.conftest import audio_file
-from tests.integration.conftest import worker_log
+from tests.helpers import audio_file, worker_log
 
 pytestmark = pytest.mark.integration
 
@@ -109,7 +108,7 @@ def test_configured_audio_roots_give_no_warning(confined):
 
 
 def test_a_missing_audio_root_stops_the_worker_at_start(tmp_path, stack):
-    from tests.integration.test_worker_config import start_worker
+    from tests.helpers import start_worker
 
     done = start_worker(stack.url, ASR_AUDIO_ROOTS=str(tmp_path / "nope"))
     assert done.returncode != 0
@@ -117,7 +116,7 @@ def test_a_missing_audio_root_stops_the_worker_at_start(tmp_path, stack):
 
 
 def test_an_unwritable_cache_dir_stops_the_worker_at_start(tmp_path, stack):
-    from tests.integration.test_worker_config import start_worker
+    from tests.helpers import start_worker
 
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

@@ -19,9 +19,7 @@ from evaluation.audio import concatenate
 from producer import Client, Job
 from producer.jobs import RET_CONNECT, RET_ENDED, RET_OK, RET_UNKNOWN
 from producer.local import LocalStack, free_port
-from tests.conftest import audio_file
-from tests.helpers import wait_until
-from tests.integration.conftest import run_module, worker_log, worker_stack
+from tests.helpers import audio_file, run_module, wait_until, worker_log, worker_stack
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 
 from producer import Client, TranscriptionFailed
 from producer.local import LocalStack
-from tests.conftest import audio_file
+from tests.helpers import audio_file
 
 pytestmark = pytest.mark.integration
 

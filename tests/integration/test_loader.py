@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import audio_file
+from tests.helpers import audio_file
 from worker import asr
 from worker.pipeline.errors import ConfigError
 from worker.pipeline.settings import get_settings

@@ -9,7 +9,7 @@ from evaluation.audio import concatenate
 from evaluation.workloads import referenced_mix
 from producer import Client
 from producer.local import LocalStack
-from tests.conftest import audio_file, normalise, references, word_error_rate
+from tests.helpers import audio_file, normalise, references, word_error_rate
 from worker.pipeline.audio import SAMPLE_RATE
 from worker.pipeline.speech import split_points
 

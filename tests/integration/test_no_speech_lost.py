@@ -10,7 +10,7 @@ import pytest
 from evaluation.audio import write_wav
 from evaluation.corpus import PAUSE, corpus, long_mixes
 from evaluation.scoring import Errors, errors, eval_corpus, normalise
-from tests.conftest import audio_file, references, word_error_rate
+from tests.helpers import audio_file, references, word_error_rate
 from worker.pipeline.audio import SAMPLE_RATE, decode
 from worker.pipeline.decoding import decode_batched, fill_gaps
 

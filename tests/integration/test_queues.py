@@ -13,7 +13,7 @@ import redis
 from producer import Client
 from producer.local import LocalStack, RedisServer
 from producer.ops import worker_info
-from tests.conftest import audio_file
+from tests.helpers import audio_file
 
 pytestmark = pytest.mark.integration
 

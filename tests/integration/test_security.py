@@ -13,8 +13,7 @@ from kombu import Connection, Exchange, Queue
 
 from producer import BrokerUnavailableError, Client, TranscriptionFailed
 from producer.local import LocalStack, RedisServer
-from tests.conftest import audio_file
-from tests.helpers import wait_for_log, worker_log
+from tests.helpers import audio_file, wait_for_log, worker_log
 
 pytestmark = pytest.mark.integration
 

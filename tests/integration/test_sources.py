@@ -22,8 +22,7 @@ from evaluation.stores import AWS_ENV, http_server, moto_server, s3_client
 from evaluation.workloads import referenced_mix
 from producer import Client, TranscriptionFailed
 from producer.local import LocalStack
-from tests.conftest import audio_file, word_error_rate
-from tests.integration.conftest import run_module, worker_log, worker_stack
+from tests.helpers import audio_file, run_module, word_error_rate, worker_log, worker_stack
 
 pytestmark = pytest.mark.integration
 

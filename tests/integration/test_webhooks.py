@@ -20,10 +20,7 @@ import pytest
 from evaluation.audio import SEQUENTIAL, concatenate
 from producer import Client, TranscriptionFailed
 from producer.local import LocalStack, free_port
-from tests.conftest import audio_file
-from tests.helpers import never, wait_for_log, wait_until
-from tests.integration.conftest import worker_log, worker_stack
-from tests.unit.test_webhook_signing import load_verifier
+from tests.helpers import audio_file, load_verifier, never, wait_for_log, wait_until, worker_log, worker_stack
 
 pytestmark = pytest.mark.integration
 

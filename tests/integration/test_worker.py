@@ -12,8 +12,7 @@ from celery import Celery
 from evaluation.audio import SEQUENTIAL, concatenate
 from producer import Client, TranscriptionFailed
 from producer.local import LocalStack
-from tests.conftest import audio_file, references, word_error_rate
-from tests.integration.conftest import worker_log
+from tests.helpers import audio_file, references, word_error_rate, worker_log
 
 pytestmark = pytest.mark.integration
 

@@ -2,42 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from producer import Client, TranscriptionFailed
 from producer.local import LocalStack
-from tests.conftest import ROOT, audio_file
+from tests.helpers import audio_file, start_worker
 
 pytestmark = pytest.mark.integration
-
-
-def start_worker(redis_url: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "REDIS_URL": redis_url, **env}
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker",
-            "worker",
-            "-c",
-            "2",
-            "-l",
-            "info",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        cwd=ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from producer.api.__main__ import _parser
-from tests.unit.test_compose import (
+from tests.helpers import (
     COMPOSE,
     ROOT,
     SECRETS,

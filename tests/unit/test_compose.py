@@ -21,15 +21,14 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE = ROOT / "docker-compose.yml"
+from tests.helpers import COMPOSE, ROOT, SECRETS, command_args, dockerfile_instructions, interpolate
+
 CPU_DOCKERFILE = ROOT / "docker" / "Dockerfile"
 GPU_DOCKERFILE = ROOT / "docker" / "Dockerfile.gpu"
 ENV_EXAMPLE = ROOT / ".env.example"
 SOURCES = [ROOT / "celeryconfig.py", *sorted((ROOT / "worker").rglob("*.py"))]
 SOURCES += sorted((ROOT / "producer").rglob("*.py"))
 
-SECRETS = {"REDIS_PASSWORD": "test-password", "FLOWER_BASIC_AUTH": "test:test-password"}
 WORKERS = ("worker", "worker-gpu")
 # Set on a worker although our code does not read them: Celery's and NVIDIA's own.
 FOREIGN_WORKER_VARS = {
@@ -44,29 +43,8 @@ FOREIGN_WORKER_VARS = {
 # Dockerfile ENV prefixes of the tools in the image (Python, pip, apt, the shell).
 TOOL_ENV_PREFIXES = ("PYTHON", "PIP_", "DEBIAN_", "PATH")
 
-_VAR = re.compile(r"\$\{(?P<name>\w+)(?::(?P<op>[-?])(?P<arg>[^}]*))?\}")
-
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def interpolate(value: str, env: Mapping[str, str]) -> str:
-    """Compose's ``${NAME}``, ``${NAME:-default}`` and ``${NAME:?error}``, then ``$$`` -> ``$``."""
-
-    def substitute(match: re.Match[str]) -> str:
-        name, op, arg = match.group("name", "op", "arg")
-        if env.get(name):
-            return env[name]
-        if op == "?":
-            raise KeyError(f"{name}: {arg}")
-        return arg if op == "-" else ""
-
-    return _VAR.sub(substitute, value).replace("$$", "$")
-
-
-def command_args(command: str | list[str]) -> list[str]:
-    args = shlex.split(command) if isinstance(command, str) else list(command)
-    return [interpolate(arg, SECRETS) for arg in args]
 
 
 def healthcheck_args(service: dict[str, Any]) -> list[str]:
@@ -102,18 +80,6 @@ def celery_cli(args: list[str]) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
     )
-
-
-def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
-    lines = [line for line in path.read_text().splitlines() if not line.lstrip().startswith("#")]
-    joined = re.sub(r"\\\n", "", "\n".join(lines))
-    instructions = []
-    for line in joined.splitlines():
-        if line.strip():
-            keyword, _, rest = line.strip().partition(" ")
-            instructions.append((keyword.upper(), rest.strip()))
-    return instructions
 
 
 def compose_clients() -> Iterator[Any]:

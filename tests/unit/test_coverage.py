@@ -8,10 +8,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tests.conftest import audio_file
+from tests.helpers import audio_file
 from worker.pipeline.audio import SAMPLE_RATE, decode
 from worker.pipeline.decoding import fill_gaps
-from worker.pipeline.speech import missed_speech, uncovered
+from worker.pipeline.speech import missed_speech, speech_onset, uncovered
 
 
 def test_speech_with_words_over_it_is_covered():
@@ -71,3 +71,14 @@ def test_covered_audio_is_not_decoded_again(heard):
             raise AssertionError("decoded again although every stretch had words")
 
     assert fill_gaps(_Untouchable(), decode(audio_file("jfk.flac")), heard, {}) == ([], [])  # type: ignore[arg-type]
+
+
+def test_speech_onset_moves_a_segment_start_past_its_quiet_lead_in() -> None:
+    rng = np.random.default_rng(0)
+    quiet = rng.normal(0, 0.001, 6 * SAMPLE_RATE)
+    loud = rng.normal(0, 0.2, 4 * SAMPLE_RATE)
+    audio = np.concatenate([quiet, loud]).astype(np.float32)
+    assert speech_onset(audio, 0.0, 10.0) == pytest.approx(5.8, abs=0.11)  # 6 s less the 0.2 s pad
+    assert speech_onset(audio, 5.7, 10.0) == 5.7, "a lead-in under 0.5 s is kept"
+    assert speech_onset(audio, 7.0, 10.0) == 7.0, "speech from the start: unchanged"
+    assert speech_onset(np.zeros(SAMPLE_RATE * 3, dtype=np.float32), 0.0, 3.0) == 0.0, "silence: unchanged"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import audio_file
+from tests.helpers import audio_file
 from worker.pipeline.audio import decode, decode_head, decode_range
 
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from producer.config import mask_url, sentinel_options
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 URL = "sentinel://:pw@10.0.0.1:26379/0;sentinel://:pw@10.0.0.2:26379/0"
 

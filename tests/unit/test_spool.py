@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from worker.pipeline import spool
 from worker.pipeline.settings import Settings
 

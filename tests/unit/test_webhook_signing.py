@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import load_verifier
 from worker.pipeline.errors import ConfigError
 from worker.pipeline.settings import Settings
 from worker.tasks.webhooks import backoff, encode_payload, retryable, sign
@@ -22,16 +22,6 @@ from worker.tasks.webhooks import backoff, encode_payload, retryable, sign
 SECRET = "s3cret-for-tests"
 
 Verifier = Callable[..., bool]
-
-
-def load_verifier() -> Verifier:
-    """``verify_webhook`` exactly as docs/results.md shows it."""
-    text = (ROOT / "docs" / "results.md").read_text()
-    section = text.split("### Verifying a webhook", 1)[1]
-    code = section.split("```python\n", 1)[1].split("```", 1)[0]
-    namespace: dict[str, object] = {}
-    exec(compile(code, "docs/results.md", "exec"), namespace)
-    return namespace["verify_webhook"]  # type: ignore[return-value]
 
 
 @pytest.fixture(scope="module")

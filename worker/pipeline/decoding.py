@@ -27,7 +27,7 @@ import numpy as np
 from worker.pipeline.audio import SAMPLE_RATE
 from worker.pipeline.records import SegmentRecord
 from worker.pipeline.segments import Run, Word, build_segments
-from worker.pipeline.speech import WINDOW_SECONDS, Span, missed_speech, split_points
+from worker.pipeline.speech import WINDOW_SECONDS, Span, missed_speech, speech_onset, split_points
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -89,11 +89,18 @@ def decode_sequential(
     batch_size: int = 1,
     on_progress: Progress | None = None,
 ) -> Decoded:
-    """``WhisperModel.transcribe`` over ``audio``, then the coverage check on its segments' times."""
+    """``WhisperModel.transcribe`` over ``audio``, then the coverage check on its segments' times.
+
+    A segment without word timings starts where its sound does (:func:`speech_onset`),
+    not in the silence before it, where Whisper's timestamps put it.
+    """
     segments_iter, info = model.transcribe(audio, **kwargs)
     segments: list[SegmentRecord] = []
     for segment in segments_iter:
-        segments.append(segment_dict(segment, number=len(segments) + 1))
+        record = segment_dict(segment, number=len(segments) + 1)
+        if segment.words is None:  # with words, faster-whisper starts it at its first word
+            record["start"] = speech_onset(audio, record["start"], record["end"])
+        segments.append(record)
         if on_progress is not None:
             on_progress(segment.end, segment.text)
     heard = [(word["start"], word["end"]) for segment in segments for word in segment.get("words", [segment])]
