@@ -19,7 +19,7 @@ from producer.api.auth import require_key
 from producer.api.errors import SERVER_ERROR, ApiError, worker_error
 from producer.api.options import AudioRequest, audio_request
 from producer.api.service import Service
-from producer.api.shapes import media_type, render, sse, stream_events
+from producer.api.shapes import media_type, render, request_body, sse, stream_events
 from producer.api.uploads import Upload, receive_upload
 from producer.client import ENDED_STATES, TranscriptionFailed
 
@@ -27,35 +27,24 @@ __all__ = ["final_result", "router"]
 
 router = APIRouter(dependencies=[Depends(require_key)])
 
-_FORM_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "model": {"type": "string", "default": "whisper-1"},
-                        "language": {"type": "string"},
-                        "prompt": {"type": "string"},
-                        "response_format": {
-                            "type": "string",
-                            "enum": ["json", "text", "srt", "verbose_json", "vtt", "diarized_json"],
-                        },
-                        "temperature": {"type": "number", "minimum": 0, "maximum": 1},
-                        "timestamp_granularities[]": {
-                            "type": "array",
-                            "items": {"enum": ["word", "segment"]},
-                        },
-                        "stream": {"type": "boolean"},
-                    },
-                }
-            }
+_FORM_DOC = request_body(
+    multipart_form_data=(
+        ["file"],
+        {
+            "file": {"type": "string", "format": "binary"},
+            "model": {"type": "string", "default": "whisper-1"},
+            "language": {"type": "string"},
+            "prompt": {"type": "string"},
+            "response_format": {
+                "type": "string",
+                "enum": ["json", "text", "srt", "verbose_json", "vtt", "diarized_json"],
+            },
+            "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+            "timestamp_granularities[]": {"type": "array", "items": {"enum": ["word", "segment"]}},
+            "stream": {"type": "boolean"},
         },
-    }
-}
+    )
+)
 
 
 async def final_result(service: Service, job_id: str, meta: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from producer.api.auth import require_key
 from producer.api.errors import WORKER_ERRORS, ApiError
 from producer.api.options import check_job_options
 from producer.api.service import Service
+from producer.api.shapes import request_body
 from producer.api.uploads import receive_upload
 from producer.client import ENDED_STATES, JobStatus
 
@@ -35,38 +36,24 @@ TranscriptFormat = Literal["json", "txt", "srt", "vtt", "tsv"]
 
 router = APIRouter(prefix="/v1/jobs", dependencies=[Depends(require_key)])
 
-_SUBMIT_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["audio"],
-                    "properties": {
-                        "audio": {
-                            "type": "string",
-                            "description": "absolute path on storage the workers share",
-                        },
-                        "options": {"type": "object", "description": "asr.transcribe options"},
-                        "model": {"type": "string", "description": "picks the queue (see /v1/models)"},
-                    },
-                }
-            },
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "options": {"type": "string", "description": "a JSON object of options"},
-                        "model": {"type": "string"},
-                    },
-                }
-            },
+_SUBMIT_DOC = request_body(
+    application_json=(
+        ["audio"],
+        {
+            "audio": {"type": "string", "description": "absolute path on storage the workers share"},
+            "options": {"type": "object", "description": "asr.transcribe options"},
+            "model": {"type": "string", "description": "picks the queue (see /v1/models)"},
         },
-    }
-}
+    ),
+    multipart_form_data=(
+        ["file"],
+        {
+            "file": {"type": "string", "format": "binary"},
+            "options": {"type": "string", "description": "a JSON object of options"},
+            "model": {"type": "string"},
+        },
+    ),
+)
 
 
 def _error(status: JobStatus) -> dict[str, str] | None:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from producer import formats
 
-__all__ = ["RESPONSE_FORMATS", "media_type", "render", "stream_events"]
+__all__ = ["RESPONSE_FORMATS", "media_type", "render", "request_body", "stream_events"]
 
 RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt", "diarized_json")
 _MEDIA_TYPES = {
@@ -28,6 +29,20 @@ _MEDIA_TYPES = {
     "diarized_json": "application/json",
     "vtt": "text/vtt",
 }
+
+
+def request_body(**schemas: tuple[list[str], dict[str, Any]]) -> dict[str, Any]:
+    """A route's ``openapi_extra`` for a body it reads itself: ``media_type=(required, properties)``.
+
+    The keyword names a media type with ``_`` for ``/`` and ``-`` (``multipart_form_data``).
+    """
+    content = {
+        re.sub("_", "-", name).replace("-", "/", 1): {
+            "schema": {"type": "object", "required": required, "properties": properties}
+        }
+        for name, (required, properties) in schemas.items()
+    }
+    return {"requestBody": {"required": True, "content": content}}
 
 
 def media_type(response_format: str) -> str:

@@ -12,7 +12,7 @@ from evaluation.corpus import PAUSE, corpus, long_mixes
 from evaluation.scoring import Errors, errors, eval_corpus, normalise
 from tests.helpers import audio_file, references, word_error_rate
 from worker.pipeline.audio import SAMPLE_RATE, decode
-from worker.pipeline.decoding import decode_batched, fill_gaps
+from worker.pipeline.decoding import decode_batched, decode_sequential, fill_gaps
 
 pytestmark = pytest.mark.integration
 
@@ -92,3 +92,13 @@ def test_the_eval_corpus_through_a_worker_is_within_the_benchmark_bound(tmp_path
         )
         assert segment["text"] == "".join(w["word"] for w in segment["words"]).strip()
     assert mix["segments"][-1]["end"] <= mix["duration"] + PAUSE
+
+
+def test_a_segment_after_silence_starts_with_its_speech_without_word_timings(model):
+    # 6 s of silence, then jfk.flac: Whisper stamps the first segment from 0.0.
+    speech = decode(audio_file("jfk.flac"))
+    audio = np.concatenate([np.zeros(6 * SAMPLE_RATE, dtype=np.float32), speech])
+    decoded = decode_sequential(model, audio, {"beam_size": 5})
+    assert 5.5 <= decoded.segments[0]["start"] <= 6.3, decoded.segments[0]
+    timed = decode_sequential(model, audio, {"beam_size": 5, "word_timestamps": True})
+    assert abs(timed.segments[0]["start"] - decoded.segments[0]["start"]) <= 0.3, "as its first word"

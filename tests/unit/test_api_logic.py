@@ -14,7 +14,7 @@ from producer.api.errors import WORKER_ERRORS, ApiError, worker_error
 from producer.api.models import served_models
 from producer.api.options import JOB_OPTIONS, audio_request, check_job_options
 from producer.api.settings import ApiConfigError, ApiSettings
-from producer.api.shapes import compression_ratio, render, stream_events, verbose
+from producer.api.shapes import compression_ratio, render, request_body, stream_events, verbose
 
 KEYS = ("first-key", "second-key")
 
@@ -280,3 +280,14 @@ def test_stream_events_after_text_sent_while_running_add_only_the_rest():
     assert kinds(stream_events(RESULT, sent="something else")) == [
         {"type": "transcript.text.done", "text": RESULT["text"]}
     ]
+
+
+def test_request_body_documents_each_media_type_a_route_reads_itself() -> None:
+    doc = request_body(
+        application_json=(["audio"], {"audio": {"type": "string"}}),
+        multipart_form_data=(["file"], {"file": {"type": "string", "format": "binary"}}),
+    )
+    content = doc["requestBody"]["content"]
+    assert doc["requestBody"]["required"] is True
+    assert list(content) == ["application/json", "multipart/form-data"]
+    assert content["multipart/form-data"]["schema"]["required"] == ["file"]

@@ -206,9 +206,9 @@ def _decode_gaps_batched(
         # A segment may be stamped a little before its window's start: it is the first window's then.
         window = max((k for k, (first, _) in enumerate(clips) if first <= segment.start + 1e-3), default=0)
         for at, (start, end) in enumerate(missed):
-            inside = [w for w in segment.words or () if start <= (w.start + w.end) / 2 <= end]
+            inside = _words_within(segment, start, end)
             if owner[at] == window and inside:
-                words[at] += [Word(w.start, w.end, w.word, w.probability) for w in inside]
+                words[at] += inside
                 scores[at].append((segment.avg_logprob, segment.no_speech_prob))
     return [
         Run(tuple(found), float(np.mean([s[0] for s in score])), float(np.mean([s[1] for s in score])))
@@ -229,9 +229,9 @@ def _decode_gap(
     segments_iter, _ = model.transcribe(audio[first:last], **options)
     words, logprobs, no_speech = [], [], []
     for segment in segments_iter:
-        inside = [w for w in segment.words or () if start <= offset + (w.start + w.end) / 2 <= end]
+        inside = _words_within(segment, start, end, offset=offset)
         if inside:
-            words += [Word(offset + w.start, offset + w.end, w.word, w.probability) for w in inside]
+            words += inside
             logprobs.append(segment.avg_logprob)
             no_speech.append(segment.no_speech_prob)
     if not words:
@@ -253,6 +253,12 @@ def _read_windows(
         without_timestamps=True,
         **batched | {"word_timestamps": True},
     )
+
+
+def _words_within(segment: Segment, start: float, end: float, *, offset: float = 0.0) -> list[Word]:
+    """The words of ``segment`` (its times shifted by ``offset``) whose middle lies in ``start``-``end``."""
+    words = [Word(offset + w.start, offset + w.end, w.word, w.probability) for w in segment.words or ()]
+    return [w for w in words if start <= (w.start + w.end) / 2 <= end]
 
 
 def _silent(segment: Segment) -> bool:
