@@ -21,23 +21,11 @@ from tests.helpers import ROOT, audio_file, wait_until
 pytestmark = pytest.mark.integration
 
 
-def test_progress_bars_are_drawn_on_a_terminal(stack: LocalStack, tmp_path):
-    # 22 x jfk.flac with 1 s pauses (264 s of speech) split into 60 s pieces: 5 pieces on 2
-    # children, so progress stops in between (the batched pipeline moves a batch at a time).
-    long_file = concatenate(audio_file("jfk.flac"), 22, tmp_path / "long.wav")
+def cli_on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    """``python -m producer ARGS``, stderr on a pseudo-terminal: the process and the reading end."""
     leader, follower = pty.openpty()
-    env = {**os.environ, "REDIS_URL": stack.url, "COLUMNS": "120"}
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "producer",
-            str(long_file),
-            str(audio_file("jfk.flac")),
-            "--wait",
-            "--fanout-seconds",
-            "60",
-        ],
+        [sys.executable, "-m", "producer", *args],
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -45,6 +33,16 @@ def test_progress_bars_are_drawn_on_a_terminal(stack: LocalStack, tmp_path):
         stderr=follower,
     )
     os.close(follower)
+    return process, leader
+
+
+def test_progress_bars_are_drawn_on_a_terminal(stack: LocalStack, tmp_path):
+    # 22 x jfk.flac with 1 s pauses (264 s of speech) split into 60 s pieces: 5 pieces on 2
+    # children, so progress stops in between (the batched pipeline moves a batch at a time).
+    long_file = concatenate(audio_file("jfk.flac"), 22, tmp_path / "long.wav")
+    env = {**os.environ, "REDIS_URL": stack.url, "COLUMNS": "120"}
+    args = [str(long_file), str(audio_file("jfk.flac")), "--wait", "--fanout-seconds", "60"]
+    process, leader = cli_on_a_terminal(args, env)
     screen = b""
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -72,27 +70,9 @@ def test_ctrl_c_while_waiting_lists_the_jobs_that_go_on(stack: LocalStack, tmp_p
     # 24 x jfk.flac (264 s of speech) in one child: seconds of decoding, so it is still
     # running when the interrupt comes.
     long_file = concatenate(audio_file("jfk.flac"), 24, tmp_path / "long.wav")
-    leader, follower = pty.openpty()
     env = {**os.environ, "REDIS_URL": stack.url, "COLUMNS": "120"}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "producer",
-            str(long_file),
-            "--wait",
-            "--fanout-seconds",
-            "0",
-            "--temperature",
-            "0",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=follower,
-    )
-    os.close(follower)
+    args = [str(long_file), "--wait", "--fanout-seconds", "0", "--temperature", "0"]
+    process, leader = cli_on_a_terminal(args, env)
     screen = bytearray()
 
     def running(client: Client) -> bool:
