@@ -26,7 +26,7 @@ from evaluation.audio import SEQUENTIAL, concatenate, write_wav
 from producer import Client
 from producer.api.local import ApiServer, server_env
 from producer.local import LocalStack
-from tests.helpers import ROOT, audio_file, worker_stack
+from tests.helpers import ROOT, audio_file, normalise, worker_stack
 
 pytestmark = pytest.mark.integration
 
@@ -261,7 +261,8 @@ def test_jobs_api_submit_follow_fetch(http: httpx.Client):
 
     assert http.get(f"/v1/jobs/{job_id}").json()["state"] == "SUCCESS"
     full = http.get(f"/v1/jobs/{job_id}/transcript").json()
-    assert full["text"].startswith("And so, my fellow Americans") and "words" in full["segments"][0]
+    # Compared normalised: the comma after "And so" comes and goes with the CPU's numerics.
+    assert normalise(full["text"]).startswith("and so my fellow americans") and "words" in full["segments"][0]
     for fmt, head in (
         ("txt", "And so"),
         ("srt", "1\n00:00:00,000"),
