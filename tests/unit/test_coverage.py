@@ -10,7 +10,7 @@ import pytest
 
 from tests.helpers import audio_file
 from worker.pipeline.audio import SAMPLE_RATE, decode
-from worker.pipeline.decoding import fill_gaps
+from worker.pipeline.decoding import batch_for, fill_gaps
 from worker.pipeline.speech import missed_speech, speech_onset, uncovered
 
 
@@ -82,3 +82,8 @@ def test_speech_onset_moves_a_segment_start_past_its_quiet_lead_in() -> None:
     assert speech_onset(audio, 5.7, 10.0) == 5.7, "a lead-in under 0.5 s is kept"
     assert speech_onset(audio, 7.0, 10.0) == 7.0, "speech from the start: unchanged"
     assert speech_onset(np.zeros(SAMPLE_RATE * 3, dtype=np.float32), 0.0, 3.0) == 0.0, "silence: unchanged"
+
+
+def test_the_first_pass_reads_a_short_file_in_several_batches_so_progress_moves() -> None:
+    assert [batch_for(n, 8) for n in (1, 2, 3, 4, 6, 12, 24, 25, 100)] == [1, 1, 1, 2, 2, 4, 8, 8, 8]
+    assert batch_for(4, 1) == 1
