@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from producer.cli.codes import RET_CONNECT, RET_FAILED, RET_OK, RET_UNKNOWN, RET_USAGE
 from producer.local import LocalStack, free_port
-from tests.helpers import ROOT, audio_file, references, run_module, word_error_rate
+from tests.helpers import ROOT, audio_file, references, run_module, wait_until, word_error_rate
 
 pytestmark = pytest.mark.integration
 
@@ -204,3 +207,39 @@ def test_run_demo_reads_files_relative_to_where_it_was_called(tmp_path: Path):
     )
     assert done.returncode == RET_OK, done.stderr
     assert "your country" in done.stdout
+
+
+def test_ctrl_c_in_run_demo_lists_the_job_and_stops_what_the_demo_started_at_once(tmp_path: Path):
+    # A terminal's Ctrl-C sends SIGINT to the whole foreground group: ./run, the CLI and the
+    # worker it started. The worker alone would wait for its running job (a warm shutdown).
+    from evaluation.audio import concatenate
+    from producer import Client
+    from producer.local import RedisServer
+
+    long_file = concatenate(audio_file("jfk.flac"), 24, tmp_path / "long.wav")  # 288 s of speech
+    redis = RedisServer().start()  # the demo's stack uses it, so the test can see the job run
+    try:
+        env = {**os.environ, "REDIS_URL": redis.url, "ASR_BATCH_SIZE": "1"}
+        demo = subprocess.Popen(
+            [str(ROOT / "run"), "demo", str(long_file), "--format", "txt"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        with Client(redis.url, redis.url) as client:
+            wait_until(lambda: any(j.state == "PROGRESS" for j in client.list_jobs()), 180, "job running")
+            interrupted = time.monotonic()
+            os.killpg(demo.pid, signal.SIGINT)
+            _, stderr = demo.communicate(timeout=60)
+            stopped = time.monotonic() - interrupted
+            assert demo.returncode == 130, stderr
+            assert "Traceback" not in stderr
+            assert re.search(r"[0-9a-f-]{36}\t\S*long\.wav\tstill running; fetch it with: asr result", stderr)
+            assert "stopping the private worker and Redis" in stderr
+            assert stopped < 30, f"the demo took {stopped:.0f} s to stop"
+            assert client.app.control.ping(timeout=1.0) == [], "the demo's worker is gone"
+    finally:
+        redis.stop()
