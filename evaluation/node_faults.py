@@ -55,6 +55,16 @@ def _running_on(url: str, stack: LocalStack, count: int) -> list[str] | None:
     return None
 
 
+def _started_on(stack: LocalStack, jobs: Sequence[Job]) -> list[str] | None:
+    """The ids of ``jobs`` once ``stack``'s worker has received them all and each has started
+    (its first PROGRESS is stored): from its log and the backend, without asking the workers,
+    whose answers to ``inspect`` come late on a loaded machine."""
+    received = logged_at(stack.log_path, RECEIVED)
+    if all(job.id in received for job in jobs) and all(job.state == "PROGRESS" for job in jobs):
+        return [job.id for job in jobs]
+    return None
+
+
 def logged_at(log: Path, pattern: str) -> dict[str, float]:
     """``{task id: time.time() of its first line}`` for the lines of a worker ``log`` matching
     ``pattern``, whose one group is the task id; the time is the line's own timestamp."""
@@ -98,13 +108,14 @@ def node_loss(
         ).start()
         client = Client(redis.url, redis.url)
         submitted = client.submit_many([audio] * per_worker)
-        on_victim = wait_until(lambda: _running_on(redis.url, victim, per_worker), 120, "victim busy")
+        on_victim = wait_until(lambda: _started_on(victim, submitted), 120, "victim busy")
         survivor = LocalStack(
             redis_url=redis.url, concurrency=per_worker, env=env, log_path=folder / "survivor.log"
         )
         with survivor:
-            submitted += client.submit_many([survivor_audio or audio] * per_worker)
-            wait_until(lambda: _running_on(redis.url, survivor, per_worker), 120, "survivor busy")
+            own = client.submit_many([survivor_audio or audio] * per_worker)
+            submitted += own
+            wait_until(lambda: _started_on(survivor, own), 120, "survivor busy")
             assert victim.worker is not None
             killed_at = time.time()
             os.killpg(victim.worker.pid, signal.SIGKILL)

@@ -82,6 +82,7 @@ def test_speech_onset_moves_a_segment_start_past_its_quiet_lead_in() -> None:
     assert speech_onset(audio, 5.7, 10.0) == 5.7, "a lead-in under 0.5 s is kept"
     assert speech_onset(audio, 7.0, 10.0) == 7.0, "speech from the start: unchanged"
     assert speech_onset(np.zeros(SAMPLE_RATE * 3, dtype=np.float32), 0.0, 3.0) == 0.0, "silence: unchanged"
+    assert speech_onset(audio, 0.0, 10.7) == pytest.approx(5.8, abs=0.11), "a segment stamped past the end"
 
 
 def test_the_first_pass_reads_a_short_file_in_several_batches_so_progress_moves() -> None:

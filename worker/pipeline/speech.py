@@ -144,7 +144,10 @@ def speech_onset(audio: np.ndarray, start: float, end: float, *, frame_seconds: 
     percentile), less :data:`SPEECH_PAD_MS`; a lead-in under 0.5 s is kept. Pure
     numpy, cheap enough for every segment.
     """
-    first, last = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
+    first, last = (
+        int(start * SAMPLE_RATE),
+        min(int(end * SAMPLE_RATE), len(audio)),
+    )  # Whisper may stamp past the end
     frame = max(1, int(frame_seconds * SAMPLE_RATE))
     count = (last - first) // frame
     if count < 2:
