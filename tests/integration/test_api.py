@@ -12,7 +12,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from evaluation.audio import SEQUENTIAL, concatenate, write_wav
 from producer import Client
 from producer.api.local import ApiServer, server_env
 from producer.local import LocalStack
-from tests.helpers import ROOT, audio_file, normalise, worker_stack
+from tests.helpers import ROOT, audio_file, normalise, wait_until, worker_stack
 
 pytestmark = pytest.mark.integration
 
@@ -78,10 +77,7 @@ def _jfk() -> Path:
 
 
 def _no_uploads_left(uploads: Path, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while list(uploads.iterdir()):
-        assert time.monotonic() < deadline, f"uploads left behind: {list(uploads.iterdir())}"
-        time.sleep(0.1)
+    wait_until(lambda: not list(uploads.iterdir()), timeout, f"uploads left behind in {uploads}")
 
 
 def test_json_and_text_match_the_producer_library(sdk: openai.OpenAI, expected: dict, uploads: Path):
@@ -395,10 +391,7 @@ def test_a_restarted_api_removes_the_uploads_it_was_waiting_on(
         server.hset(UPLOADS_KEY, job_id, str(path))
     with ApiServer(api_stack.url, tmp_path / "api.log", **server_env(uploads)):
         _no_uploads_left(uploads)
-        deadline = time.monotonic() + 10
-        while server.hlen(UPLOADS_KEY):
-            assert time.monotonic() < deadline, server.hgetall(UPLOADS_KEY)
-            time.sleep(0.1)
+        wait_until(lambda: not server.hlen(UPLOADS_KEY), 10, "the uploads' records were not removed")
 
 
 def test_a_queued_job_shows_its_place_and_is_cancelled_before_it_runs(

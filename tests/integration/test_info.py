@@ -40,13 +40,14 @@ def expected_versions() -> dict[str, str]:
 
 def reported(client: Client, node: str, children: int, timeout: float = 60) -> dict[str, Any]:
     """The node's ``asr_info`` reply once all its children have loaded and reported."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def complete() -> dict[str, Any] | None:
         reply = worker_info(client, timeout=1).get(node)
         if reply and len(reply["children"]) == children and all(c["model"] for c in reply["children"]):
             return reply
-        assert time.monotonic() < deadline, f"children did not report within {timeout:g} s: {reply}"
-        time.sleep(0.2)
+        return None
+
+    return wait_until(complete, timeout, f"children of {node} did not report", interval=0.2)
 
 
 def run_cli(url: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -147,13 +148,12 @@ def test_a_recycled_child_is_replaced_in_the_report(tmp_path: Path, redis_server
             # One job, then the child exits (max tasks per child = 1) and a new one loads.
             ran = client.app.send_task("asr.info", queue=client.queue).get(timeout=60)
             assert ran["pid"] == first["pid"]
-            deadline = time.monotonic() + 60
-            while True:
+
+            def replaced() -> dict[str, Any] | None:
                 (child,) = reported(client, node, 1)["children"]
-                if child["pid"] != first["pid"]:
-                    break
-                assert time.monotonic() < deadline, "the child was not replaced"
-                time.sleep(0.2)
+                return child if child["pid"] != first["pid"] else None
+
+            child = wait_until(replaced, 60, "the child was not replaced", interval=0.2)
             assert child["pid"] == stack.child_pids()[0]
             assert child["model"]["loaded"] is True and child["model"]["worker_pid"] == child["pid"]
         finally:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from evaluation.stores import AWS_ENV, http_server, moto_server, s3_client
 from evaluation.workloads import referenced_mix
 from producer import Client, TranscriptionFailed
 from producer.local import LocalStack
-from tests.helpers import audio_file, run_module, word_error_rate, worker_log, worker_stack
+from tests.helpers import audio_file, run_module, wait_until, word_error_rate, worker_log, worker_stack
 
 pytestmark = pytest.mark.integration
 
@@ -215,10 +214,7 @@ def test_cli_upload_puts_local_files_in_s3_and_transcribes_them(stores, monkeypa
 def test_a_stalled_download_times_out_and_is_retried(client, stores):
     job = client.submit(f"{stores.web.url}/hang?X-Amz-Signature=hidden")
     result = AsyncResult(job.id, app=client.app)
-    deadline = time.monotonic() + 60
-    while result.state != "RETRY" and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert result.state == "RETRY"
+    wait_until(lambda: result.state == "RETRY", 60, "the stalled download was not retried", interval=0.2)
     assert type(result.info).__name__ == "TransientError"
     assert "timed out" in str(result.info) and "hidden" not in str(result.info)
     client.cancel(job.id)

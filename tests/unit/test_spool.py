@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, wait_until
 from worker.pipeline import spool
 from worker.pipeline.settings import Settings
 
@@ -45,10 +45,7 @@ def _holder(settings: Settings, ready: Path) -> subprocess.Popen[bytes]:
 
 
 def _wait_for(path: Path) -> None:
-    deadline = time.monotonic() + 20
-    while not path.exists():
-        assert time.monotonic() < deadline, "the holder did not start"
-        time.sleep(0.05)
+    wait_until(path.exists, 20, "the holder did not start")
 
 
 def test_a_held_entry_stays_and_a_killed_holders_entry_is_swept(tmp_path):
