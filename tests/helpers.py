@@ -201,22 +201,11 @@ def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
 
 
 def start_worker(redis_url: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``celery -A worker worker`` in the foreground with ``env``, for a start that must fail at once."""
     full_env = {**os.environ, "REDIS_URL": redis_url, **env}
+    args = ["-c", "2", "-l", "info", "--without-mingle", "--without-gossip"]
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker",
-            "worker",
-            "-c",
-            "2",
-            "-l",
-            "info",
-            "--without-mingle",
-            "--without-gossip",
-        ],
+        [sys.executable, "-m", "celery", "-A", "worker", "worker", *args],
         cwd=ROOT,
         env=full_env,
         capture_output=True,
