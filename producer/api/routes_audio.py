@@ -28,22 +28,24 @@ __all__ = ["final_result", "router"]
 router = APIRouter(dependencies=[Depends(require_key)])
 
 _FORM_DOC = request_body(
-    multipart_form_data=(
-        ["file"],
-        {
-            "file": {"type": "string", "format": "binary"},
-            "model": {"type": "string", "default": "whisper-1"},
-            "language": {"type": "string"},
-            "prompt": {"type": "string"},
-            "response_format": {
-                "type": "string",
-                "enum": ["json", "text", "srt", "verbose_json", "vtt", "diarized_json"],
+    {
+        "multipart/form-data": (
+            ["file"],
+            {
+                "file": {"type": "string", "format": "binary"},
+                "model": {"type": "string", "default": "whisper-1"},
+                "language": {"type": "string"},
+                "prompt": {"type": "string"},
+                "response_format": {
+                    "type": "string",
+                    "enum": ["json", "text", "srt", "verbose_json", "vtt", "diarized_json"],
+                },
+                "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+                "timestamp_granularities[]": {"type": "array", "items": {"enum": ["word", "segment"]}},
+                "stream": {"type": "boolean"},
             },
-            "temperature": {"type": "number", "minimum": 0, "maximum": 1},
-            "timestamp_granularities[]": {"type": "array", "items": {"enum": ["word", "segment"]}},
-            "stream": {"type": "boolean"},
-        },
-    )
+        )
+    }
 )
 
 

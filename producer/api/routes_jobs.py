@@ -37,22 +37,24 @@ TranscriptFormat = Literal["json", "txt", "srt", "vtt", "tsv"]
 router = APIRouter(prefix="/v1/jobs", dependencies=[Depends(require_key)])
 
 _SUBMIT_DOC = request_body(
-    application_json=(
-        ["audio"],
-        {
-            "audio": {"type": "string", "description": "absolute path on storage the workers share"},
-            "options": {"type": "object", "description": "asr.transcribe options"},
-            "model": {"type": "string", "description": "picks the queue (see /v1/models)"},
-        },
-    ),
-    multipart_form_data=(
-        ["file"],
-        {
-            "file": {"type": "string", "format": "binary"},
-            "options": {"type": "string", "description": "a JSON object of options"},
-            "model": {"type": "string"},
-        },
-    ),
+    {
+        "application/json": (
+            ["audio"],
+            {
+                "audio": {"type": "string", "description": "absolute path on storage the workers share"},
+                "options": {"type": "object", "description": "asr.transcribe options"},
+                "model": {"type": "string", "description": "picks the queue (see /v1/models)"},
+            },
+        ),
+        "multipart/form-data": (
+            ["file"],
+            {
+                "file": {"type": "string", "format": "binary"},
+                "options": {"type": "string", "description": "a JSON object of options"},
+                "model": {"type": "string"},
+            },
+        ),
+    }
 )
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -31,16 +30,11 @@ _MEDIA_TYPES = {
 }
 
 
-def request_body(**schemas: tuple[list[str], dict[str, Any]]) -> dict[str, Any]:
-    """A route's ``openapi_extra`` for a body it reads itself: ``media_type=(required, properties)``.
-
-    The keyword names a media type with ``_`` for ``/`` and ``-`` (``multipart_form_data``).
-    """
+def request_body(schemas: dict[str, tuple[list[str], dict[str, Any]]]) -> dict[str, Any]:
+    """A route's ``openapi_extra`` for a body it reads itself: ``{media type: (required, properties)}``."""
     content = {
-        re.sub("_", "-", name).replace("-", "/", 1): {
-            "schema": {"type": "object", "required": required, "properties": properties}
-        }
-        for name, (required, properties) in schemas.items()
+        media: {"schema": {"type": "object", "required": required, "properties": properties}}
+        for media, (required, properties) in schemas.items()
     }
     return {"requestBody": {"required": True, "content": content}}
 

@@ -284,8 +284,10 @@ def test_stream_events_after_text_sent_while_running_add_only_the_rest():
 
 def test_request_body_documents_each_media_type_a_route_reads_itself() -> None:
     doc = request_body(
-        application_json=(["audio"], {"audio": {"type": "string"}}),
-        multipart_form_data=(["file"], {"file": {"type": "string", "format": "binary"}}),
+        {
+            "application/json": (["audio"], {"audio": {"type": "string"}}),
+            "multipart/form-data": (["file"], {"file": {"type": "string", "format": "binary"}}),
+        }
     )
     content = doc["requestBody"]["content"]
     assert doc["requestBody"]["required"] is True

@@ -154,7 +154,7 @@ def batch_for(windows: int, batch_size: int) -> int:
     """A batch size that reads ``windows`` in :data:`PROGRESS_STEPS` batches or more, at most ``batch_size``.
 
     A batch's segments all arrive when it ends: a 100 s file in one batch of 4 would report
-    0 % until it is done. Fewer windows a batch cost little (``python -m bench.accuracy``).
+    0 % until it is done. Fewer windows a batch cost nothing measurable on CPU (docs/benchmarks.md).
     """
     return max(1, min(batch_size, -(-windows // PROGRESS_STEPS)))
 
