@@ -10,14 +10,18 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
 
 __all__ = [
     "DEFAULT_QUEUE",
     "DEFAULT_REDIS_URL",
+    "SentinelURL",
     "backend_url",
     "broker_url",
     "default_queue",
     "mask_url",
+    "parse_sentinel_url",
     "sentinel_options",
     "visibility_timeout",
 ]
@@ -75,6 +79,47 @@ def sentinel_options(url: str, env: Mapping[str, str] | None = None) -> dict[str
     if password:
         options["sentinel_kwargs"] = {"password": password}
     return options
+
+
+@dataclass(frozen=True)
+class SentinelURL:
+    """What a ``sentinel://`` URL says: the Sentinels, and how to talk to the master they name."""
+
+    #: ``(host, port)`` of every Sentinel, in the URL's order.
+    sentinels: list[tuple[str, int]]
+    #: The master's database number (from the first URL, as Celery reads it).
+    db: int = 0
+    #: The Redis servers' own credentials (from the first URL); the Sentinels' password is separate.
+    username: str | None = None
+    password: str | None = None
+    #: ``REDIS_SENTINEL_MASTER`` and ``REDIS_SENTINEL_PASSWORD`` (:func:`sentinel_options`).
+    master_name: str = DEFAULT_SENTINEL_MASTER
+    sentinel_kwargs: dict[str, object] = field(default_factory=dict)
+
+
+def parse_sentinel_url(url: str, env: Mapping[str, str] | None = None) -> SentinelURL:
+    """Read ``sentinel://:pw@host1:26379/0;sentinel://:pw@host2:26380/0`` as Celery and kombu do.
+
+    Raises:
+        ValueError: not a ``sentinel://`` URL, or a part of it names no host.
+    """
+    options = sentinel_options(url, env)
+    if not options:
+        raise ValueError(f"not a sentinel:// URL: {mask_url(url)}")
+    parts = [urlsplit(chunk.strip()) for chunk in url.split(";") if chunk.strip()]
+    if any(not part.hostname for part in parts):
+        raise ValueError(f"every part of a sentinel:// URL names a host: {mask_url(url)}")
+    first = parts[0]
+    db = first.path.strip("/")
+    kwargs = options.get("sentinel_kwargs")
+    return SentinelURL(
+        sentinels=[(str(part.hostname), part.port or 26379) for part in parts],
+        db=int(db) if db else 0,
+        username=unquote(first.username) if first.username else None,
+        password=unquote(first.password) if first.password else None,
+        master_name=str(options["master_name"]),
+        sentinel_kwargs=dict(kwargs) if isinstance(kwargs, dict) else {},
+    )
 
 
 def mask_url(url: str) -> str:

@@ -12,10 +12,15 @@ from __future__ import annotations
 import logging
 from typing import Any, NamedTuple
 
+import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from kombu.exceptions import OperationalError
 from starlette.exceptions import HTTPException
+
+from producer.client import BrokerUnavailableError
+from producer.config import mask_url
 
 __all__ = ["ApiError", "install_handlers", "worker_error"]
 
@@ -120,6 +125,18 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return ApiError(400, f"{param}: {first.get('msg', 'invalid request')}", param=param).response()
 
 
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """Redis (broker or result backend) cannot be reached: 503, which clients retry."""
+    log.warning("%s %s: Redis unavailable: %s", request.method, request.url.path, mask_url(str(exc)))
+    message = (
+        str(exc) if isinstance(exc, BrokerUnavailableError) else f"cannot reach Redis: {type(exc).__name__}"
+    )
+    error = ApiError(
+        503, mask_url(message), type=SERVER_ERROR, code="broker_unavailable", headers={"Retry-After": "5"}
+    )
+    return error.response()
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return ApiError(500, "internal error (see the API's log)", type=SERVER_ERROR).response()
@@ -130,4 +147,6 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    for unavailable in (BrokerUnavailableError, redis.ConnectionError, redis.TimeoutError, OperationalError):
+        app.add_exception_handler(unavailable, _unavailable)
     app.add_exception_handler(Exception, _unexpected)

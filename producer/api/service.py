@@ -20,13 +20,15 @@ from typing import Any
 
 import anyio.to_thread
 import redis.asyncio
+import redis.asyncio.sentinel
 
+from producer import config
 from producer.api.metrics import Metrics
 from producer.api.models import ModelDirectory
 from producer.api.settings import ApiSettings
 from producer.client import ENDED_STATES, BrokerUnavailableError, Client, Job
 
-__all__ = ["UPLOADS_KEY", "Service"]
+__all__ = ["UPLOADS_KEY", "Service", "async_redis"]
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +38,31 @@ UPLOADS_KEY = "asr:api:uploads"
 POLL_SECONDS = 1.0
 
 
+def async_redis(url: str) -> redis.asyncio.Redis:
+    """An asyncio client of the Redis at ``url``; for ``sentinel://`` URLs, of the master the Sentinels name.
+
+    The Sentinel client asks the Sentinels for the master on each new connection, so it follows a failover.
+    """
+    if not url.lower().startswith("sentinel://"):
+        return redis.asyncio.Redis.from_url(url)
+    parsed = config.parse_sentinel_url(url)
+    sentinel = redis.asyncio.sentinel.Sentinel(
+        parsed.sentinels,
+        sentinel_kwargs=parsed.sentinel_kwargs,
+        db=parsed.db,
+        username=parsed.username,
+        password=parsed.password,
+    )
+    return sentinel.master_for(parsed.master_name)
+
+
 class Service:
     """One per API process; created at start-up, closed at shutdown."""
 
     def __init__(self, settings: ApiSettings, client: Client | None = None) -> None:
         self.settings = settings
         self.client = client or Client()
-        self.redis = redis.asyncio.Redis.from_url(self.client.backend_url)
+        self.redis = async_redis(self.client.backend_url)
         self.models = ModelDirectory(self.client)
         self.metrics = Metrics()
         self._send_lock = threading.Lock()

@@ -6,8 +6,11 @@ import json
 import os
 import subprocess
 import sys
+from unittest import mock
 
-from producer.config import mask_url, sentinel_options
+import pytest
+
+from producer.config import mask_url, parse_sentinel_url, sentinel_options
 from tests.helpers import ROOT
 
 URL = "sentinel://:pw@10.0.0.1:26379/0;sentinel://:pw@10.0.0.2:26379/0"
@@ -36,3 +39,34 @@ def test_celeryconfig_passes_the_master_name_to_broker_and_backend():
     broker, backend = json.loads(out.stdout)
     assert broker["master_name"] == backend["master_name"] == "asr-master"
     assert broker["visibility_timeout"] == backend["visibility_timeout"]
+
+
+def test_a_sentinel_url_is_read_as_celery_reads_it():
+    env = {"REDIS_SENTINEL_MASTER": "asr", "REDIS_SENTINEL_PASSWORD": "sentinel-pw"}
+    parsed = parse_sentinel_url("sentinel://:p%40w@10.0.0.1:26379/2;sentinel://10.0.0.2:26380/2", env)
+    assert parsed.sentinels == [("10.0.0.1", 26379), ("10.0.0.2", 26380)]
+    assert (parsed.db, parsed.username, parsed.password) == (2, None, "p@w")
+    assert parsed.master_name == "asr" and parsed.sentinel_kwargs == {"password": "sentinel-pw"}
+    bare = parse_sentinel_url("sentinel://10.0.0.1", {})
+    assert bare.sentinels == [("10.0.0.1", 26379)] and bare.db == 0 and bare.password is None
+    assert bare.master_name == "mymaster" and bare.sentinel_kwargs == {}
+
+
+@pytest.mark.parametrize("url", ["redis://localhost:6379/0", "sentinel://:pw@/0"])
+def test_what_is_not_a_sentinel_url_is_refused_without_its_password(url: str):
+    with pytest.raises(ValueError) as raised:
+        parse_sentinel_url(url, {})
+    assert "pw" not in str(raised.value)
+
+
+def test_the_api_asks_the_sentinels_for_the_master_they_name():
+    from producer.api.service import async_redis
+
+    env = {"REDIS_SENTINEL_MASTER": "asr-master"}
+    with mock.patch.dict(os.environ, env):
+        client = async_redis("sentinel://:pw@10.0.0.1:26379/3;sentinel://:pw@10.0.0.2:26380/3")
+    pool = client.connection_pool
+    assert pool.service_name == "asr-master"  # type: ignore[attr-defined]
+    assert pool.connection_kwargs["db"] == 3 and pool.connection_kwargs["password"] == "pw"
+    sentinels = pool.sentinel_manager.sentinels  # type: ignore[attr-defined]
+    assert [s.connection_pool.connection_kwargs["port"] for s in sentinels] == [26379, 26380]
