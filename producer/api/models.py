@@ -92,6 +92,11 @@ class ModelDirectory:
         await self.refresh(max_age=max_age)
         return self._consumed
 
+    def queues(self) -> list[str]:
+        """The default queue, then the queues of every model the last refresh found (no broadcast)."""
+        default = self._client.queue
+        return [default, *sorted({q for m in self._models.values() for q in m.queues} - {default})]
+
     async def queue_for(self, model: str | None) -> str:
         """The queue a request for ``model`` goes to (see the module's docstring)."""
         default = self._client.queue

@@ -9,6 +9,7 @@ and what waits in the queue.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import AsyncIterator
@@ -102,14 +103,16 @@ async def _view(service: Service, job_id: str) -> tuple[dict[str, Any], dict[str
     """The job's stored meta and view; 404 for a job no one knows.
 
     A job that a worker has taken has a stored state, read at once; one waiting among
-    the first :data:`QUEUE_SEARCH` of the default queue is found there. For any other
-    (held by a worker but not started, or on another queue) the producer library asks
-    the workers (:meth:`producer.Client.status`), which takes a few seconds.
+    the first :data:`QUEUE_SEARCH` of a queue the API knows (the default queue and those
+    of the models the workers serve) is found there. For any other (held by a worker but
+    not started, or on another queue) the producer library asks the workers
+    (:meth:`producer.Client.status`), which takes a few seconds.
     """
     meta = await service.meta(job_id)
     if meta["status"] != "PENDING":
         return meta, meta_view(job_id, meta)
-    queued = await anyio.to_thread.run_sync(queued_jobs, service, QUEUE_SEARCH)
+    queues = service.models.queues()
+    queued = await anyio.to_thread.run_sync(lambda: queued_jobs(service, QUEUE_SEARCH, queues))
     for view in queued:
         if view["id"] == job_id:
             return meta, view
@@ -176,41 +179,48 @@ async def submit_job(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
 
 
-@router.get("", summary="Jobs the workers hold and jobs waiting in the queue")
+@router.get("", summary="Jobs the workers hold and jobs waiting in the queues")
 async def list_jobs(request: Request, limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+    """The jobs the workers hold, then the first ``limit`` waiting in each queue the API knows."""
     service: Service = request.app.state.service
-    held = await anyio.to_thread.run_sync(service.client.list_jobs)
-    queued = await anyio.to_thread.run_sync(lambda: queued_jobs(service, limit))
+    # Both broadcasts wait their whole timeout: at once, not one after the other.
+    held, _ = await asyncio.gather(
+        anyio.to_thread.run_sync(service.client.list_jobs), service.models.refresh()
+    )
+    queues = service.models.queues()  # the default queue, and those of the models the workers serve
+    queued = await anyio.to_thread.run_sync(lambda: queued_jobs(service, limit, queues))
     data = [job_view(job) for job in held] + queued
     return {"object": "list", "data": data}
 
 
-def queued_jobs(service: Service, limit: int) -> list[dict[str, Any]]:
-    """The first ``limit`` jobs waiting in the default queue, next first."""
+def queued_jobs(service: Service, limit: int, queues: list[str]) -> list[dict[str, Any]]:
+    """The first ``limit`` jobs waiting in each of ``queues``, next first; positions count within a queue."""
     found: list[dict[str, Any]] = []
     with service.client.app.connection_for_read() as connection:
         channel = connection.default_channel
         client = getattr(channel, "client", None)
         if client is None:  # not a Redis broker
             return found
-        for key in [channel._q_for_pri(service.client.queue, pri) for pri in sorted(channel.priority_steps)]:
-            # kombu LPUSHes and workers BRPOP: the next job is the last element.
-            for raw in reversed(client.lrange(key, -limit, -1)):
-                headers = json.loads(raw).get("headers", {})
-                found.append(
-                    {
-                        "id": headers.get("id"),
-                        "object": "job",
-                        "state": "PENDING",
-                        "queue_position": len(found) + 1,
-                        "progress": None,
-                        "worker": None,
-                        "error": None,
-                    }
-                )
-                if len(found) >= limit:
-                    return found
+        for queue in queues:
+            keys = [channel._q_for_pri(queue, pri) for pri in sorted(channel.priority_steps)]
+            # kombu LPUSHes and workers BRPOP: the next job is the last element of each list.
+            waiting = [raw for key in keys for raw in reversed(client.lrange(key, -limit, -1))][:limit]
+            for position, raw in enumerate(waiting, 1):
+                found.append(_queued_view(json.loads(raw).get("headers", {}).get("id"), queue, position))
     return found
+
+
+def _queued_view(job_id: str | None, queue: str, position: int) -> dict[str, Any]:
+    return {
+        "id": job_id,
+        "object": "job",
+        "state": "PENDING",
+        "queue": queue,
+        "queue_position": position,
+        "progress": None,
+        "worker": None,
+        "error": None,
+    }
 
 
 @router.get("/{job_id}", summary="State, progress and error of a job")
