@@ -78,6 +78,8 @@ def logged_at(log: Path, pattern: str) -> dict[str, float]:
 
 REQUEUED = r"requeued job ([0-9a-f-]{36}): its worker node"
 RECEIVED = r"Task asr\.transcribe\[([0-9a-f-]{36})\] received"
+#: What a worker logs when SIGTERM comes with ASR_SHUTDOWN_GRACE set (worker/runtime/preemption.py).
+NOTICE = "SIGTERM: stop taking jobs"
 
 
 def node_loss(
@@ -85,29 +87,32 @@ def node_loss(
     audio: Path,
     *,
     per_worker: int = 2,
+    victim_jobs: int | None = None,
     node_loss_seconds: float = 6.0,
     survivor_audio: Path | None = None,
     env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Two workers run ``per_worker`` long jobs each; the whole first node (main + children) is SIGKILLed.
 
-    The victim takes ``per_worker`` jobs of ``audio`` before the survivor starts; the survivor then
-    takes as many of ``survivor_audio`` (default ``audio``): a longer file there keeps the survivor's
-    own jobs running past the requeue on any machine, so "a live node's jobs stay" is put to the test.
+    The victim runs ``victim_jobs`` (default ``per_worker``) jobs of ``audio``, one a child, before
+    the survivor starts; the survivor then takes ``per_worker`` of ``survivor_audio`` (default
+    ``audio``): a longer file there keeps the survivor's own jobs running past the requeue on any
+    machine, so "a live node's jobs stay" is put to the test.
     """
     env = {"ASR_NODE_LOSS_SECONDS": f"{node_loss_seconds:g}", **SEQUENTIAL, **(env or {})}
+    victim_jobs = victim_jobs or per_worker
     redis = RedisServer().start()
     victim: LocalStack | None = None
     try:
         victim = LocalStack(
             redis_url=redis.url,
-            concurrency=per_worker,
+            concurrency=victim_jobs,
             env=env,
             new_session=True,
             log_path=folder / "victim.log",
         ).start()
         client = Client(redis.url, redis.url)
-        submitted = client.submit_many([audio] * per_worker)
+        submitted = client.submit_many([audio] * victim_jobs)
         on_victim = wait_until(lambda: _started_on(victim, submitted), 120, "victim busy")
         survivor = LocalStack(
             redis_url=redis.url, concurrency=per_worker, env=env, log_path=folder / "survivor.log"
@@ -175,9 +180,18 @@ def _done_at(job: Job) -> float:
 
 
 def preempt(
-    folder: Path, audio: Path, *, grace: float = 2.0, env: dict[str, str] | None = None
+    folder: Path,
+    audio: Path,
+    *,
+    grace: float = 2.0,
+    late_audio: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A worker runs a long job; SIGTERM with ``ASR_SHUTDOWN_GRACE=grace``; a second worker takes the job."""
+    """A worker runs a long job; SIGTERM with ``ASR_SHUTDOWN_GRACE=grace``; a second worker takes the job.
+
+    With ``late_audio``, one more job of it is submitted once the first worker has logged the
+    notice, while it still runs the first job: it must go to the second worker.
+    """
     env = {**SEQUENTIAL, **(env or {})}
     redis = RedisServer().start()
     first: LocalStack | None = None
@@ -190,8 +204,13 @@ def preempt(
         ).start()
         # The second worker waits on a queue of its own until the job runs on the first, so
         # the job cannot start there, however fast this machine is.
+        # Two children there when a late job comes too, so it cannot hold up the handed-back one.
         with LocalStack(
-            redis_url=redis.url, concurrency=1, env=env, queues=["standby"], log_path=folder / "second.log"
+            redis_url=redis.url,
+            concurrency=1 if late_audio is None else 2,
+            env=env,
+            queues=["standby"],
+            log_path=folder / "second.log",
         ) as second:
             client = Client(redis.url, redis.url)
             job = client.submit(audio)
@@ -201,16 +220,25 @@ def preempt(
             assert first.worker is not None
             termed_at = time.time()
             first.worker.send_signal(signal.SIGTERM)
-            wait_until(
-                lambda: _running_on(redis.url, second, 1), 60 + grace, "the job running on the second worker"
+            late = None
+            if late_audio is not None:
+                wait_until(lambda: NOTICE in first.log_path.read_text(errors="replace"), 30, "the notice")
+                late = client.submit(late_audio)
+            received = wait_until(
+                lambda: logged_at(second.log_path, RECEIVED).get(job.id),
+                60 + grace,
+                "the job running on the second worker",
             )
-            running_elsewhere = logged_at(second.log_path, RECEIVED)[job.id] - termed_at
+            running_elsewhere = received - termed_at
             first.worker.wait(60)
             exited = time.time() - termed_at
-            outcomes = wait_all([job], timeout=600)
+            jobs = [job] + ([late] if late is not None else [])
+            outcomes = wait_all(jobs, timeout=600)
             client.close()
             logs = [first.log_path, second.log_path]
-        report = _report("preempt", [job], outcomes, logs, kills=0, audio=audio.name)
+        report = _report("preempt", jobs, outcomes, logs, kills=0, audio=audio.name)
+        if late is not None:
+            report["late_job_taken_by_preempted"] = late.id in logged_at(first.log_path, RECEIVED)
         result = outcomes.get(job.id) if isinstance(outcomes.get(job.id), dict) else {}
         return {
             **report,

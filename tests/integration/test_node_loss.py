@@ -31,17 +31,26 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_a_lost_node_s_jobs_finish_on_the_survivor_and_a_live_node_s_jobs_stay(tmp_path: Path, speech: Path):
-    # The survivor's own jobs are three times longer (108 s of speech), so they are still running
-    # when the sweep takes the lost node's jobs, however fast the machine.
-    longer = speech_file(9, tmp_path)
+    # The case: a node running 4 long jobs dies whole; the survivor runs 2 of its own.
+    # Those are twice as long (72 s of speech), so they are still running when the sweep takes
+    # the lost node's jobs (3.5 s after the kill here), however fast the machine.
+    longer = speech_file(6, tmp_path)
     report = node_loss(
-        tmp_path, speech, per_worker=2, node_loss_seconds=NODE_LOSS_SECONDS, survivor_audio=longer
+        tmp_path,
+        speech,
+        per_worker=2,
+        victim_jobs=4,
+        node_loss_seconds=NODE_LOSS_SECONDS,
+        survivor_audio=longer,
     )
     assert report["lost"] == [] and report["failed"] == {}, report
-    assert report["succeeded"] == 4, report
+    assert report["succeeded"] == 6, report
     assert report["transcribed_twice"] == [], report
+    # All done within the 3 minutes of the kill (a functional bound, not a speed target:
+    # at the production default of 90 s, bench.faults shows the same within 135 s).
+    assert report["seconds_to_all_success"] < 180, report
     victims = set(report["victim_jobs"])
-    assert len(victims) == 2
+    assert len(victims) == 4
     survivor = {host for host in report["finished_by"].values()}
     assert len(survivor) == 1, "the killed node finished nothing"
     for job_id, deliveries in report["deliveries"].items():
@@ -54,11 +63,16 @@ def test_a_lost_node_s_jobs_finish_on_the_survivor_and_a_live_node_s_jobs_stay(t
 
 def test_sigterm_with_a_short_grace_hands_the_running_job_to_another_worker(tmp_path: Path, speech: Path):
     long_speech = speech_file(6, tmp_path)  # 72 s: runs far longer than the grace and a worker start
-    report = preempt(tmp_path, long_speech, grace=2.0)
+    report = preempt(tmp_path, long_speech, grace=2.0, late_audio=speech)
     assert report["lost"] == [] and report["failed"] == {}, report
-    assert report["succeeded"] == 1 and report["transcribed_twice"] == [], report
+    assert report["succeeded"] == 2 and report["transcribed_twice"] == [], report
     assert report["deliveries"] == 2, "it started again on the second worker"
     assert report["finished_on_second_worker"], report
+    # "Within seconds": handed back when the 2 s grace ends, not at the job's end (minutes here)
+    # nor at the visibility timeout. The bound leaves room for a loaded machine.
+    assert report["seconds_to_running_elsewhere"] < 30, report
+    # After the notice the preempted worker takes no new job, though it is still running one.
+    assert report["late_job_taken_by_preempted"] is False, report
 
 
 def test_clip_jobs_held_by_a_lost_node_while_it_gathers_a_batch_finish_on_the_survivor(tmp_path: Path):
