@@ -15,9 +15,9 @@ import re
 import shutil
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
-__all__ = ["UPLOAD_URL_ENV", "is_url", "job_location", "upload"]
+__all__ = ["UPLOAD_URL_ENV", "is_url", "job_location", "s3_client", "split_s3_url", "upload"]
 
 UPLOAD_URL_ENV = "ASR_UPLOAD_URL"
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -61,11 +61,10 @@ def upload(path: str | os.PathLike[str], target: str | None = None) -> str:
         raise FileNotFoundError(f"not a file: {source}")
     folder = _digest(source)
     if target.lower().startswith("s3://"):
-        parts = urlsplit(target)
-        prefix = parts.path.strip("/")
-        key = "/".join(p for p in (prefix, folder, source.name) if p)
-        _s3_client().upload_file(str(source), parts.netloc, key)
-        return f"s3://{parts.netloc}/{quote(key)}"
+        bucket, prefix = split_s3_url(target)
+        key = "/".join(p for p in (prefix.strip("/"), folder, source.name) if p)
+        s3_client().upload_file(str(source), bucket, key)
+        return f"s3://{bucket}/{quote(key)}"
     if not os.path.isabs(target):
         raise ValueError(f"{UPLOAD_URL_ENV}={target!r} is neither an s3:// prefix nor an absolute directory")
     destination = Path(target) / folder / source.name
@@ -74,7 +73,20 @@ def upload(path: str | os.PathLike[str], target: str | None = None) -> str:
     return str(destination)
 
 
-def _s3_client() -> Any:
+def split_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/key`` -> ``("bucket", "some/key")`` (the key unquoted, as :func:`upload` quotes it).
+
+    Raises:
+        ValueError: not an ``s3://`` URL naming a bucket.
+    """
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "s3" or not parts.netloc:
+        raise ValueError(f"not an s3://bucket/... URL: {url!r}")
+    return parts.netloc, unquote(parts.path.lstrip("/"))
+
+
+def s3_client() -> Any:
+    """A boto3 S3 client from the standard AWS environment (credentials, ``AWS_ENDPOINT_URL``, region)."""
     import boto3
 
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None

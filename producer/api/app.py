@@ -34,9 +34,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await service.start()
     app.state.service = service
     log.info(
-        "serving queue %r; uploads in %s (at most %d bytes); auth %s",
+        "serving queue %r; uploads to %s (at most %d bytes); auth %s",
         service.client.queue,
-        settings.upload_dir,
+        settings.uploads.url,
         settings.max_upload_bytes,
         "disabled (ASR_API_AUTH=none)" if settings.auth_disabled else f"{len(settings.api_keys)} key(s)",
     )

@@ -85,6 +85,6 @@ class ApiServer:
         self.stop()
 
 
-def server_env(upload_dir: Path, keys: str = "test-key-1,test-key-2", **extra: str) -> Mapping[str, str]:
-    """The API's environment for a test: keys, the upload directory, plus ``extra``."""
-    return {"ASR_API_KEYS": keys, "ASR_UPLOAD_URL": str(upload_dir), **extra}
+def server_env(uploads: Path | str, keys: str = "test-key-1,test-key-2", **extra: str) -> Mapping[str, str]:
+    """The API's environment for a test: keys, where uploads go (a directory or s3:// prefix), ``extra``."""
+    return {"ASR_API_KEYS": keys, "ASR_UPLOAD_URL": str(uploads), **extra}

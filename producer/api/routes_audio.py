@@ -1,6 +1,6 @@
 """OpenAI's audio endpoints: ``/v1/audio/transcriptions``, ``/v1/audio/translations``, ``/v1/models``.
 
-The upload streams into the shared upload directory, the job is enqueued on the
+The upload streams to ``ASR_UPLOAD_URL`` (a shared directory or an S3 prefix), the job is enqueued on the
 queue of the requested model, and the answer waits for the job (pub/sub, not
 polling) up to ``ASR_API_WAIT_SECONDS``; past that it is 504 and names the job,
 which goes on and can be followed at ``/v1/jobs/{id}``.
@@ -92,12 +92,11 @@ async def _refuse_unservable(service: Service, request: AudioRequest, queue: str
 
 
 async def _enqueue(service: Service, upload: Upload, request: AudioRequest) -> str:
-    assert upload.path is not None
     queue = await service.models.queue_for(request.model)
     await _refuse_unservable(service, request, queue)
-    job = await service.submit(str(upload.path), queue=queue, **request.options)
+    job = await service.submit(upload.location, queue=queue, **request.options)
     service.metrics.submitted.labels(queue).inc()
-    await service.track_upload(job.id, upload.path)
+    await service.track_upload(job.id, upload.location)
     return job.id
 
 
@@ -107,16 +106,15 @@ async def _transcribe(http: Request, task: str) -> Response:
         http.headers.get("content-type"),
         http.headers.get("content-length"),
         http.stream(),
-        upload_dir=service.settings.upload_dir,
+        target=service.settings.uploads,
         max_bytes=service.settings.max_upload_bytes,
     )
     try:
         request = audio_request(upload.fields, task=task)
         job_id = await _enqueue(service, upload, request)
     except BaseException:
-        upload.remove()
+        await upload.discard()
         raise
-    assert upload.path is not None
     if request.stream:
         return StreamingResponse(
             _stream(service, job_id, upload), media_type="text/event-stream", headers={"X-Job-Id": job_id}
@@ -127,9 +125,9 @@ async def _transcribe(http: Request, task: str) -> Response:
         ended = meta["status"] in ENDED_STATES
     finally:
         if ended:
-            await service.release_upload(job_id, upload.path)
+            await service.release_upload(job_id, upload.location)
         else:  # timed out, or the caller went away: the job goes on
-            service.release_when_done(job_id, upload.path)
+            service.release_when_done(job_id, upload.location)
     result = await final_result(service, job_id, meta)
     body = render(result, request.response_format, request.granularities)
     return Response(body, media_type=media_type(request.response_format), headers={"X-Job-Id": job_id})
@@ -137,7 +135,6 @@ async def _transcribe(http: Request, task: str) -> Response:
 
 async def _stream(service: Service, job_id: str, upload: Upload) -> AsyncIterator[str]:
     """Server-sent events: the text as the worker hears it (with progress as SSE comments), then the rest."""
-    assert upload.path is not None
     meta: dict[str, Any] = {"status": "PENDING"}
     sent = ""  # the text already sent as deltas
     try:
@@ -151,9 +148,9 @@ async def _stream(service: Service, job_id: str, upload: Upload) -> AsyncIterato
                     sent = heard
     finally:
         if meta["status"] in ENDED_STATES:
-            await service.release_upload(job_id, upload.path)
+            await service.release_upload(job_id, upload.location)
         else:
-            service.release_when_done(job_id, upload.path)
+            service.release_when_done(job_id, upload.location)
     try:
         result = await final_result(service, job_id, meta)
     except ApiError as error:

@@ -27,6 +27,7 @@ from producer.api.service import Service
 from producer.api.shapes import request_body
 from producer.api.uploads import receive_upload
 from producer.client import ENDED_STATES, JobStatus
+from producer.upload import is_url
 
 __all__ = ["router"]
 
@@ -42,7 +43,10 @@ _SUBMIT_DOC = request_body(
         "application/json": (
             ["audio"],
             {
-                "audio": {"type": "string", "description": "absolute path on storage the workers share"},
+                "audio": {
+                    "type": "string",
+                    "description": "an absolute path on storage the workers share, or a URL they may read",
+                },
                 "options": {"type": "object", "description": "asr.transcribe options"},
                 "model": {"type": "string", "description": "picks the queue (see /v1/models)"},
             },
@@ -130,11 +134,14 @@ async def _submit_json(request: Request, service: Service) -> tuple[str, dict[st
     except ValueError:
         raise ApiError(400, "the body is not valid JSON") from None
     if not isinstance(body, dict) or not isinstance(body.get("audio"), str) or not body["audio"]:
-        raise ApiError(400, 'send {"audio": "<absolute path>", "options": {...}}', param="audio")
+        raise ApiError(400, 'send {"audio": "<absolute path or URL>", "options": {...}}', param="audio")
     audio = body["audio"]
-    if "://" in audio or not os.path.isabs(audio):
+    # A URL goes to the workers as it is: their ASR_AUDIO_URLS decides what they may read.
+    if not is_url(audio) and not os.path.isabs(audio):
         raise ApiError(
-            400, f"audio={audio!r}: give an absolute path on storage the workers share", param="audio"
+            400,
+            f"audio={audio!r}: give an absolute path on storage the workers share, or a URL",
+            param="audio",
         )
     return audio, check_job_options(body.get("options")), body.get("model")
 
@@ -150,31 +157,31 @@ async def submit_job(request: Request) -> JSONResponse:
             request.headers.get("content-type"),
             request.headers.get("content-length"),
             request.stream(),
-            upload_dir=service.settings.upload_dir,
+            target=service.settings.uploads,
             max_bytes=service.settings.max_upload_bytes,
         )
         try:
             raw = upload.get("options")
             options = check_job_options(json.loads(raw) if raw else None)
         except ValueError:
-            upload.remove()
+            await upload.discard()
             raise ApiError(400, "options is not valid JSON", param="options") from None
         except ApiError:
-            upload.remove()
+            await upload.discard()
             raise
-        audio, model = str(upload.path), upload.get("model")
+        audio, model = upload.location, upload.get("model")
     try:
         queue = await service.models.queue_for(model)
         batch = bool(options.pop("batch", False))
         job = await service.submit(audio, queue=queue, batch=batch, **options)
     except BaseException:
         if upload is not None:
-            upload.remove()
+            await upload.discard()
         raise
     service.metrics.submitted.labels(queue).inc()
-    if upload is not None and upload.path is not None:
-        await service.track_upload(job.id, upload.path)
-        service.release_when_done(job.id, upload.path)
+    if upload is not None:
+        await service.track_upload(job.id, upload.location)
+        service.release_when_done(job.id, upload.location)
     body = {"id": job.id, "object": "job", "state": "PENDING", "queue": queue}
     return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
 

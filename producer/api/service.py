@@ -15,7 +15,6 @@ import json
 import logging
 import threading
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -26,13 +25,14 @@ from producer import config
 from producer.api.metrics import Metrics
 from producer.api.models import ModelDirectory
 from producer.api.settings import ApiSettings
+from producer.api.storage import remove_upload
 from producer.client import ENDED_STATES, BrokerUnavailableError, Client, Job
 
 __all__ = ["UPLOADS_KEY", "Service", "async_redis"]
 
 log = logging.getLogger(__name__)
 
-#: Redis hash job id -> uploaded file, so a restarted API still removes the uploads of its jobs.
+#: Redis hash job id -> upload (path or s3:// URL), so a restarted API still removes the uploads of its jobs.
 UPLOADS_KEY = "asr:api:uploads"
 #: A quiet watcher re-reads the job's state this often (seconds).
 POLL_SECONDS = 1.0
@@ -75,8 +75,8 @@ class Service:
             BrokerUnavailableError: Redis cannot be reached.
         """
         await anyio.to_thread.run_sync(self.client.check_connection)
-        for job_id, path in (await self.redis.hgetall(UPLOADS_KEY)).items():
-            self._reap_later(_text(job_id), Path(_text(path)), resumed=True)
+        for job_id, location in (await self.redis.hgetall(UPLOADS_KEY)).items():
+            self._reap_later(_text(job_id), _text(location), resumed=True)
 
     async def close(self) -> None:
         for task in list(self._reapers):
@@ -134,37 +134,44 @@ class Service:
                     last = meta
         return last
 
-    async def track_upload(self, job_id: str, path: Path) -> None:
+    async def track_upload(self, job_id: str, location: str) -> None:
         """Remember the job's upload in Redis until it is removed, so a restarted API still removes it."""
         if not self.settings.keep_uploads:
-            await self.redis.hset(UPLOADS_KEY, job_id, str(path))
+            await self.redis.hset(UPLOADS_KEY, job_id, location)
 
-    async def release_upload(self, job_id: str, path: Path) -> None:
-        """Remove the upload of a job that has ended (kept with ``ASR_API_KEEP_UPLOADS``)."""
+    async def release_upload(self, job_id: str, location: str) -> None:
+        """Remove the upload (file or S3 object) of a job that has ended (kept with ``ASR_API_KEEP_UPLOADS``).
+
+        One that cannot be removed now (the object store unreachable) stays recorded:
+        the next start of the API tries again.
+        """
         if self.settings.keep_uploads:
             return
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        try:
+            await anyio.to_thread.run_sync(remove_upload, location)
+        except Exception as exc:
+            log.warning("could not remove the upload of job %s: %s", job_id, exc)
+            return
         await self.redis.hdel(UPLOADS_KEY, job_id)
         log.debug("removed the upload of job %s", job_id)
 
-    def release_when_done(self, job_id: str, path: Path) -> None:
+    def release_when_done(self, job_id: str, location: str) -> None:
         """Remove the upload once the job ends, from a background task."""
         if not self.settings.keep_uploads:
-            self._reap_later(job_id, path)
+            self._reap_later(job_id, location)
 
-    def _reap_later(self, job_id: str, path: Path, *, resumed: bool = False) -> None:
-        task = asyncio.get_running_loop().create_task(self._reap(job_id, path, resumed))
+    def _reap_later(self, job_id: str, location: str, *, resumed: bool = False) -> None:
+        task = asyncio.get_running_loop().create_task(self._reap(job_id, location, resumed))
         self._reapers.add(task)
         task.add_done_callback(self._reapers.discard)
 
-    async def _reap(self, job_id: str, path: Path, resumed: bool) -> None:
+    async def _reap(self, job_id: str, location: str, resumed: bool) -> None:
         if resumed and (await self.meta(job_id))["status"] == "PENDING":
             # Left by an earlier run: a job nobody knows any more (its result expired, or
             # it was purged) would be waited for forever.
             status = await anyio.to_thread.run_sync(lambda: self.client.status(job_id))
             if not status.known:
-                await self.release_upload(job_id, path)
+                await self.release_upload(job_id, location)
                 return
         meta: dict[str, Any] = {}
         while True:
@@ -174,7 +181,7 @@ class Service:
                 break
             except BrokerUnavailableError:
                 await asyncio.sleep(5 * POLL_SECONDS)
-        await self.release_upload(job_id, path)
+        await self.release_upload(job_id, location)
         # No request saw this job end (jobs-API uploads, waits that timed out): count it here.
         self.count_end(meta)
 

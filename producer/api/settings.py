@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from producer.api.storage import UploadTarget
+
 __all__ = ["ApiConfigError", "ApiSettings"]
 
 _TRUE = ("1", "true", "yes", "on")
@@ -42,16 +44,20 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
     return value
 
 
-def _upload_dir(raw: str) -> Path:
-    """``ASR_UPLOAD_URL``: a directory or a ``file://`` URL (object stores come with the storage issue)."""
+def _upload_target(raw: str) -> UploadTarget:
+    """``ASR_UPLOAD_URL``: an ``s3://bucket/prefix/``, a directory or a ``file://`` URL."""
     if not raw:
         raise ApiConfigError(
-            "ASR_UPLOAD_URL is not set: name a directory the workers share (uploads go there)"
+            "ASR_UPLOAD_URL is not set: name an s3://bucket/prefix/ or a directory the workers share"
         )
     parsed = urlparse(raw)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise ApiConfigError(f"ASR_UPLOAD_URL={raw!r} names no bucket (s3://bucket/prefix/)")
+        return UploadTarget(raw)
     if parsed.scheme not in ("", "file"):
         raise ApiConfigError(
-            f"ASR_UPLOAD_URL: scheme {parsed.scheme!r} is not supported; use a shared directory"
+            f"ASR_UPLOAD_URL: scheme {parsed.scheme!r} is not supported; use s3:// or a shared directory"
         )
     path = Path(unquote(parsed.path) if parsed.scheme else raw)
     if not path.is_absolute():
@@ -60,7 +66,7 @@ def _upload_dir(raw: str) -> Path:
         )
     if not path.is_dir() or not os.access(path, os.W_OK):
         raise ApiConfigError(f"ASR_UPLOAD_URL={raw!r} is not a writable directory")
-    return path
+    return UploadTarget(str(path))
 
 
 @dataclass(frozen=True)
@@ -71,8 +77,8 @@ class ApiSettings:
     api_keys: tuple[str, ...]
     #: ``ASR_API_AUTH=none``: serve without keys, on purpose (a trusted network only).
     auth_disabled: bool
-    #: ``ASR_UPLOAD_URL``: the directory, shared with the workers, that uploads are streamed to.
-    upload_dir: Path
+    #: ``ASR_UPLOAD_URL``: where uploads stream to, an ``s3://`` prefix or a directory the workers share.
+    uploads: UploadTarget
     #: ``ASR_API_MAX_UPLOAD_BYTES``: a larger upload is refused with 413 while it streams (default 1 GiB).
     max_upload_bytes: int
     #: ``ASR_API_KEEP_UPLOADS``: keep uploaded files after their job ends (default: removed).
@@ -102,7 +108,7 @@ class ApiSettings:
         return cls(
             api_keys=keys,
             auth_disabled=auth == "none",
-            upload_dir=_upload_dir(env.get("ASR_UPLOAD_URL", "").strip()),
+            uploads=_upload_target(env.get("ASR_UPLOAD_URL", "").strip()),
             max_upload_bytes=int(_number(env, "ASR_API_MAX_UPLOAD_BYTES", 1 << 30, minimum=1)),
             keep_uploads=_bool(env, "ASR_API_KEEP_UPLOADS"),
             wait_seconds=_number(env, "ASR_API_WAIT_SECONDS", 3600.0, minimum=1),

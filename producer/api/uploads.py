@@ -1,32 +1,37 @@
-"""Stream a multipart upload straight into the shared upload directory.
+"""Stream a multipart upload straight to ``ASR_UPLOAD_URL`` (a shared directory or an S3 prefix).
 
 Starlette's own form parser spools files to a local temporary file first; here
-the audio part goes chunk by chunk into ``ASR_UPLOAD_URL`` (where the workers read
-it), the size limit is enforced while it streams (413 as soon as it is passed, the
-partial file removed), and a part that is not audio is refused (415) before any of
-it is written. The other fields are small text values, kept in memory.
+the audio part goes chunk by chunk to its :class:`~producer.api.storage.Sink`
+(where the workers read it), the size limit is enforced while it streams (413 as
+soon as it is passed, the partial upload removed), and a part that is not audio
+is refused (415) before any of it is written. The other fields are small text
+values, kept in memory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import re
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from producer.api.errors import ApiError
+from producer.api.storage import Sink, UploadTarget, remove_upload
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
 __all__ = ["AUDIO_SUFFIXES", "Upload", "drain", "receive_upload"]
+
+log = logging.getLogger(__name__)
 
 #: What OpenAI accepts, and a few more that FFmpeg decodes as well.
 AUDIO_SUFFIXES = frozenset(
@@ -46,21 +51,35 @@ _SAFE_SUFFIX = re.compile(r"^\.[a-z0-9]{1,8}$")
 
 @dataclass
 class Upload:
-    """A received form: its text fields and the audio file written to the upload directory."""
+    """A received form: its text fields and the audio file written to ``ASR_UPLOAD_URL``."""
 
     fields: dict[str, list[str]] = field(default_factory=dict)
-    path: Path | None = None
+    sink: Sink | None = None
     filename: str | None = None
     size: int = 0
+    #: The file is whole at :attr:`location` (its sink was closed).
+    complete: bool = False
+
+    @property
+    def location(self) -> str:
+        """What the job is given: the file's path or its ``s3://`` URL."""
+        assert self.sink is not None, "no file was received"
+        return self.sink.location
 
     def get(self, name: str) -> str | None:
         values = self.fields.get(name)
         return values[-1] if values else None
 
-    def remove(self) -> None:
-        if self.path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
+    async def discard(self) -> None:
+        """Remove what was written: a partial upload, or a whole one no job was submitted for."""
+        if self.sink is None:
+            return
+        undo = functools.partial(remove_upload, self.sink.location) if self.complete else self.sink.abort
+        with anyio.CancelScope(shield=True):  # also when the request was cancelled
+            try:
+                await anyio.to_thread.run_sync(undo)
+            except Exception:  # the answer is about the request, not this clean-up
+                log.exception("could not remove the upload %s", self.sink.location)
 
 
 def _is_audio(filename: str, content_type: str) -> bool:
@@ -72,16 +91,15 @@ def _is_audio(filename: str, content_type: str) -> bool:
 class _Receiver:
     """python-multipart callbacks: headers and fields in memory, file data queued for writing."""
 
-    def __init__(self, upload_dir: Path, max_bytes: int, file_field: str) -> None:
+    def __init__(self, target: UploadTarget, max_bytes: int, file_field: str) -> None:
         self.upload = Upload()
-        self._dir, self._max, self._file_field = upload_dir, max_bytes, file_field
+        self._target, self._max, self._file_field = target, max_bytes, file_field
         self._headers: dict[bytes, bytes] = {}
         self._header_name = self._header_value = b""
         self._name: str | None = None
         self._is_file = False
         self._value = bytearray()
         self.pending: list[bytes] = []
-        self.file: IO[bytes] | None = None
 
     def on_part_begin(self) -> None:
         self._headers, self._name, self._is_file, self._value = {}, None, False, bytearray()
@@ -104,7 +122,7 @@ class _Receiver:
                 raise ApiError(400, f"too many form fields (at most {MAX_FIELDS})")
             return
         filename = options[b"filename"].decode("utf-8", "replace")
-        if self._name != self._file_field or self.file is not None:
+        if self._name != self._file_field or self.upload.sink is not None:
             raise ApiError(
                 400,
                 f"unexpected file field {self._name!r}; send one file as {self._file_field!r}",
@@ -120,9 +138,14 @@ class _Receiver:
                 code="unsupported_media_type",
             )
         suffix = Path(filename).suffix.lower()
-        path = self._dir / f"{uuid.uuid4().hex}{suffix if _SAFE_SUFFIX.match(suffix) else ''}"
-        self.file = open(path, "xb")  # closed by receive_upload
-        self.upload.path, self.upload.filename, self._is_file = path, filename, True
+        self.upload.sink = self._target.open(suffix if _SAFE_SUFFIX.match(suffix) else "")
+        self.upload.filename, self._is_file = filename, True
+
+    async def flush(self) -> None:
+        """Write the file data the parser has handed over (in a thread: the sink blocks)."""
+        if self.pending and self.upload.sink is not None:
+            data, self.pending = b"".join(self.pending), []
+            await anyio.to_thread.run_sync(self.upload.sink.write, data)
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._is_file:
@@ -153,11 +176,11 @@ async def receive_upload(
     content_length: str | None,
     stream: AsyncIterator[bytes],
     *,
-    upload_dir: Path,
+    target: UploadTarget,
     max_bytes: int,
     file_field: str = "file",
 ) -> Upload:
-    """Read a ``multipart/form-data`` body, writing its one file part to ``upload_dir``.
+    """Read a ``multipart/form-data`` body, writing its one file part under ``target``.
 
     Raises:
         ApiError: 415 not a multipart form or not audio, 413 too large, 400 a malformed form.
@@ -173,34 +196,32 @@ async def receive_upload(
             f"the request is larger than this service accepts ({max_bytes} bytes of audio)",
             code="file_too_large",
         )
-    receiver = _Receiver(upload_dir, max_bytes, file_field)
+    receiver = _Receiver(target, max_bytes, file_field)
+    upload = receiver.upload
     parser = MultipartParser(params[b"boundary"], callbacks=vars_of(receiver))
     try:
         async for chunk in stream:
             parser.write(chunk)
-            if receiver.pending and receiver.file is not None:
-                data, receiver.pending = b"".join(receiver.pending), []
-                await anyio.to_thread.run_sync(receiver.file.write, data)
+            await receiver.flush()
         parser.finalize()
+        await receiver.flush()
+        if upload.sink is None:
+            raise ApiError(400, f"no file: send the audio as the form field {file_field!r}", param=file_field)
+        if upload.size == 0:
+            raise ApiError(400, "the uploaded file is empty", param=file_field, code="invalid_audio")
+        await anyio.to_thread.run_sync(upload.sink.close)
+        upload.complete = True
     except FormParserError as exc:
-        receiver.upload.remove()
+        await upload.discard()
         raise ApiError(400, f"malformed multipart form: {exc}") from None
     except ApiError:
-        receiver.upload.remove()
+        await upload.discard()
         await drain(stream)
         raise
     except BaseException:
-        receiver.upload.remove()
+        await upload.discard()
         raise
-    finally:
-        if receiver.file is not None:
-            receiver.file.close()
-    if receiver.upload.path is None:
-        raise ApiError(400, f"no file: send the audio as the form field {file_field!r}", param=file_field)
-    if receiver.upload.size == 0:
-        receiver.upload.remove()
-        raise ApiError(400, "the uploaded file is empty", param=file_field, code="invalid_audio")
-    return receiver.upload
+    return upload
 
 
 def vars_of(receiver: _Receiver) -> MultipartCallbacks:

@@ -15,6 +15,7 @@ from producer.api.models import served_models
 from producer.api.options import JOB_OPTIONS, audio_request, check_job_options
 from producer.api.settings import ApiConfigError, ApiSettings
 from producer.api.shapes import compression_ratio, render, request_body, stream_events, verbose
+from producer.api.storage import UploadTarget
 
 KEYS = ("first-key", "second-key")
 
@@ -57,8 +58,17 @@ def test_settings_read_keys_and_limits(tmp_path: Path):
             "ASR_METRICS_PUBLIC": "true",
         }
     )
-    assert settings.api_keys == ("a", "b") and settings.upload_dir == tmp_path
+    assert settings.api_keys == ("a", "b") and settings.uploads == UploadTarget(str(tmp_path))
     assert settings.max_upload_bytes == 1000 and settings.metrics_public and not settings.keep_uploads
+
+
+def test_uploads_may_go_to_an_object_store(tmp_path: Path):
+    settings = ApiSettings.from_env({"ASR_API_KEYS": "k", "ASR_UPLOAD_URL": "s3://bucket/uploads/"})
+    assert settings.uploads.is_s3 and settings.uploads.url == "s3://bucket/uploads/"
+    assert settings.uploads.open(".flac").location.startswith("s3://bucket/uploads/")
+    assert settings.uploads.open(".flac").location.endswith(".flac")
+    assert UploadTarget("s3://bucket").open(".wav").location.startswith("s3://bucket/")
+    assert not UploadTarget("s3://bucket").open(".wav").location.startswith("s3://bucket//")
 
 
 @pytest.mark.parametrize(
@@ -66,7 +76,8 @@ def test_settings_read_keys_and_limits(tmp_path: Path):
     [
         ({"ASR_UPLOAD_URL": ""}, "ASR_UPLOAD_URL is not set"),
         ({"ASR_UPLOAD_URL": "uploads"}, "must be an absolute path"),
-        ({"ASR_UPLOAD_URL": "s3://bucket/prefix"}, "scheme 's3' is not supported"),
+        ({"ASR_UPLOAD_URL": "s3:///prefix"}, "names no bucket"),
+        ({"ASR_UPLOAD_URL": "gs://bucket/prefix"}, "scheme 'gs' is not supported"),
         ({"ASR_UPLOAD_URL": "/no/such/dir"}, "not a writable directory"),
         ({"ASR_API_MAX_UPLOAD_BYTES": "lots"}, "ASR_API_MAX_UPLOAD_BYTES='lots' is not a number"),
         ({"ASR_API_AUTH": "maybe"}, "ASR_API_AUTH='maybe'"),

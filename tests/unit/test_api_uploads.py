@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from producer.api.errors import ApiError
+from producer.api.storage import UploadTarget
 from producer.api.uploads import receive_upload
 
 BOUNDARY = "xYzZY"
@@ -38,7 +39,11 @@ def _receive(body: bytes, tmp_path: Path, *, size: int = 7, max_bytes: int = 1 <
     content_type = kwargs.get("content_type", CONTENT_TYPE)
     return asyncio.run(
         receive_upload(
-            content_type, kwargs.get("length"), _chunks(body, size), upload_dir=tmp_path, max_bytes=max_bytes
+            content_type,
+            kwargs.get("length"),
+            _chunks(body, size),
+            target=UploadTarget(str(tmp_path)),
+            max_bytes=max_bytes,
         )
     )
 
@@ -49,8 +54,9 @@ def test_fields_and_file_survive_any_chunking(tmp_path: Path, size: int):
     body = _form({"model": "whisper-1", "timestamp_granularities[]": "word"}, "talk.FLAC", audio)
     upload = _receive(body, tmp_path, size=size)
     assert upload.get("model") == "whisper-1" and upload.fields["timestamp_granularities[]"] == ["word"]
-    assert upload.path is not None and upload.path.parent == tmp_path and upload.path.suffix == ".flac"
-    assert upload.path.read_bytes() == audio and upload.size == len(audio) and upload.filename == "talk.FLAC"
+    path = Path(upload.location)
+    assert upload.complete and path.parent == tmp_path and path.suffix == ".flac"
+    assert path.read_bytes() == audio and upload.size == len(audio) and upload.filename == "talk.FLAC"
 
 
 def test_not_audio_is_refused_before_writing(tmp_path: Path):
