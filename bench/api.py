@@ -25,11 +25,12 @@ import datetime
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
+from evaluation.uploads import UploadMemory, measure_upload
 from producer import Client
 from producer.api.local import ApiServer, server_env
 from producer.local import LocalStack
@@ -37,13 +38,6 @@ from producer.local import LocalStack
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "bench-key"
 IDLE_QUEUE = "bench-no-worker"
-
-
-def _status_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    return 0
 
 
 def _ms(values: list[float]) -> tuple[float, float]:
@@ -62,7 +56,10 @@ def _clip(folder: Path) -> Path:
 
     from evaluation.audio import write_wav
 
-    speech = decode_audio(str(ROOT.parent / "shared" / "audio" / "jfk.flac"), sampling_rate=16000)
+    source = ROOT.parent / "shared" / "audio" / "jfk.flac"
+    if not source.is_file():  # a checkout without the shared audio: the shipped sample
+        source = ROOT / "samples" / "jfk.flac"
+    speech = decode_audio(str(source), sampling_rate=16000)
     return write_wav(folder / "clip.wav", speech[: 16000 * 2])
 
 
@@ -145,36 +142,15 @@ async def _rps(api: ApiServer, path: str, seconds: float, clients: int) -> tuple
     return len(latencies), latencies
 
 
-def _generated_upload(megabytes: int) -> Iterator[bytes]:
-    boundary = "bench-boundary"
-    yield (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n'
-           "Content-Type: audio/wav\r\n\r\n").encode()  # fmt: skip
-    block = bytes(range(256)) * 4096  # 1 MiB
-    for _ in range(megabytes):
-        yield block
-    yield f"\r\n--{boundary}--\r\n".encode()
-
-
-def upload_memory(stack: LocalStack, folder: Path, megabytes: int) -> tuple[float, float, float, float]:
-    """(RSS before, peak RSS after, MiB, seconds) of one streamed upload to a queue no worker consumes."""
+def upload_memory(stack: LocalStack, folder: Path, megabytes: int) -> UploadMemory:
+    """One streamed upload of ``megabytes`` MiB to a queue no worker consumes, then cancelled."""
     env = server_env(folder / "uploads", keys=KEY, ASR_QUEUE=IDLE_QUEUE,
                      ASR_API_MAX_UPLOAD_BYTES=str((megabytes + 1) << 20))  # fmt: skip
     with ApiServer(stack.url, folder / "api-memory.log", **env) as api:
         assert api.pid is not None
-        headers = {
-            "Authorization": f"Bearer {KEY}",
-            "Content-Type": "multipart/form-data; boundary=bench-boundary",
-        }
-        with httpx.Client(base_url=api.url, headers=headers, timeout=600) as http:
-            http.get("/v1/models")
-            before = _status_kib(api.pid, "VmRSS") / 1024
-            started = time.perf_counter()
-            answer = http.post("/v1/jobs", content=_generated_upload(megabytes))
-            seconds = time.perf_counter() - started
-            answer.raise_for_status()
-            peak = _status_kib(api.pid, "VmHWM") / 1024
-            http.delete(f"/v1/jobs/{answer.json()['id']}", headers={"Content-Type": "application/json"})
-    return before, peak, float(megabytes), seconds
+        measured = measure_upload(api.url, KEY, api.pid, megabytes)
+        httpx.delete(f"{api.url}/v1/jobs/{measured.job_id}", headers={"Authorization": f"Bearer {KEY}"})
+    return measured
 
 
 def main() -> None:
@@ -214,9 +190,10 @@ def main() -> None:
     print(f"GET /v1/jobs/{{id}}: {count / args.rps_seconds:.0f} requests/s with 8 clients "
           f"(median {median:.1f} ms, p95 {p95:.1f} ms); "
           f"/healthz: {baseline / args.rps_seconds:.0f}/s")  # fmt: skip
-    before, peak, size, seconds = memory
-    print(f"upload of {size:.0f} MiB (streamed, chunked): API RSS {before:.1f} MiB before, "
-          f"peak {peak:.1f} MiB (+{peak - before:.1f} MiB), {size / seconds:.0f} MiB/s")  # fmt: skip
+    print(f"upload of {memory.megabytes} MiB (streamed, chunked): "
+          f"API RSS {memory.rss_before:.1f} MiB before, "
+          f"peak {memory.peak_after:.1f} MiB (+{memory.growth:.1f} MiB), "
+          f"{memory.megabytes / memory.seconds:.0f} MiB/s")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The HTTP API's uploads: to an S3 prefix (a real moto server), and audio by URL.
+"""The HTTP API's uploads: to an S3 prefix (a real moto server), audio by URL, and a 500 MB upload.
 
 One worker stack reads the moto server with its AWS environment only (as in
 tests/integration/test_sources.py); the API streams uploads to
@@ -18,6 +18,7 @@ import pytest
 
 from evaluation.audio import write_wav
 from evaluation.stores import AWS_ENV, moto_server, s3_client
+from evaluation.uploads import measure_upload
 from producer.api.local import ApiServer, server_env
 from producer.local import LocalStack
 from tests.helpers import audio_file, normalise, wait_until, worker_stack
@@ -127,3 +128,27 @@ def test_a_job_names_its_audio_by_s3_url(store: Store):
     wait_until(lambda: store.http.get(f"/v1/jobs/{job_id}").json()["state"] == "FAILURE", 60, "the refusal")
     transcript = store.http.get(f"/v1/jobs/{job_id}/transcript").json()
     assert transcript["error"]["code"] == "invalid_audio_path", transcript
+
+
+def test_memory_stays_bounded_while_500_mb_stream_in(store: Store, tmp_path: Path):
+    """A 500 MiB upload, generated as it is sent: the API's peak RSS grows by far less than the file."""
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    megabytes = 500
+    env = server_env(
+        uploads,
+        keys=KEY,
+        ASR_QUEUE="api-memory-no-worker",
+        ASR_API_MAX_UPLOAD_BYTES=str((megabytes + 1) << 20),
+    )
+    with ApiServer(store.stack.url, tmp_path / "api.log", **env) as api:
+        assert api.pid is not None
+        measured = measure_upload(api.url, KEY, api.pid, megabytes)
+        (written,) = list(uploads.iterdir())
+        assert written.stat().st_size == megabytes << 20
+        assert measured.growth < 100, measured
+        cancelled = httpx.delete(
+            f"{api.url}/v1/jobs/{measured.job_id}", headers={"Authorization": f"Bearer {KEY}"}
+        )
+        assert cancelled.json()["state"] == "REVOKED"
+        wait_until(lambda: not list(uploads.iterdir()), 20, "the 500 MiB upload left behind")
