@@ -16,7 +16,7 @@ from typing import Any
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from producer import config
+from producer import config, redact
 from producer.job import (
     CLIP_TASK_NAME,
     DETECT_LANGUAGE_TASK,
@@ -128,6 +128,7 @@ class Client:
                 args=[audio_path],
                 kwargs=options,
                 queue=queue or self.queue,
+                **redact.reprs([audio_path], options),
             )
         except OperationalError as exc:
             raise BrokerUnavailableError(
@@ -180,7 +181,12 @@ class Client:
         if not self._connected:
             self.check_connection()
         try:
-            sent = self.app.send_task(DETECT_LANGUAGE_TASK, args=[audio_path], queue=queue or self.queue)
+            sent = self.app.send_task(
+                DETECT_LANGUAGE_TASK,
+                args=[audio_path],
+                queue=queue or self.queue,
+                **redact.reprs([audio_path]),
+            )
         except OperationalError as exc:
             raise BrokerUnavailableError(
                 f"cannot reach the broker at {config.mask_url(self.broker_url)}: {exc}"

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from celery.result import AsyncResult
 
+from producer.redact import masked
+
 if TYPE_CHECKING:
     from producer.client import Client
 
@@ -124,7 +126,7 @@ class JobStatus:
     state: str
     #: The task's name (``asr.transcribe``, ...), when known.
     name: str | None = None
-    #: The audio path (the task's first argument), when known.
+    #: The audio path (the task's first argument; a URL without its query string), when known.
     path: str | None = None
     #: The worker's hostname that runs (or ran, or holds) the job.
     worker: str | None = None
@@ -139,8 +141,9 @@ class JobStatus:
 
 
 def first_arg(args: Any) -> str | None:
+    """A task's first argument (its audio) as shown: a URL without its query string."""
     if isinstance(args, (list, tuple)) and args:
-        return str(args[0])
+        return str(masked(str(args[0])))
     return None
 
 

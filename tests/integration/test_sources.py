@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import srt
 from celery.result import AsyncResult
 
@@ -79,6 +82,41 @@ def from_disk(stores: Stores) -> dict[str, Any]:
         return c.transcribe(audio_file("jfk.flac"), timeout=120)
 
 
+@contextmanager
+def task_events(app: Any) -> Iterator[list[dict[str, Any]]]:
+    """The events the workers send while the block runs, as Flower receives them."""
+    events: list[dict[str, Any]] = []
+    with app.connection_for_read() as connection:
+        receiver = app.events.Receiver(connection, handlers={"*": events.append})
+        thread = threading.Thread(target=receiver.capture, kwargs={"wakeup": False}, daemon=True)
+        thread.start()
+        # Redis delivers events to subscribers only: listening once a heartbeat came through.
+        wait_until(lambda: events, 30, "no event from the worker (heartbeats come every 2 s)")
+        try:
+            yield events
+        finally:
+            receiver.should_stop = True
+            thread.join(timeout=10)
+
+
+def _events_of(events: list[dict[str, Any]], task_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+    """The events of job ``task_id`` (of one ``kind``, or all) received so far."""
+    return [e for e in list(events) if e.get("uuid") == task_id and kind in (None, e["type"])]
+
+
+def _redis_contents(url: str) -> str:
+    """Every key of a Redis and every value it holds, as one text."""
+    client = redis.Redis.from_url(url)
+    read = {
+        b"string": client.get,
+        b"list": lambda key: client.lrange(key, 0, -1),
+        b"hash": client.hgetall,
+        b"set": client.smembers,
+        b"zset": lambda key: client.zrange(key, 0, -1),
+    }
+    return "\n".join(f"{key!r} {read.get(client.type(key), repr)(key)!r}" for key in client.scan_iter())
+
+
 def _failure(job: Any) -> TranscriptionFailed:
     with pytest.raises(TranscriptionFailed) as failed:
         job.result(timeout=120)
@@ -110,9 +148,13 @@ def test_presigned_style_url_keeps_its_secret_out_of_logs_and_results(client, st
     secret = f"sig-{uuid.uuid4().hex}"
     url = f"{stores.web.url}/audio/jfk.flac?X-Amz-Signature={secret}&X-Amz-Expires=300"
     out = stores.root / "out" / "signed"
-    job = client.submit(url, output_url=str(out), output_formats=["txt", "vtt"])
-    clip = client.submit(url, batch=True)  # the clip-batching path reads URLs too
-    result, clip_result = job.result(timeout=120), clip.result(timeout=120)
+    with task_events(client.app) as events:
+        job = client.submit(url, output_url=str(out), output_formats=["txt", "vtt"])
+        clip = client.submit(url, batch=True)  # the clip-batching path reads URLs too
+        result, clip_result = job.result(timeout=120), clip.result(timeout=120)
+        # celery-batches sends no task-received for a clip job; asr.transcribe's carries its args.
+        wait_until(lambda: _events_of(events, job.id, "task-received"), 30, "the task-received event")
+        received = _events_of(events, job.id) + _events_of(events, clip.id)
 
     assert result["text"] == from_disk["text"] and clip_result["text"] == from_disk["text"]
     assert any(secret in line for line in stores.web.requests), "the worker sent the signature"
@@ -123,6 +165,13 @@ def test_presigned_style_url_keeps_its_secret_out_of_logs_and_results(client, st
         assert secret not in json.dumps(stored)
     assert secret not in worker_log(stores.stack)
     assert secret not in (out / "jfk.vtt").read_text()
+    # What Flower sees (the events' args) and what the producer shows as the job's path.
+    assert all(secret not in json.dumps(event) for event in received)
+    assert any(f"{stores.web.url}/audio/jfk.flac?***" in str(e.get("args")) for e in received)
+    assert client.status(job.id).path == client.status(clip.id).path == result["audio_path"]
+    # Nothing in Redis keeps it once the jobs are acknowledged: not their stored states (with
+    # their args), not their messages.
+    wait_until(lambda: secret not in _redis_contents(stores.stack.url), 30, "the signature left in Redis")
 
 
 def test_refused_reads_fail_with_typed_errors_and_the_worker_keeps_serving(client, stores):

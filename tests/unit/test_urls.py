@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from producer import redact
 from producer.upload import job_location
 from worker.pipeline.errors import ConfigError, InvalidOptionsError, InvalidPathError, PathNotAllowedError
 from worker.pipeline.options import parse_options
@@ -30,6 +31,17 @@ from worker.pipeline.urls import (
 )
 def test_mask_url_drops_query_fragment_and_credentials(url, masked):
     assert mask_url(url) == masked
+    assert redact.mask_url(url) == masked, "the producer's copy masks as the worker does"
+
+
+def test_message_reprs_mask_the_urls_in_a_tasks_arguments():
+    args = ["https://h.example/a.wav?X-Amz-Signature=abc", 3.0]
+    kwargs = {"options": {"output_url": "s3://out/p/"}, "callback_url": "https://hook.example/?token=t"}
+    shown = redact.reprs(args, kwargs)
+    assert shown["argsrepr"] == "['https://h.example/a.wav?***', 3.0]"
+    assert "abc" not in shown["kwargsrepr"] and "token=t" not in shown["kwargsrepr"]
+    assert "s3://out/p/" in shown["kwargsrepr"]
+    assert redact.masked(("/data/a.wav", "s3://b/k")) == ("/data/a.wav", "s3://b/k")
 
 
 def test_urls_are_told_from_paths():

@@ -35,6 +35,8 @@ HOOKS: list[tuple[Signal, Callable[..., Any]]] = [
     # connection, and record this node as its holder, for node-loss recovery.
     (signals.task_received, recovery.remember_received),
     (signals.task_received, liveness.record_received),
+    # Each job as it starts, before Celery stores STARTED: a URL's signature is not stored.
+    (signals.task_prerun, privacy.mask_stored_args),
     # Each job as it ends: its summary in the log, the child's report if the model changed,
     # and the job's webhook.
     (signals.task_postrun, lifecycle.on_task_postrun),

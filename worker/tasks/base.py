@@ -18,6 +18,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
+from producer.redact import reprs
 from worker.asr import get_model, get_model_config
 from worker.pipeline.audio import check_duration, probe_duration
 from worker.pipeline.errors import (
@@ -31,6 +32,7 @@ from worker.pipeline.settings import Settings, get_settings
 from worker.pipeline.spool import open_audio
 from worker.pipeline.transcription import check_model_supports
 from worker.runtime.delivery import check_delivery
+from worker.runtime.privacy import sent_args
 
 __all__ = ["AudioTask", "Job"]
 
@@ -85,6 +87,14 @@ class AudioTask(Task):
     retry_backoff_max = 300
     retry_jitter = True
     max_retries = 5
+    # A URL's signature is not stored with the job's states (worker.runtime.privacy).
+    masks_url_args = True
+
+    def retry(self, args: Any = None, kwargs: Any = None, *rest: Any, **options: Any) -> Any:
+        """Celery's retry, sent with the real arguments (the request's are masked) and masked reprs."""
+        args = sent_args(self.request) if args is None else args
+        shown = reprs(args, self.request.kwargs if kwargs is None else kwargs)
+        return super().retry(args, kwargs, *rest, **(shown | options))
 
     @contextmanager
     def job(self) -> Iterator[Job]:

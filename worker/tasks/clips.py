@@ -50,6 +50,7 @@ from celery.utils.nodenames import gethostname
 from celery_batches import SimpleRequest
 from kombu.utils.uuid import uuid
 
+from producer.redact import masked, reprs
 from worker.asr import get_model, get_model_config
 from worker.celery import app
 from worker.pipeline.audio import SAMPLE_RATE, check_duration, decode, probe_duration
@@ -104,7 +105,7 @@ class _Job:
         return Context(
             id=r.id,
             task=r.name,
-            args=r.args,
+            args=masked(r.args),  # a URL's signature is not stored (worker.runtime.privacy)
             kwargs=r.kwargs,
             hostname=r.hostname,
             delivery_info=r.delivery_info,
@@ -233,7 +234,12 @@ def _hand_over(job: _Job, why: str) -> bool:
         uncount_delivery(app.backend, job.id, job.retries)
     job.ended = True
     app.send_task(
-        "asr.transcribe", args=job.request.args, kwargs=job.request.kwargs, task_id=job.id, queue=queue
+        "asr.transcribe",
+        args=job.request.args,
+        kwargs=job.request.kwargs,
+        task_id=job.id,
+        queue=queue,
+        **reprs(job.request.args, job.request.kwargs),
     )
     return False
 

@@ -23,9 +23,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-from celery import Task, chord, states
+from celery import Signature, Task, chord, states
 from celery.exceptions import Ignore
 
+from producer.redact import reprs
 from worker.celery import app
 from worker.pipeline import errors
 from worker.pipeline.audio import SAMPLE_RATE, decode_range
@@ -76,19 +77,21 @@ def fan_out(
         job = job | {"language": language, "language_probability": round(float(probability), 4)}
     queue = (task.request.delivery_info or {}).get("routing_key")
     header = [
-        transcribe_piece.s(
-            str(audio_path),
-            start / SAMPLE_RATE,
-            end / SAMPLE_RATE,
-            job_id=task.request.id,
-            index=index,
-            pieces=len(bounds),
-            job_seconds=seconds,
-            options=options,
-        ).set(queue=queue)
+        _shown(
+            transcribe_piece.s(
+                str(audio_path),
+                start / SAMPLE_RATE,
+                end / SAMPLE_RATE,
+                job_id=task.request.id,
+                index=index,
+                pieces=len(bounds),
+                job_seconds=seconds,
+                options=options,
+            ).set(queue=queue)
+        )
         for index, (start, end) in enumerate(bounds)
     ]
-    body = merge_pieces.s(audio_path, job=job | {"seconds": seconds}, **raw_options).set(queue=queue)
+    body = _shown(merge_pieces.s(audio_path, job=job | {"seconds": seconds}, **raw_options).set(queue=queue))
     # A URL's download stays on this node for the pieces that run here (worker.pipeline.spool).
     retain(audio_path, get_settings(), _keep_seconds(get_settings(), seconds))
     redis = _redis(task.backend)
@@ -103,6 +106,11 @@ def fan_out(
         piece_seconds,
     )
     return task.replace(chord(header, body))
+
+
+def _shown(signature: Signature) -> Signature:
+    """``signature`` whose task events and headers show its URL masked (producer.redact)."""
+    return signature.set(**reprs(signature.args, signature.kwargs))
 
 
 def _redis(backend: Any) -> Any:
@@ -266,7 +274,7 @@ def _raise_piece_error(piece: dict[str, Any], pieces: int) -> None:
     raise kind(f"{error['message']} ({where})")
 
 
-@app.task(name="asr.merge_pieces", bind=True, throws=(InputError,))
+@app.task(name="asr.merge_pieces", bind=True, throws=(InputError,), masks_url_args=True)
 def merge_pieces(
     self: Task, results: list[dict[str, Any]], audio_path: Any, *, job: dict[str, Any], **options: Any
 ) -> JobResult:
