@@ -37,8 +37,10 @@ FOREIGN_WORKER_VARS = {
     "NVIDIA_DRIVER_CAPABILITIES",
     # boto3's standard environment (docs/sources.md)
     "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
 }
 # Dockerfile ENV prefixes of the tools in the image (Python, pip, apt, the shell).
 TOOL_ENV_PREFIXES = ("PYTHON", "PIP_", "DEBIAN_", "PATH")
