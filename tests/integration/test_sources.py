@@ -243,20 +243,45 @@ def test_cli_upload_puts_local_files_in_s3_and_transcribes_them(stores, monkeypa
     for name, value in {**AWS_ENV, "AWS_ENDPOINT_URL": stores.endpoint}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("ASR_UPLOAD_URL", "s3://audio/uploads/")
+    out = stores.root / "out" / "cli"
     done = run_module(
         "producer",
         "--upload",
         "--format",
         "txt",
         "--no-progress",
+        "--output-url",
+        str(out),
+        "--output-format",
+        "srt",
         str(audio_file("jfk.flac")),
         redis_url=stores.stack.url,
         timeout=180,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == " ".join(s["text"] for s in from_disk["segments"]).split()
+    words = " ".join(s["text"] for s in from_disk["segments"]).split()
+    assert done.stdout.split() == words
     keys = [o["Key"] for o in stores.s3.list_objects_v2(Bucket="audio", Prefix="uploads/")["Contents"]]
     assert len(keys) == 1 and keys[0].endswith("/jfk.flac")
+    # --output-url and --output-format: the worker wrote the subtitles, named after the audio.
+    assert sorted(p.name for p in out.iterdir()) == ["jfk.srt"]
+    cues = list(srt.parse((out / "jfk.srt").read_text()))
+    assert " ".join(c.content for c in cues).split() == words
+
+
+def test_detect_language_reads_urls_like_a_transcription(client, stores):
+    # This module's worker has an English-only model: it fetches the object, then refuses to
+    # guess (test_language.py detects with a multilingual model, from a path).
+    fetched = "s3://audio/calls/jfk.flac: fetched"
+    before = worker_log(stores.stack).count(fetched)
+    with pytest.raises(TranscriptionFailed) as english_only:
+        client.detect_language("s3://audio/calls/jfk.flac", timeout=120)
+    assert english_only.value.error_type == "InvalidOptionsError", english_only.value.message
+    assert worker_log(stores.stack).count(fetched) == before + 1
+    with pytest.raises(TranscriptionFailed) as missing:
+        client.detect_language(f"{stores.web.url}/missing?X-Amz-Signature=s3cret", timeout=120)
+    assert missing.value.error_type == "AudioNotFoundError" and "s3cret" not in missing.value.message
+    assert stores.spooled() == [], "the download is removed when the job ends"
 
 
 # Last: its retries may still be running when the module's other tests would look at the spool.
