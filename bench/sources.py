@@ -1,6 +1,6 @@
 """The same files from S3 and from local disk through the fleet, side by side in one run.
 
-    python -m bench.sources [--clips 12] [--long-minutes 2 2] [--rounds 2]
+    python -m bench.sources [--clips 12] [--long-minutes 2 2] [--rounds 2] [--out bench/results]
 
 A real S3 server process (moto's ``moto_server``) holds a copy of every file;
 one warm 2-child worker (private Redis, default settings, ``ASR_AUDIO_URLS``
@@ -12,12 +12,13 @@ decoding it; there is no prefetching: the figure says what a download costs.
 Also printed: the children's summed job time (``timings.total``, which includes a
 URL job's download), the load average, and whether every transcript from S3
 equals the one from disk.
-Nothing is asserted.
+Nothing is asserted; ``<out>/sources.json`` keeps the figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -34,6 +35,7 @@ from producer import Client, Job
 from producer.local import LocalStack
 
 BUCKET = "bench"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run(client: Client, locations: list[str]) -> tuple[float, list[dict[str, Any]]]:
@@ -60,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=12, help="short clips (the real recordings, repeated)")
     parser.add_argument("--long-minutes", type=float, nargs="*", default=[2.0, 2.0], help="long files")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of each source, in ABBA order")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "bench" / "results", help="where sources.json goes"
+    )
     args = parser.parse_args(argv)
 
     clips = short_clips(args.clips)
@@ -86,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                 client.transcribe(str(paths[0]), timeout=600)  # warm both the model and the page cache
                 client.transcribe(urls[0], timeout=600)
                 walls: dict[str, list[float]] = {"local": [], "s3": []}
+                loads: list[float] = []
                 s3_busy = 0.0
                 texts: dict[str, list[str]] = {}
                 order = [("local", "s3")[(r + (r // 2)) % 2] for r in range(2 * args.rounds)]  # ABBA...
@@ -96,9 +102,10 @@ def main(argv: list[str] | None = None) -> int:
                     texts[source] = [r["text"] for r in results]
                     busy = sum(r["timings"]["total"] for r in results)
                     s3_busy += busy if source == "s3" else 0.0
+                    loads.append(os.getloadavg()[0])
                     print(
                         f"  {source:5s} {wall:7.2f} s wall  {seconds / wall:6.2f} audio s / s  "
-                        f"children busy {busy:6.1f} s  load average {os.getloadavg()[0]:.1f}"
+                        f"children busy {busy:6.1f} s  load average {loads[-1]:.1f}"
                     )
         fetches = [
             (int(m[1]), float(m[2]))
@@ -117,6 +124,31 @@ def main(argv: list[str] | None = None) -> int:
     print(f"s3 / local:       {local / s3:.3f}x (target >= 0.9x)")
     same = sum(a == b for a, b in zip(texts["local"], texts["s3"], strict=True))
     print(f"transcripts from s3 equal to those from disk: {same} of {len(paths)}")
+    report = {
+        "measured": time.strftime("%Y-%m-%d"),
+        "machine": {"cpus": os.cpu_count(), "load_average": [round(load, 1) for load in loads]},
+        "workload": {
+            "files": len(paths),
+            "audio_seconds": round(seconds, 1),
+            "clips": args.clips,
+            "long_minutes": args.long_minutes,
+        },
+        "worker": "2 children, tiny.en, default settings, local moto S3 server",
+        "order": order,
+        "wall_seconds": {source: [round(w, 2) for w in values] for source, values in walls.items()},
+        "throughput_audio_s_per_s": {"local": round(seconds / local, 2), "s3": round(seconds / s3, 2)},
+        "s3_over_local": round(local / s3, 3),
+        "downloads": {
+            "count": len(fetches),
+            "megabytes": round(sum(b for b, _ in fetches) / 1e6, 1),
+            "seconds": round(fetched, 2),
+            "share_of_s3_job_time": round(fetched / s3_busy, 4),
+        },
+        "transcripts_equal": f"{same} of {len(paths)}",
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "sources.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out / 'sources.json'}")
     return 0
 
 
