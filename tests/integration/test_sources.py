@@ -30,6 +30,8 @@ pytestmark = pytest.mark.integration
 
 #: The worker refuses bigger downloads (the long mix is about 4 MB).
 MAX_BYTES = 8_000_000
+#: Downloads the worker tries again itself before the task is retried by Celery.
+FETCH_RETRIES = 1
 
 
 class Stores:
@@ -62,7 +64,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory, redis_server_binary: str) -
             "ASR_SPOOL_DIR": str(root / "spool"),
             "ASR_MAX_FILE_BYTES": str(MAX_BYTES),
             "ASR_FETCH_READ_TIMEOUT": "2",
-            "ASR_FETCH_RETRIES": "1",
+            "ASR_FETCH_RETRIES": str(FETCH_RETRIES),
             "ASR_OUTPUT_URL": "s3://transcripts/all/",
             "ASR_OUTPUT_URLS": str(root / "out"),
         }
@@ -291,4 +293,8 @@ def test_a_stalled_download_times_out_and_is_retried(client, stores):
     wait_until(lambda: result.state == "RETRY", 60, "the stalled download was not retried", interval=0.2)
     assert type(result.info).__name__ == "TransientError"
     assert "timed out" in str(result.info) and "hidden" not in str(result.info)
+    # The retried message carries the URL as sent, not the masked one stored with the job.
+    signed = "/hang?X-Amz-Signature=hidden"
+    wait_until(lambda: stores.web.requests.count(signed) > 1 + FETCH_RETRIES, 60, "no retried fetch")
+    assert all("***" not in request for request in stores.web.requests)
     client.cancel(job.id)
