@@ -54,7 +54,11 @@ SHARED_AUDIO = ROOT.parent / "shared" / "audio"
 SAMPLES = ROOT / "samples"
 COMPOSE = ROOT / "docker-compose.yml"
 #: What the deployment-file tests put in the environment compose interpolates.
-SECRETS = {"REDIS_PASSWORD": "test-password", "FLOWER_BASIC_AUTH": "test:test-password"}
+SECRETS = {
+    "REDIS_PASSWORD": "test-password",
+    "FLOWER_BASIC_AUTH": "test:test-password",
+    "ASR_API_KEYS": "test-api-key",
+}
 _VAR = re.compile(r"\$\{(?P<name>\w+)(?::(?P<op>[-?])(?P<arg>[^}]*))?\}")
 
 T = TypeVar("T")
