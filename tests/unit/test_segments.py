@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from worker.pipeline.segments import MAX_SEGMENT_CHARS, MAX_SEGMENT_SECONDS, Run, Word, build_segments
+from worker.pipeline.segments import (
+    MAX_SEGMENT_CHARS,
+    MAX_SEGMENT_SECONDS,
+    Run,
+    Word,
+    build_segments,
+    in_time_order,
+)
 
 
 def _words(text: str, start: float = 0.0, step: float = 0.4, pauses: dict[int, float] | None = None) -> Run:
@@ -51,3 +58,20 @@ def test_segments_keep_their_runs_scores_and_never_span_two_runs():
     assert [s["text"] for s in segments] == ["the first window ends here", "and the second begins"]
     assert (segments[1]["avg_logprob"], segments[1]["no_speech_prob"]) == (-0.7, 0.3)
     assert segments[1]["start"] == 10.0
+
+
+def test_a_run_read_again_inside_another_splits_it_and_segments_stay_in_time_order():
+    # The first pass skipped "she called his name" in the middle of its window; read again, its
+    # words go between the words around it, with their own scores.
+    first = _words("It was late. The door was shut.", pauses={3: 4.0})
+    skipped = first.words[2].end + 0.5
+    again = Run(_words("She called his name.", start=skipped).words, -0.5, 0.2)
+    ordered = in_time_order([first, again])
+    assert [run.avg_logprob for run in ordered] == [-0.2, -0.5, -0.2]
+    word_starts = [w.start for run in ordered for w in run.words]
+    assert word_starts == sorted(word_starts) and len(word_starts) == 11
+    assert [s["text"] for s in build_segments(ordered, keep_words=False)] == [
+        "It was late.",
+        "She called his name.",
+        "The door was shut.",
+    ]

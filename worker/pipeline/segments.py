@@ -10,12 +10,13 @@ cues stay readable.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from worker.pipeline.records import SegmentRecord
 
-__all__ = ["MAX_SEGMENT_CHARS", "MAX_SEGMENT_SECONDS", "Run", "Word", "build_segments"]
+__all__ = ["MAX_SEGMENT_CHARS", "MAX_SEGMENT_SECONDS", "Run", "Word", "build_segments", "in_time_order"]
 
 #: The longest a segment may last: common subtitle practice shows a cue for at most 7 s.
 MAX_SEGMENT_SECONDS = 7.0
@@ -46,6 +47,22 @@ class Run:
     words: tuple[Word, ...]
     avg_logprob: float
     no_speech_prob: float
+
+
+def in_time_order(runs: Sequence[Run]) -> list[Run]:
+    """``runs`` as runs whose words follow one another in time, each with its own pass's scores.
+
+    A run read again for speech the first pass skipped can fall inside a first-pass run
+    (Whisper left out a sentence in the middle of a window): that run is split around it.
+    """
+    tagged = sorted(
+        ((word, k) for k, run in enumerate(runs) for word in run.words), key=lambda pair: pair[0].start
+    )
+    ordered = []
+    for k, group in itertools.groupby(tagged, key=lambda pair: pair[1]):
+        run = runs[k]
+        ordered.append(Run(tuple(word for word, _ in group), run.avg_logprob, run.no_speech_prob))
+    return ordered
 
 
 def build_segments(
