@@ -13,6 +13,8 @@ Decoders, all on the same ``tiny.en`` int8 model in this process, beam 5:
 - ``direct batched``: ``BatchedInferencePipeline.transcribe`` (VAD windows, batch 8);
 - ``old worker``: what the worker ran before issue 11 (batched with timestamp tokens over 30 s);
 - ``worker``: :func:`worker.pipeline.transcription.transcribe_array` as a job runs it;
+- ``worker, length penalty 1``: the same with faster-whisper's default length penalty in its
+  text-only windows instead of :data:`worker.pipeline.decoding.WINDOW_LENGTH_PENALTY`;
 - ``worker fan-out``: the long files cut in pauses into pieces of 60 s (``ASR_FANOUT_SECONDS``'s
   least), each piece through ``transcribe_array``, merged as ``asr.merge_pieces`` does;
 - ``worker clip batch``: the short recordings as one cross-job batch (``transcribe_clips``),
@@ -37,6 +39,7 @@ import numpy as np
 
 from evaluation.corpus import PAUSE, Item, corpus, long_mixes
 from evaluation.scoring import Errors, errors, eval_corpus
+from worker.pipeline import decoding
 from worker.pipeline.audio import SAMPLE_RATE
 from worker.pipeline.options import TranscribeOptions
 from worker.pipeline.speech import split_points
@@ -75,6 +78,16 @@ def _worker(model: Any, audio: np.ndarray) -> str:
     return transcribe_array(model, audio, TranscribeOptions(), default_beam_size=BEAM, batch_size=BATCH).text
 
 
+def _worker_default_penalty(model: Any, audio: np.ndarray) -> str:
+    """The worker with faster-whisper's own length penalty (1) in its text-only windows."""
+    chosen = decoding.WINDOW_LENGTH_PENALTY
+    decoding.WINDOW_LENGTH_PENALTY = 1.0
+    try:
+        return _worker(model, audio)
+    finally:
+        decoding.WINDOW_LENGTH_PENALTY = chosen
+
+
 def _worker_fanout(model: Any, audio: np.ndarray) -> str:
     pieces = [audio[a:b] for a, b in split_points(audio, PIECE_SECONDS)]
     return " ".join(_worker(model, piece) for piece in pieces)
@@ -85,6 +98,7 @@ DECODERS: dict[str, Callable[[Any, np.ndarray], str]] = {
     "direct batched": _direct_batched,
     "old worker": _old_worker,
     "worker": _worker,
+    "worker, length penalty 1": _worker_default_penalty,
     "worker fan-out": _worker_fanout,
 }
 
@@ -140,7 +154,7 @@ def measure(repeats: int, threads: int) -> dict[str, Any]:
             "wall_seconds": round(wall, 1),
         }
         print(
-            f"{label:20s} pooled WER {pooled.wer:.4f}  long files {long_pooled.wer:.4f}  "
+            f"{label:26s} pooled WER {pooled.wer:.4f}  long files {long_pooled.wer:.4f}  "
             f"long speed {long_seconds / long_wall:5.1f}x  wall {wall:6.1f} s",
             flush=True,
         )
@@ -153,7 +167,7 @@ def measure(repeats: int, threads: int) -> dict[str, Any]:
         "wall_seconds": round(batch_wall, 1),
     }
     print(
-        f"{'worker clip batch':20s} pooled WER {total.wer:.4f}  (short recordings)  wall {batch_wall:6.1f} s"
+        f"{'worker clip batch':26s} pooled WER {total.wer:.4f}  (short recordings)  wall {batch_wall:6.1f} s"
     )
     return {
         "corpus": {name: round(len(audio) / SAMPLE_RATE, 1) for name, audio, _ in files},

@@ -11,7 +11,7 @@ from evaluation.scoring import eval_corpus
 from evaluation.workloads import _find
 from worker.pipeline.audio import SAMPLE_RATE
 
-__all__ = ["PAUSE", "Item", "corpus", "long_mixes"]
+__all__ = ["PAUSE", "Item", "corpus", "long_mixes", "mix"]
 
 #: Silence after each recording in a long file.
 PAUSE = 0.75
@@ -32,17 +32,22 @@ def corpus() -> list[Item]:
     ]
 
 
+def mix(name: str, items: list[Item], *, passes: int, pause: float, rng: random.Random) -> Item:
+    """``passes`` passes over ``items``, each in a new order drawn from ``rng``; ``pause`` s after each."""
+    silence = np.zeros(int(pause * SAMPLE_RATE), dtype=np.float32)
+    audio: list[np.ndarray] = []
+    words: list[str] = []
+    for _ in range(passes):
+        for _, clip, text in rng.sample(items, len(items)):
+            audio += [clip, silence]
+            words.append(text)
+    return name, np.concatenate(audio), " ".join(words)
+
+
 def long_mixes(items: list[Item], repeats: int) -> list[Item]:
     """``eval_mix``: every recording once; ``eval_mix_xN``: N passes, each in a new seeded order."""
     rng = random.Random(0)
-    pause = np.zeros(int(PAUSE * SAMPLE_RATE), dtype=np.float32)
-    mixes = []
-    for name, passes in (("eval_mix", 1), (f"eval_mix_x{repeats}", repeats)):
-        audio: list[np.ndarray] = []
-        words: list[str] = []
-        for _ in range(passes):
-            for _, clip, text in rng.sample(items, len(items)):
-                audio += [clip, pause]
-                words.append(text)
-        mixes.append((name, np.concatenate(audio), " ".join(words)))
-    return mixes
+    return [
+        mix(name, items, passes=passes, pause=PAUSE, rng=rng)
+        for name, passes in (("eval_mix", 1), (f"eval_mix_x{repeats}", repeats))
+    ]

@@ -26,7 +26,7 @@ import numpy as np
 
 from worker.pipeline.audio import SAMPLE_RATE
 from worker.pipeline.records import SegmentRecord
-from worker.pipeline.segments import Run, Word, build_segments
+from worker.pipeline.segments import Run, Word, build_segments, in_time_order
 from worker.pipeline.speech import WINDOW_SECONDS, Span, missed_speech, speech_onset, split_points
 
 if TYPE_CHECKING:
@@ -46,6 +46,11 @@ _NOT_BATCHED = ("vad_filter",)
 
 #: The fewest batches the first pass of a long stretch takes: progress moves at each batch's end.
 PROGRESS_STEPS = 3
+#: Beam search's length penalty in text-only windows (faster-whisper's default is 1). Without
+#: timestamps Whisper often ends a window early, after a pause or a change of speaker, and the
+#: rest must be read again (a full 30 s encoder pass each); favouring longer hypotheses halves
+#: those re-reads at the same WER (python -m bench.accuracy; docs/benchmarks.md).
+WINDOW_LENGTH_PENALTY = 3.0
 
 #: Called with the seconds of this stretch decoded so far and the text just decoded.
 Progress = Callable[[float, str], None]
@@ -141,9 +146,8 @@ def decode_batched(
     recovered, gaps = fill_gaps(
         model, audio, heard, kwargs | {"language": info.language}, batch_size=batch_size
     )
-    runs = sorted((run for run in runs + recovered if run.words), key=lambda run: run.words[0].start)
     return Decoded(
-        build_segments(runs, keep_words=keep_words),
+        build_segments(in_time_order(runs + recovered), keep_words=keep_words),
         info.language,
         round(float(info.language_probability), 4),
         gaps,
@@ -263,7 +267,7 @@ def _read_windows(
         clip_timestamps=[{"start": start, "end": end} for start, end in windows],
         batch_size=batch_size,
         without_timestamps=True,
-        **batched | {"word_timestamps": True},
+        **{"length_penalty": WINDOW_LENGTH_PENALTY} | batched | {"word_timestamps": True},
     )
 
 
