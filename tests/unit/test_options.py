@@ -131,6 +131,12 @@ def test_callback_url_elsewhere_is_refused(url, message):
         parse_options({"callback_url": url}, webhook_hosts=HOSTS)
 
 
+def test_a_refused_callback_url_keeps_its_query_string_out_of_the_error():
+    with pytest.raises(InvalidOptionsError, match="must be an http") as refused:
+        parse_options({"callback_url": "ftp://hooks.example.com/x?token=s3cr3t"}, webhook_hosts=HOSTS)
+    assert "s3cr3t" not in str(refused.value) and "?***" in str(refused.value)
+
+
 def test_callback_url_is_refused_when_webhooks_are_off():
     with pytest.raises(InvalidOptionsError, match="ASR_WEBHOOK_ALLOWED_HOSTS is empty"):
         parse_options({"callback_url": "https://hooks.example.com/x"})

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from worker.pipeline.errors import InvalidOptionsError
 from worker.pipeline.settings import MIN_PIECE_SECONDS
+from worker.pipeline.urls import mask_url
 
 __all__ = [
     "JOB_OPTIONS",
@@ -196,9 +197,9 @@ def check_callback_url(value: Any, allowed_hosts: Collection[str]) -> str:
         url = urlsplit(value.strip())
         port = url.port or _DEFAULT_PORTS.get(url.scheme.lower())
     except ValueError:
-        raise InvalidOptionsError(f"option callback_url is not a valid URL: {value!r:.200}") from None
+        raise InvalidOptionsError(f"option callback_url is not a valid URL: {_shown(value)!r:.200}") from None
     if url.scheme.lower() not in _DEFAULT_PORTS or not url.hostname:
-        raise InvalidOptionsError(f"option callback_url must be an http(s) URL, not {value!r:.200}")
+        raise InvalidOptionsError(f"option callback_url must be an http(s) URL, not {_shown(value)!r:.200}")
     if url.username is not None or url.password is not None:
         # Credentials in a URL end up in logs; authenticate with the signature instead.
         raise InvalidOptionsError("option callback_url must not carry credentials (user:password@)")
@@ -209,6 +210,11 @@ def check_callback_url(value: Any, allowed_hosts: Collection[str]) -> str:
     raise InvalidOptionsError(
         f"option callback_url: host {url.hostname}:{port} is not in ASR_WEBHOOK_ALLOWED_HOSTS"
     )
+
+
+def _shown(url: str) -> str:
+    """``url`` as an error may show it: a query string (a token) masked."""
+    return mask_url(url) if "://" in url else url
 
 
 def _output_formats(value: Any) -> tuple[str, ...] | None:
