@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -138,8 +139,11 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, tls: ssl.SSLContext | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
+        if tls is not None:
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
+        self.scheme = "http" if tls is None else "https"
         self.root = root
         self.requests: list[str] = []
         self.stopped = threading.Event()
@@ -147,13 +151,16 @@ class _Server(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.server_address[1]}"
 
 
 @contextmanager
-def http_server(root: Path) -> Iterator[_Server]:
-    """A real HTTP server on a free port in a thread, serving ``root``; stopped when the block ends."""
-    server = _Server(root)
+def http_server(root: Path, tls: ssl.SSLContext | None = None) -> Iterator[_Server]:
+    """A real HTTP server on a free port in a thread, serving ``root``; stopped when the block ends.
+
+    With ``tls`` (a server-side context holding its certificate) it speaks https.
+    """
+    server = _Server(root, tls)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import ssl
 import threading
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 import redis
 import srt
+import trustme
 from celery.result import AsyncResult
 
 from evaluation.stores import AWS_ENV, http_server, moto_server, s3_client
@@ -37,8 +39,12 @@ FETCH_RETRIES = 1
 class Stores:
     """The servers and the worker of this module."""
 
-    def __init__(self, root: Path, endpoint: str, web: Any, stack: LocalStack) -> None:
+    def __init__(
+        self, root: Path, endpoint: str, web: Any, stack: LocalStack, secure: Any, untrusted: Any
+    ) -> None:
         self.root, self.endpoint, self.web, self.stack = root, endpoint, web, stack
+        # https servers: one whose CA the worker trusts (SSL_CERT_FILE), one whose CA it does not.
+        self.secure, self.untrusted = secure, untrusted
         self.s3 = s3_client(endpoint)
         self.spool = root / "spool"
 
@@ -51,7 +57,14 @@ def stores(tmp_path_factory: pytest.TempPathFactory, redis_server_binary: str) -
     root = tmp_path_factory.mktemp("stores")
     (root / "web").mkdir()
     shutil.copy(audio_file("jfk.flac"), root / "web" / "jfk.flac")
-    with moto_server(root) as endpoint, http_server(root / "web") as web:
+    trusted_ca, other_ca = trustme.CA(), trustme.CA()
+    trusted_ca.cert_pem.write_to_path(str(root / "ca.pem"))
+    with (
+        moto_server(root) as endpoint,
+        http_server(root / "web") as web,
+        http_server(root / "web", _tls(trusted_ca)) as secure,
+        http_server(root / "web", _tls(other_ca)) as untrusted,
+    ):
         s3 = s3_client(endpoint)
         for bucket in ("audio", "transcripts"):
             s3.create_bucket(Bucket=bucket)
@@ -60,7 +73,8 @@ def stores(tmp_path_factory: pytest.TempPathFactory, redis_server_binary: str) -
             **AWS_ENV,
             "AWS_ENDPOINT_URL": endpoint,
             # Any public http(s) URL, the audio bucket, and this one local server by its exact origin.
-            "ASR_AUDIO_URLS": f"s3://audio/,http://,https://,{web.url}/",
+            "ASR_AUDIO_URLS": f"s3://audio/,http://,https://,{web.url}/,{secure.url}/,{untrusted.url}/",
+            "SSL_CERT_FILE": str(root / "ca.pem"),
             "ASR_SPOOL_DIR": str(root / "spool"),
             "ASR_MAX_FILE_BYTES": str(MAX_BYTES),
             "ASR_FETCH_READ_TIMEOUT": "2",
@@ -69,7 +83,14 @@ def stores(tmp_path_factory: pytest.TempPathFactory, redis_server_binary: str) -
             "ASR_OUTPUT_URLS": str(root / "out"),
         }
         with worker_stack(tmp_path_factory, "sources-worker", **env) as stack:
-            yield Stores(root, endpoint, web, stack)
+            yield Stores(root, endpoint, web, stack, secure, untrusted)
+
+
+def _tls(ca: trustme.CA) -> ssl.SSLContext:
+    """A server-side TLS context with a certificate for 127.0.0.1 issued by ``ca``."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    return context
 
 
 @pytest.fixture()
@@ -174,6 +195,22 @@ def test_presigned_style_url_keeps_its_secret_out_of_logs_and_results(client, st
     # Nothing in Redis keeps it once the jobs are acknowledged: not their stored states (with
     # their args), not their messages.
     wait_until(lambda: secret not in _redis_contents(stores.stack.url), 30, "the signature left in Redis")
+
+
+def test_https_audio_is_read_with_the_ca_ssl_cert_file_names_and_as_accurate_as_from_disk(
+    client, stores, from_disk
+):
+    result = client.transcribe(f"{stores.secure.url}/audio/jfk.flac", timeout=120)
+    assert result["text"] == from_disk["text"]
+    assert result["segments"] == from_disk["segments"]
+    # A server whose CA the worker does not trust: refused at once, typed, not retried.
+    job = client.submit(f"{stores.untrusted.url}/audio/jfk.flac?token=s3cr3t")
+    failed = _failure(job)
+    assert failed.error_type == "AudioUnreadableError", failed
+    assert "TLS certificate of 127.0.0.1 is not trusted" in failed.message
+    assert "s3cr3t" not in failed.message
+    assert AsyncResult(job.id, app=client.app).retries == 0, "a certificate is not retried"
+    assert stores.untrusted.requests == [], "no request was sent over the untrusted connection"
 
 
 def test_refused_reads_fail_with_typed_errors_and_the_worker_keeps_serving(client, stores):

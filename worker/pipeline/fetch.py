@@ -7,6 +7,11 @@ Both stream into the file and stop as soon as ``ASR_MAX_FILE_BYTES`` is passed
 are retried here with backoff (``ASR_FETCH_RETRIES``; boto3's own retries for
 S3), then raised as :class:`TransientError` for the task's retry policy. No
 message names the URL's query string (:func:`worker.pipeline.urls.mask_url`).
+
+An https server's certificate is checked against ``SSL_CERT_FILE`` when it is set
+(OpenSSL's variable: a bundle with a private CA, e.g. an in-house MinIO), else
+against certifi's bundle as httpx does; one that fails the check is an
+:class:`AudioUnreadableError`, not retried. boto3 reads ``AWS_CA_BUNDLE`` for S3.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import socket
+import ssl
 import time
 from pathlib import Path
 from typing import IO, Any, NoReturn
@@ -127,7 +134,7 @@ def _http_once(url: str, sink: _Sink, settings: Settings) -> int:
     timeout = httpx.Timeout(settings.fetch_read_timeout, connect=settings.fetch_connect_timeout)
     current = _checked(url, settings)
     # trust_env=False: a proxy from the environment would connect where the address check never looked.
-    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False, verify=_tls()) as client:
         for _ in range(MAX_REDIRECTS + 1):
             try:
                 with client.stream("GET", current) as response:
@@ -144,8 +151,30 @@ def _http_once(url: str, sink: _Sink, settings: Settings) -> int:
             except httpx.TimeoutException as exc:
                 raise _Retryable(f"timed out ({type(exc).__name__})") from None
             except httpx.TransportError as exc:
+                if _caused_by(exc, ssl.SSLCertVerificationError):
+                    host = urlsplit(current).hostname
+                    raise AudioUnreadableError(
+                        f"{mask_url(url)}: the TLS certificate of {host} is not trusted "
+                        "(SSL_CERT_FILE names the CA bundle the worker trusts)"
+                    ) from None
                 raise _Retryable(f"connection failed ({type(exc).__name__})") from None
     raise AudioUnreadableError(f"{mask_url(url)}: more than {MAX_REDIRECTS} redirects")
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """The certificate check of https downloads: ``SSL_CERT_FILE``'s bundle when set, else certifi's."""
+    import certifi
+
+    return ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE") or certifi.where())
+
+
+def _caused_by(exc: BaseException | None, kind: type[BaseException]) -> bool:
+    while exc is not None:
+        if isinstance(exc, kind):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _check_status(status: int, url: str) -> None:
