@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evaluation.memory import status_mib
 from evaluation.workloads import Workload
 
 __all__ = ["Setup", "candidates", "cuda_devices", "naive", "peak_rss_mib", "run", "worker_like"]
@@ -91,10 +92,7 @@ def candidates(cores: int, cuda: bool) -> list[Setup]:
 
 def peak_rss_mib(pid: int | str = "self") -> float:
     """A process's peak resident memory (VmHWM), MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
+    return round(status_mib(pid, "VmHWM"), 1)
 
 
 def cuda_devices() -> int:

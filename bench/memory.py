@@ -15,17 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from evaluation.memory import status_mib
 from producer import Client
 from producer.local import LocalStack
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def measure(audio: Path, chunk_seconds: str) -> tuple[float, float, int]:
@@ -37,7 +31,7 @@ def measure(audio: Path, chunk_seconds: str) -> tuple[float, float, int]:
             started = time.perf_counter()
             result = client.transcribe(audio, timeout=3600)
             seconds = time.perf_counter() - started
-            peak = max(_peak_rss_mib(pid) for pid in stack.child_pids())
+            peak = max(status_mib(pid, "VmHWM") for pid in stack.child_pids())
             client.close()
     return peak, seconds, len(result["segments"])
 

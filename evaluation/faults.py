@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from evaluation.memory import status_mib
 from producer import Client, Job, TranscriptionFailed
 from producer.local import LocalStack, RedisServer
 
@@ -173,13 +174,6 @@ def warm_shutdown(
         redis.stop()
 
 
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 def soak(folder: Path, audio: Path, *, jobs: int) -> dict[str, Any]:
     """Hundreds of short jobs through 2 children: lost, duplicates, child RSS growth."""
     with LocalStack(log_path=folder / "soak.log") as stack:
@@ -187,12 +181,12 @@ def soak(folder: Path, audio: Path, *, jobs: int) -> dict[str, Any]:
         warm = client.submit_many([audio] * 4)
         wait_all(warm, timeout=120)
         pids = stack.child_pids()
-        rss_start = {pid: _rss_kib(pid) for pid in pids}
+        rss_start = {pid: status_mib(pid, "VmRSS") for pid in pids}
         started = time.monotonic()
         submitted = client.submit_many([audio] * jobs)
         outcomes = wait_all(submitted, timeout=60 + 5 * jobs)
         seconds = time.monotonic() - started
-        rss_end = {pid: _rss_kib(pid) for pid in stack.child_pids()}
+        rss_end = {pid: status_mib(pid, "VmRSS") for pid in stack.child_pids()}
         client.close()
         growth = {
             str(pid): round(100.0 * (rss_end[pid] - rss_start[pid]) / rss_start[pid], 1)
@@ -205,8 +199,8 @@ def soak(folder: Path, audio: Path, *, jobs: int) -> dict[str, Any]:
             outcomes,
             [stack.log_path],
             seconds=round(seconds, 1),
-            child_rss_mib_start={str(p): round(v / 1024, 1) for p, v in rss_start.items()},
-            child_rss_mib_end={str(p): round(v / 1024, 1) for p, v in rss_end.items()},
+            child_rss_mib_start={str(p): round(v, 1) for p, v in rss_start.items()},
+            child_rss_mib_end={str(p): round(v, 1) for p, v in rss_end.items()},
             rss_growth_percent=growth,
             audio=audio.name,
         )

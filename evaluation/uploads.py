@@ -11,23 +11,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 
-__all__ = ["UploadMemory", "generated_upload", "measure_upload", "status_mib"]
+from evaluation.memory import status_mib
+
+__all__ = ["UploadMemory", "generated_upload", "measure_upload"]
 
 BOUNDARY = "generated-boundary"
 #: One MiB of bytes that are not all zero (a file system may store zeros sparsely).
 _BLOCK = bytes(range(256)) * 4096
-
-
-def status_mib(pid: int, field: str) -> float:
-    """A memory field of ``/proc/<pid>/status`` (``VmRSS``, ``VmHWM`` ...), in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    raise KeyError(f"no {field} in /proc/{pid}/status")
 
 
 def generated_upload(megabytes: int, filename: str = "big.wav") -> Iterator[bytes]:
