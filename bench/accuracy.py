@@ -28,7 +28,6 @@ Nothing is asserted; ``<out>/accuracy.json`` keeps the figures.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import write_report
 from evaluation.corpus import PAUSE, Item, corpus, long_mixes
 from evaluation.scoring import Errors, errors, eval_corpus
 from worker.pipeline import decoding
@@ -204,9 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("../shared/audio/eval is not beside the checkout: nothing to score")
     report = measure(args.repeats, args.threads)
     print_table(report)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "accuracy.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out / 'accuracy.json'}")
+    write_report(report, args.out, "accuracy.json")
     return 0
 
 

@@ -13,13 +13,13 @@ Nothing is asserted; ``<out>/length_penalty.json`` keeps the figures.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import time
 from pathlib import Path
 from typing import Any
 
+from bench import write_report
 from evaluation.corpus import corpus, mix
 from evaluation.scoring import Errors, errors
 from worker.pipeline import decoding
@@ -86,9 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where the JSON goes")
     args = parser.parse_args(argv)
     report = measure([float(p) for p in args.penalties.split(",")], args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "length_penalty.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out / 'length_penalty.json'}")
+    write_report(report, args.out, "length_penalty.json")
     return 0
 
 

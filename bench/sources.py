@@ -18,7 +18,6 @@ Nothing is asserted; ``<out>/sources.json`` keeps the figures.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import statistics
@@ -29,6 +28,7 @@ from typing import Any
 
 from celery.result import AsyncResult
 
+from bench import write_report
 from evaluation.stores import AWS_ENV, moto_server, s3_client
 from evaluation.workloads import Workload, long_files, short_clips
 from producer import Client, Job
@@ -146,9 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "transcripts_equal": f"{same} of {len(paths)}",
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "sources.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out / 'sources.json'}")
+    write_report(report, args.out, "sources.json")
     return 0
 
 
