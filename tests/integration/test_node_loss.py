@@ -26,7 +26,7 @@ NODE_LOSS_SECONDS = 6.0
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # 3 x jfk.flac with 1 s pauses: 36 s of real speech; with the sequential decoder and
-    # four children on a shared CPU, a job runs longer than NODE_LOSS_SECONDS.
+    # several children on a shared CPU, a job runs longer than NODE_LOSS_SECONDS.
     return speech_file(3, tmp_path_factory.mktemp("audio"))
 
 
