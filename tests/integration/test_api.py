@@ -30,7 +30,8 @@ from tests.helpers import ROOT, audio_file, normalise, wait_until, worker_stack
 pytestmark = pytest.mark.integration
 
 KEY = "test-key-2"  # the second of two keys: any configured key is accepted
-MAX_UPLOAD = 4 * 1024 * 1024
+# Room for the cancel test's 6-minute WAV (11.5 MB).
+MAX_UPLOAD = 16 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -281,7 +282,9 @@ def test_jobs_api_refuses_bad_submissions(http: httpx.Client):
 
 
 def test_jobs_api_cancel_a_running_upload(http: httpx.Client, uploads: Path, tmp_path: Path):
-    long_file = concatenate(_jfk(), 8, tmp_path / "jfk_x8.wav")  # 96 s, 3 MB: under the limit
+    # 6 minutes of speech (11.5 MB, under the limit): the job must still be running after the
+    # round trips below. With 96 s a fast CI machine finished it before the DELETE arrived.
+    long_file = concatenate(_jfk(), 30, tmp_path / "jfk_x30.wav")
     submitted = http.post(
         "/v1/jobs",
         files={"file": ("long.wav", long_file.read_bytes(), "audio/wav")},

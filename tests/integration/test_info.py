@@ -81,9 +81,9 @@ def test_info_command_reports_each_live_child_and_its_loaded_model(client: Clien
 
 
 def test_info_answers_at_once_while_every_child_is_busy(client: Client, stack: LocalStack, tmp_path):
-    # 8 copies of jfk.flac with 1 s pauses: 96 s of real speech per job, one job per child, on
-    # the sequential decoder: several seconds of work, longer than the 2 s broadcast.
-    long_file = concatenate(audio_file("jfk.flac"), 8, tmp_path / "jfk_x8.wav")
+    # 16 copies of jfk.flac with 1 s pauses: 192 s of real speech per job, one job per child, on
+    # the sequential decoder: many seconds of work, far longer than the 2 s broadcast.
+    long_file = concatenate(audio_file("jfk.flac"), 16, tmp_path / "jfk_x16.wav")
     jobs = client.submit_many([long_file, long_file], **SEQUENTIAL)
     wait_until(lambda: all(job.state == "PROGRESS" for job in jobs), 60, [job.state for job in jobs])
     asked = time.monotonic()
@@ -94,7 +94,7 @@ def test_info_answers_at_once_while_every_child_is_busy(client: Client, stack: L
     assert len(children) == 2 and all(child["model"]["loaded"] for child in children)
     assert answered < 3, "the broadcast waits its timeout, not for the jobs"
     for job in jobs:
-        assert job.result(timeout=180)["duration"] == pytest.approx(96.0, abs=0.5)
+        assert job.result(timeout=180)["duration"] == pytest.approx(192.0, abs=0.5)
 
 
 def test_info_task_reports_the_child_that_ran_it(client: Client, stack: LocalStack):
