@@ -1,7 +1,8 @@
 """Job control end to end: status, list and cancel against a real worker running real jobs.
 
-The long jobs are real speech (jfk.flac 16 times with 1 s pauses, 192 s), long
-enough to be caught running; every one of them is cancelled, not waited for.
+The long jobs are real speech (jfk.flac 24 times with 1 s pauses, 288 s: one job,
+under the 300 s fan-out threshold), long enough to be caught running on a fast
+machine; every one of them is cancelled, not waited for.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def jobs_client(jobs_stack: LocalStack) -> Iterator[Client]:
 
 @pytest.fixture(scope="module")
 def long_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return concatenate(audio_file("jfk.flac"), 16, tmp_path_factory.mktemp("long") / "jfk_x16.wav")
+    return concatenate(audio_file("jfk.flac"), 24, tmp_path_factory.mktemp("long") / "jfk_x24.wav")
 
 
 def _wait_running(client: Client, job: Job, timeout: float = 60.0) -> None:
@@ -108,11 +109,11 @@ def test_status_and_list_show_a_running_job_from_the_cli(
     assert status.returncode == RET_OK, status.stderr
     task_id, state, progress, worker, path = status.stdout.strip().split("\t")
     assert (task_id, state, path) == (job.id, "PROGRESS", str(long_file))
-    assert progress.endswith("/192 s)") and "%" in progress and worker.startswith("local-")
+    assert progress.endswith("/288 s)") and "%" in progress and worker.startswith("local-")
 
     as_json = json.loads(run_jobs_cli("--json", "status", job.id, redis_url=jobs_stack.url).stdout)
     assert as_json["state"] == "PROGRESS" and 0 <= as_json["progress"]["percent"] <= 100
-    assert as_json["progress"]["seconds_total"] == pytest.approx(192.0, abs=0.5)
+    assert as_json["progress"]["seconds_total"] == pytest.approx(288.0, abs=0.5)
 
     listed = run_jobs_cli("list", redis_url=jobs_stack.url)
     assert listed.returncode == RET_OK, listed.stderr
