@@ -117,11 +117,24 @@ def test_an_acked_delivery_leaves_no_work(channel: Any):
 def test_one_sweeper_at_a_time(channel: Any):
     tag = take(channel, "job-7")
     record_holder(channel, tag, DEAD)
-    channel.client.set(LOCK_KEY, "another worker", ex=30)
+    other = "celery@other/3/cc"
+    channel.client.set(node_key(other), "{}", ex=30)
+    channel.client.set(LOCK_KEY, other, ex=30)  # a live node is sweeping
     assert sweep(channel, own_node=ALIVE) == []
     assert channel.client.hexists(channel.unacked_key, tag)
     channel.client.delete(LOCK_KEY)
     assert sweep(channel, own_node=ALIVE) == ["job-7"]
+    assert not channel.client.exists(LOCK_KEY), "released after the sweep"
+
+
+def test_a_lock_left_by_a_node_that_died_in_its_sweep_is_taken_over_at_once(channel: Any):
+    # The whole-node test caught it: a node killed mid-sweep left its 30 s lock, and its own
+    # jobs waited for the lock to expire instead of for its liveness record (3 s there).
+    tag = take(channel, "job-8")
+    record_holder(channel, tag, DEAD)
+    channel.client.set(LOCK_KEY, DEAD, ex=30)
+    assert sweep(channel, own_node=ALIVE) == ["job-8"]
+    assert not channel.client.exists(LOCK_KEY)
 
 
 def test_a_holder_is_not_recorded_for_a_delivery_already_acked(channel: Any):

@@ -4,7 +4,7 @@ kombu's Redis transport keeps every delivered, unacknowledged message in its
 ``unacked`` hash and ``unacked_index`` zset until it is acked; only the
 visibility timeout (hours here, so a long job never runs twice) returns one
 whose holder vanished. This consumer step, on every worker, runs a sweep every
-fifth of ``ASR_NODE_LOSS_SECONDS``; one worker at a time (a Redis lock) looks at
+fifth of ``ASR_NODE_LOSS_SECONDS``; one worker at a time (a Redis lock naming it) looks at
 each unacked delivery's holder record (``worker.runtime.liveness``) and, when the
 holder's liveness record has expired, restores that delivery to its queue.
 
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from typing import Any
 
 from celery import bootsteps
@@ -54,12 +55,17 @@ def _text(value: Any) -> str:
 def sweep(channel: Any, *, own_node: str | None, lock_seconds: float = 60.0) -> list[str]:
     """Restore the deliveries held by lost nodes; return the task ids put back.
 
-    Does nothing (returns ``[]``) while another worker holds the sweep lock.
+    Does nothing (returns ``[]``) while another live worker holds the sweep lock. The
+    lock holds the sweeper's node id: a lock left by a node that died in its own sweep
+    is taken over as soon as that node's liveness record has expired, not when the
+    lock does (which held the lost node's jobs back by up to ``lock_seconds``).
     """
+    token = own_node or uuid.uuid4().hex
     with channel.conn_or_acquire() as client:
         lock = client.lock(LOCK_KEY, timeout=lock_seconds, blocking=False)
-        if not lock.acquire(blocking=False):
-            return []
+        if not lock.acquire(blocking=False, token=token):
+            if not _release_if_holder_lost(client) or not lock.acquire(blocking=False, token=token):
+                return []
         try:
             return _sweep(channel, client, own_node)
         finally:
@@ -67,6 +73,24 @@ def sweep(channel: Any, *, own_node: str | None, lock_seconds: float = 60.0) -> 
                 lock.release()
             except Exception:  # expired meanwhile: another sweeper may run, the transactions keep it safe
                 pass
+
+
+def _release_if_holder_lost(client: Any) -> bool:
+    """Delete the sweep lock if the node holding it is lost; True if it was deleted."""
+    released: list[bool] = []
+
+    def transaction(pipe: Any) -> None:
+        holder = pipe.get(LOCK_KEY)
+        if holder is None or pipe.exists(node_key(_text(holder))):
+            return  # free already (the next sweep takes it), or its sweeper is alive
+        pipe.multi()
+        pipe.delete(LOCK_KEY)
+        released.append(True)
+
+    client.transaction(transaction, LOCK_KEY)
+    if released:
+        log.info("took over the node-loss sweep lock of a lost node")
+    return bool(released)
 
 
 def _sweep(channel: Any, client: Any, own_node: str | None) -> list[str]:
