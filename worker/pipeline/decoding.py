@@ -52,6 +52,15 @@ PROGRESS_STEPS = 3
 #: those re-reads at the same WER (python -m bench.accuracy; docs/benchmarks.md).
 WINDOW_LENGTH_PENALTY = 3.0
 
+#: A word of the batched pass with less probability than this does not count as heard: where
+#: the decoder skipped a clause, the word alignment tends to lay an unsure word over it (a
+#: 0.04 "The" over "you can do for your country"). A re-read of that stretch replaces it.
+UNSURE_WORD = 0.1
+#: A word of the batched pass lasts at most this long, up to its end: the word after skipped
+#: speech is stretched back over it by the alignment (a 3 s "horizon"), which would hide the
+#: skipped speech from the coverage check and put the word before the ones it follows.
+LONGEST_WORD_SECONDS = 1.5
+
 #: Called with the seconds of this stretch decoded so far and the text just decoded.
 Progress = Callable[[float, str], None]
 
@@ -142,16 +151,39 @@ def decode_batched(
             runs.append(_run(segment.words or (), segment.avg_logprob, segment.no_speech_prob))
         if on_progress is not None:
             on_progress(segment.end, "" if silent else segment.text)
-    heard = [(word.start, word.end) for run in runs for word in run.words]
+    heard = heard_spans(word for run in runs for word in run.words)
     recovered, gaps = fill_gaps(
         model, audio, heard, kwargs | {"language": info.language}, batch_size=batch_size
     )
     return Decoded(
-        build_segments(in_time_order(runs + recovered), keep_words=keep_words),
+        build_segments(in_time_order(_replaced(runs, recovered) + recovered), keep_words=keep_words),
         info.language,
         round(float(info.language_probability), 4),
         gaps,
     )
+
+
+def heard_spans(words: Iterable[Word]) -> list[Span]:
+    """The audio the batched pass's ``words`` vouch for: each sure word's time, unsure words none."""
+    return [(word.start, word.end) for word in words if word.probability >= UNSURE_WORD]
+
+
+def _replaced(runs: list[Run], recovered: list[Run]) -> list[Run]:
+    """``runs`` without the unsure words that lie where a re-read found words (they stood in for them)."""
+    if not recovered:
+        return runs
+    found = [(run.words[0].start, run.words[-1].end) for run in recovered if run.words]
+
+    def kept(word: Word) -> bool:
+        middle = (word.start + word.end) / 2
+        return word.probability >= UNSURE_WORD or not any(a <= middle <= b for a, b in found)
+
+    out = []
+    for run in runs:
+        words = tuple(word for word in run.words if kept(word))
+        if words:
+            out.append(Run(words, run.avg_logprob, run.no_speech_prob))
+    return out
 
 
 def batch_for(windows: int, batch_size: int) -> int:
@@ -176,16 +208,17 @@ def fill_gaps(
     if not missed:
         return [], []
     found: list[Run] = []
-    left: list[Span] = []
-    read = _decode_gaps_batched(model, audio, missed, kwargs, batch_size) if batch_size > 1 else None
-    for (start, end), run in zip(missed, read or [None] * len(missed), strict=True):
+    left: list[tuple[float, float, Span]] = []
+    bounds = _bounds(missed, heard)
+    read = _decode_gaps_batched(model, audio, missed, bounds, kwargs, batch_size) if batch_size > 1 else None
+    for (start, end), bound, run in zip(missed, bounds, read or [None] * len(missed), strict=True):
         if run is None:
-            left.append((start, end))
+            left.append((start, end, bound))
         else:
             found.append(run)
     gaps: list[Span] = []
-    for start, end in left:
-        run = _decode_gap(model, audio, start, end, kwargs)
+    for start, end, bound in left:
+        run = _decode_gap(model, audio, start, end, bound, kwargs)
         if run is None:
             gaps.append((start, end))
         else:
@@ -196,8 +229,33 @@ def fill_gaps(
     return found, gaps
 
 
+def _bounds(missed: list[Span], heard: list[Span]) -> list[Span]:
+    """Where a re-read of each gap of ``missed`` may add words: from the last heard word before
+    it to the first after it, within the context read around it (the VAD's edges are rough:
+    a word that starts before the gap's speech was not heard either). Two gaps with no word
+    between them share the stretch between them at its middle, so no word is added twice."""
+    bounds = []
+    for start, end in missed:
+        before = [e for _, e in heard if e <= start]
+        after = [s for s, _ in heard if s >= end]
+        bounds.append(
+            (max([start - GAP_CONTEXT_SECONDS, *before]), min([end + GAP_CONTEXT_SECONDS, *after]))
+        )
+    for k in range(len(bounds) - 1):
+        if bounds[k][1] > bounds[k + 1][0]:
+            middle = (missed[k][1] + missed[k + 1][0]) / 2
+            bounds[k] = (bounds[k][0], middle)
+            bounds[k + 1] = (middle, bounds[k + 1][1])
+    return bounds
+
+
 def _decode_gaps_batched(
-    model: WhisperModel, audio: np.ndarray, missed: list[Span], kwargs: dict[str, Any], batch_size: int
+    model: WhisperModel,
+    audio: np.ndarray,
+    missed: list[Span],
+    bounds: list[Span],
+    kwargs: dict[str, Any],
+    batch_size: int,
 ) -> list[Run | None]:
     """Each stretch of ``missed`` with some context, read as one batch of text-only windows."""
     # Stretches close together share a window (each window costs a full 30 s encoder pass),
@@ -221,8 +279,8 @@ def _decode_gaps_batched(
             continue
         # A segment may be stamped a little before its window's start: it is the first window's then.
         window = max((k for k, (first, _) in enumerate(clips) if first <= segment.start + 1e-3), default=0)
-        for at, (start, end) in enumerate(missed):
-            inside = _words_within(segment, start, end)
+        for at, bound in enumerate(bounds):
+            inside = _words_within(segment, *bound)
             if owner[at] == window and inside:
                 words[at] += inside
                 scores[at].append((segment.avg_logprob, segment.no_speech_prob))
@@ -235,9 +293,9 @@ def _decode_gaps_batched(
 
 
 def _decode_gap(
-    model: WhisperModel, audio: np.ndarray, start: float, end: float, kwargs: dict[str, Any]
+    model: WhisperModel, audio: np.ndarray, start: float, end: float, bounds: Span, kwargs: dict[str, Any]
 ) -> Run | None:
-    """The words the sequential decoder hears between ``start`` and ``end``, or None."""
+    """The words the sequential decoder hears in the gap ``start``-``end`` (within ``bounds``), or None."""
     first = max(0, int((start - GAP_CONTEXT_SECONDS) * SAMPLE_RATE))
     last = int((end + GAP_CONTEXT_SECONDS) * SAMPLE_RATE)
     offset = first / SAMPLE_RATE
@@ -245,7 +303,7 @@ def _decode_gap(
     segments_iter, _ = model.transcribe(audio[first:last], **options)
     words, logprobs, no_speech = [], [], []
     for segment in segments_iter:
-        inside = _words_within(segment, start, end, offset=offset)
+        inside = _words_within(segment, *bounds, offset=offset)
         if inside:
             words += inside
             logprobs.append(segment.avg_logprob)
@@ -271,9 +329,19 @@ def _read_windows(
     )
 
 
+def _word(word: Any, offset: float = 0.0) -> Word:
+    """A faster-whisper word, its times shifted by ``offset``, at most :data:`LONGEST_WORD_SECONDS` long.
+
+    A longer word is the alignment stretching it back over speech the decoder skipped: its
+    end holds, its start moves up to it (a 3 s "horizon" would sort before the words it follows).
+    """
+    start, end = offset + word.start, offset + word.end
+    return Word(max(start, end - LONGEST_WORD_SECONDS), end, word.word, word.probability)
+
+
 def _words_within(segment: Segment, start: float, end: float, *, offset: float = 0.0) -> list[Word]:
     """The words of ``segment`` (its times shifted by ``offset``) whose middle lies in ``start``-``end``."""
-    words = [Word(offset + w.start, offset + w.end, w.word, w.probability) for w in segment.words or ()]
+    words = [_word(w, offset) for w in segment.words or ()]
     return [w for w in words if start <= (w.start + w.end) / 2 <= end]
 
 
@@ -283,7 +351,7 @@ def _silent(segment: Segment) -> bool:
 
 
 def _run(words: Iterable[Any], avg_logprob: float, no_speech_prob: float) -> Run:
-    return Run(tuple(Word(w.start, w.end, w.word, w.probability) for w in words), avg_logprob, no_speech_prob)
+    return Run(tuple(_word(w) for w in words), avg_logprob, no_speech_prob)
 
 
 def _in_order(segments: list[SegmentRecord], added: list[SegmentRecord]) -> list[SegmentRecord]:

@@ -37,6 +37,8 @@ SPEECH_PAD_MS = 200
 MIN_GAP_SECONDS = 1.0
 #: Word timings are cross-attention estimates: a word counts for this much audio on either side.
 WORD_SLACK = 0.25
+#: Unheard parts of speech closer than this, with no heard word between them, are one stretch.
+JOIN_SECONDS = 0.4
 
 #: ``(start, end)`` in seconds.
 Span = tuple[float, float]
@@ -95,15 +97,20 @@ def uncovered(
     *,
     min_seconds: float = MIN_GAP_SECONDS,
     slack: float = WORD_SLACK,
+    join: float = JOIN_SECONDS,
 ) -> list[Span]:
-    """The parts of ``speech`` at least ``min_seconds`` long that no ``heard`` span reaches.
+    """The stretches of ``speech`` that no ``heard`` span reaches, with ``min_seconds`` of speech or more.
+
+    Parts of speech that no word reaches and that lie less than ``join`` apart are one
+    stretch: Silero splits a phrase at each short pause ("ask not | what"), and a
+    phrase missed whole must not pass as several breaths.
 
     Args:
         speech: stretches the VAD marked as speech.
         heard: the times of the transcript's words (or segments), each widened by ``slack``.
     """
     covered = _merged([(start - slack, end + slack) for start, end in heard])
-    gaps: list[Span] = []
+    parts: list[tuple[float, float, bool]] = []  # (start, end, a heard word follows it)
     for start, end in speech:
         cursor = start
         for cover_start, cover_end in covered:
@@ -111,12 +118,24 @@ def uncovered(
                 continue
             if cover_start >= end:
                 break
-            if cover_start - cursor >= min_seconds:
-                gaps.append((round(float(cursor), 3), round(float(cover_start), 3)))
+            if cover_start > cursor:
+                parts.append((cursor, cover_start, True))
             cursor = max(cursor, cover_end)
-        if end - cursor >= min_seconds:
-            gaps.append((round(float(cursor), 3), round(float(end), 3)))
-    return gaps
+        if end > cursor:
+            parts.append((cursor, end, False))
+    stretches: list[list[Span]] = []
+    joins = False
+    for start, end, word_after in parts:
+        if joins and start - stretches[-1][-1][1] < join:
+            stretches[-1].append((start, end))
+        else:
+            stretches.append([(start, end)])
+        joins = not word_after
+    return [
+        (round(float(stretch[0][0]), 3), round(float(stretch[-1][1]), 3))
+        for stretch in stretches
+        if sum(end - start for start, end in stretch) >= min_seconds
+    ]
 
 
 def missed_speech(audio: np.ndarray, heard: Sequence[Span]) -> list[Span]:
