@@ -57,11 +57,14 @@ def log_summary(task_id: str | None, name: str, result: Any) -> None:
     if not isinstance(result, dict) or "segments" not in result:
         return
     timings = result.get("timings") or {}
+    seconds = result.get("duration")
+    if seconds is None and "start" in result and "end" in result:  # a piece of a split job
+        seconds = float(result["end"]) - float(result["start"])
     log.info(
         "%s[%s]: %.1f s of audio, %d segments, %d gaps, language %s, decoded in %.2f s",
         name,
         task_id,
-        float(result.get("duration") or 0.0),
+        float(seconds or 0.0),
         len(result.get("segments") or ()),
         len(result.get("gaps") or ()),
         result.get("language"),
