@@ -17,7 +17,7 @@ from redis import StrictRedis
 
 from evaluation.faults import speech_file, wait_all
 from evaluation.node_faults import REQUEUED, logged_at, node_loss, preempt, wait_until
-from producer import Client
+from producer import Client, TranscriptionFailed
 from producer.local import LocalStack, RedisServer
 from tests.helpers import normalise
 
@@ -208,3 +208,54 @@ def test_a_lost_node_s_fanout_pieces_and_webhook_delivery_finish_on_a_new_worker
     assert first["task_id"] == again["task_id"] == notified.id
     assert first["state"] == again["state"] == "SUCCESS"
     assert len(receiver.bodies) == 2
+
+
+def _starts(store: StrictRedis, job_id: str) -> int:
+    """How often the job has started (worker/runtime/delivery.py's counter)."""
+    return int(store.get(f"asr:deliveries:{job_id}:0") or 0)
+
+
+def test_a_job_that_takes_its_node_down_every_time_fails_after_the_cap(tmp_path: Path):
+    # Issue 12: a restored job "counts as a delivery (the redelivery cap still stops a poison file
+    # that kills whole nodes)". Stand-in for such a file: each node that runs the job is killed
+    # whole. With ASR_MAX_DELIVERIES=2 the third node fails it at once and goes on serving.
+    long_speech = speech_file(8, tmp_path)  # 96 s on the sequential decoder: seconds of work
+    redis = RedisServer().start()
+    env = {
+        "ASR_NODE_LOSS_SECONDS": f"{NODE_LOSS_SECONDS:g}",
+        "ASR_BATCH_SIZE": "1",
+        "ASR_MAX_DELIVERIES": "2",
+    }
+    store = StrictRedis.from_url(redis.url)
+    nodes: list[LocalStack] = []
+    try:
+        client = Client(redis.url, redis.url)
+        job = client.submit(long_speech)
+        for started in (1, 2):
+            node = LocalStack(
+                redis_url=redis.url,
+                concurrency=1,
+                env=env,
+                new_session=True,
+                log_path=tmp_path / f"n{started}.log",
+            )
+            nodes.append(node.start())
+            # The job has started on this node (its delivery counted) and is running: kill the node.
+            wait_until(lambda n=started: _starts(store, job.id) == n, 60, f"start {started} on its node")
+            wait_until(lambda: job.state == "PROGRESS", 30, "the job running")
+            assert node.worker is not None and job.state == "PROGRESS"
+            os.killpg(node.worker.pid, signal.SIGKILL)
+            node.worker.wait()
+        with LocalStack(redis_url=redis.url, concurrency=1, env=env, log_path=tmp_path / "n3.log") as third:
+            with pytest.raises(TranscriptionFailed) as caught:
+                job.result(timeout=120)
+            requeued = logged_at(third.log_path, REQUEUED)
+            assert "country" in client.transcribe(speech_file(1, tmp_path), timeout=120)["text"]
+        client.close()
+    finally:
+        for node in nodes:
+            node.stop()
+        redis.stop()
+    assert caught.value.error_type == "RedeliveryLimitError"
+    assert "started 3 times" in caught.value.message
+    assert job.id in requeued, "the third node put it back from the second, lost one"
