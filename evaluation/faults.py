@@ -90,6 +90,11 @@ def _report(
 
 
 def _active_child_pids(stack: LocalStack) -> list[int]:
+    return [pid for pid, _ in _active_children(stack)]
+
+
+def _active_children(stack: LocalStack) -> list[tuple[int, str]]:
+    """``(child pid, task id)`` of every job the stack's children run now."""
     from celery import Celery
 
     app = Celery(broker=stack.url, backend=stack.url, set_as_current=False)
@@ -97,26 +102,44 @@ def _active_child_pids(stack: LocalStack) -> list[int]:
         active = app.control.inspect(timeout=2).active() or {}
     finally:
         app.close()
-    return [task["worker_pid"] for tasks in active.values() for task in tasks if task.get("worker_pid")]
+    return [
+        (task["worker_pid"], task["id"])
+        for tasks in active.values()
+        for task in tasks
+        if task.get("worker_pid")
+    ]
 
 
 def kill_children(stack: LocalStack, client: Client, audio: Path, *, jobs: int, kills: int) -> dict[str, Any]:
-    """SIGKILL a prefork child in the middle of a job, ``kills`` times."""
+    """SIGKILL a prefork child in the middle of a job, ``kills`` times, each time a different job's.
+
+    ``audio`` must take the children several seconds (the kill comes 0.5 s after the job is
+    seen running); a job killed once is not chosen again, so ``kills`` jobs each run twice.
+    """
     submitted = client.submit_many([audio] * jobs)
     killed: list[int] = []
+    killed_jobs: list[str] = []
     deadline = time.monotonic() + 120
     while len(killed) < kills and time.monotonic() < deadline:
-        pids = [p for p in _active_child_pids(stack) if p not in killed]
-        if pids:
+        running = [(p, t) for p, t in _active_children(stack) if p not in killed and t not in killed_jobs]
+        if running:
+            pid, task_id = running[0]
             time.sleep(0.5)  # let it get into the decoder
-            os.kill(pids[0], signal.SIGKILL)
-            killed.append(pids[0])
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+            killed_jobs.append(task_id)
             time.sleep(1.0)
         else:
             time.sleep(0.1)
     outcomes = wait_all(submitted, timeout=300)
     return _report(
-        "kill_children", submitted, outcomes, [stack.log_path], kills=len(killed), audio=audio.name
+        "kill_children",
+        submitted,
+        outcomes,
+        [stack.log_path],
+        kills=len(killed),
+        killed_jobs=killed_jobs,
+        audio=audio.name,
     )
 
 

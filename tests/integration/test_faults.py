@@ -31,12 +31,16 @@ def assert_nothing_lost(report: dict) -> None:
     assert report["transcribed_twice"] == [], report
 
 
-def test_sigkill_of_children_mid_job_loses_nothing(tmp_path: Path, speech: Path):
-    with LocalStack(log_path=tmp_path / "worker.log") as stack:
+def test_sigkill_of_children_mid_job_loses_nothing(tmp_path: Path):
+    # 96 s of speech on the sequential decoder: seconds of work on a fast machine too, so each
+    # kill lands in the middle of a job (with 36 s batched, 1.2 s a job, a kill could land
+    # between two jobs, or twice on the same one).
+    long_speech = speech_file(8, tmp_path)
+    with LocalStack(env={"ASR_BATCH_SIZE": "1"}, log_path=tmp_path / "worker.log") as stack:
         client = Client(stack.url, stack.url)
-        report = kill_children(stack, client, speech, jobs=10, kills=2)
+        report = kill_children(stack, client, long_speech, jobs=4, kills=2)
         client.close()
-    assert report["kills"] == 2
+    assert report["kills"] == 2 and len(set(report["killed_jobs"])) == 2
     assert_nothing_lost(report)
     assert report["redelivered"] >= 2, "each killed job ran again"
 
