@@ -213,6 +213,12 @@ class Client:
         if task_id in held:
             return held[task_id]
         position, name, path = self._find_queued(task_id, queue or self.queue)
+        if position is None:
+            # Taken off the queue and ended while the workers were asked (a second or more): the
+            # backend has its state now. Without this look a job that failed at once read "unknown".
+            found = self._stored_status(task_id)
+            if found.state != "PENDING":
+                return found
         return JobStatus(
             task_id, "PENDING", name=name, path=path, queue_position=position, known=position is not None
         )

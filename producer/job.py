@@ -87,9 +87,11 @@ class Job:
     @property
     def progress(self) -> dict[str, float] | None:
         """``{"seconds_done", "seconds_total", "percent"}`` while the job runs, else ``None``."""
-        result = self._result
-        info = result.info
-        if result.state == "PROGRESS" and isinstance(info, dict):
+        # One read of the stored state and its meta: read apart, a STARTED meta (pid, hostname)
+        # could pass for the PROGRESS that replaced it in between.
+        meta = self.client.app.backend.get_task_meta(self.id)
+        info = meta.get("result")
+        if meta.get("status") == "PROGRESS" and isinstance(info, dict):
             return info
         return None
 
