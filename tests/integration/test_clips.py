@@ -21,13 +21,24 @@ import redis
 from faster_whisper.audio import decode_audio
 
 from evaluation.audio import concatenate, write_wav
+from evaluation.scoring import errors
 from producer import Client, TranscriptionFailed
 from producer.local import LocalStack
-from tests.helpers import audio_file, wait_for_log, wait_until, worker_log, worker_stack
+from tests.helpers import audio_file, references, wait_for_log, wait_until, worker_log, worker_stack
 
 pytestmark = pytest.mark.integration
 
 CLIP_ENV = {"CELERY_WORKER_PREFETCH_MULTIPLIER": "8", "ASR_CLIP_BATCH": "8", "ASR_CLIP_WAIT": "1.0"}
+
+
+def reads_jfk(text: str, copies: int) -> bool:
+    """Whether ``text`` is ``copies`` readings of jfk.flac, none of its clauses (7-8 words) lost.
+
+    Scored, not counted: tiny.en's int8 numerics differ between CPUs ("ask" or "asked",
+    "your" or "you"), which a count of one word would take for a loss.
+    """
+    found = errors(" ".join([str(references()["jfk.flac"]["text"])] * copies), text)
+    return found.deletions <= 3 and found.wer <= 0.2
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +110,7 @@ def test_a_bad_file_in_a_batch_fails_only_its_own_job(clip_client: Client, tmp_p
     good = [jobs[0].result(timeout=120), jobs[3].result(timeout=120)]
     assert [r["decoder"] for r in good] == ["batched", "batched"]
     assert good[0]["batch"] == good[1]["batch"] and good[0]["batch"]["size"] == 2
-    assert "ask not what your country" in good[0]["text"]
+    assert reads_jfk(good[0]["text"], 1), good[0]["text"]
     for job, error_type in ((jobs[1], "AudioNotFoundError"), (jobs[2], "AudioDecodeError")):
         with pytest.raises(TranscriptionFailed) as caught:
             job.result(timeout=60)
@@ -150,7 +161,7 @@ def test_a_file_longer_than_a_window_is_handed_over_to_asr_transcribe(
     job = clip_client.submit(long_file, batch=True)
     result = job.result(timeout=180)
     assert result["duration"] == pytest.approx(48.0, abs=0.5) and "batch" not in result
-    assert result["text"].count("country") == 8
+    assert reads_jfk(result["text"], 4), result["text"]
     handed = f"clip job {job.id} handed over to asr.transcribe (longer than one window)"
     assert handed in worker_log(clip_stack)
 
@@ -173,7 +184,7 @@ def test_a_job_cancelled_while_its_batch_decodes_stays_revoked(
     wait_until(lambda: victim.state == "PROGRESS", 60, "the batch never started")
     assert clip_client.cancel(victim.id, timeout=5).state == "REVOKED"
     results = [job.result(timeout=180) for job in jobs[:-1]]
-    assert all(r["text"].count("country") == 4 for r in results)
+    assert all(reads_jfk(r["text"], 2) for r in results), [r["text"] for r in results]
     wait_for_log(
         clip_stack,
         f"clip job {victim.id} cancelled; nothing stored for it",
@@ -195,7 +206,7 @@ def test_the_jobs_of_a_batch_whose_child_dies_are_redelivered_and_finish(
         except ProcessLookupError:
             pass
     results = [job.result(timeout=300) for job in jobs]
-    assert all(r["text"].count("country") == 4 for r in results)
+    assert all(reads_jfk(r["text"], 2) for r in results), [r["text"] for r in results]
     # The jobs of the killed batch came back to the queue and each ran alone as
     # asr.transcribe, its earlier starts counted (jobs of a later batch ran as usual).
     again = [r for r in results if r["deliveries"] > 1]
