@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["AWS_ENV", "free_port", "http_server", "moto_server", "s3_client"]
+__all__ = ["AWS_ENV", "free_port", "http_server", "moto_server", "s3_client", "server_process"]
 
 #: Credentials moto accepts; real ones come from the same variables.
 AWS_ENV = {
@@ -42,29 +43,42 @@ def free_port() -> int:
 
 
 @contextmanager
+def server_process(name: str, argv: list[str], log_dir: Path, probe_url: str) -> Iterator[None]:
+    """Run ``argv`` until the block ends, once ``probe_url`` answers (any status); logs in ``log_dir``."""
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=log)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    urllib.request.urlopen(probe_url, timeout=1).close()
+                    break
+                except urllib.error.HTTPError:
+                    break  # it answers: up
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"{name} did not start: {log_path.read_text()}") from None
+                    time.sleep(0.1)
+            yield
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # Azurite waits on its clients' keep-alive connections
+                process.kill()
+                process.wait(timeout=10)
+
+
+@contextmanager
 def moto_server(log_dir: Path) -> Iterator[str]:
     """Run ``moto_server`` on a free port until the block ends; yields its endpoint URL."""
     binary = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    with (log_dir / "moto.log").open("wb") as log:
-        process = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
-                    break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(
-                            f"moto_server did not start: {(log_dir / 'moto.log').read_text()}"
-                        ) from None
-                    time.sleep(0.1)
-            yield endpoint
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+    argv = [binary, "-H", "127.0.0.1", "-p", str(port)]
+    with server_process("moto", argv, log_dir, f"{endpoint}/moto-api/"):
+        yield endpoint
 
 
 def s3_client(endpoint: str) -> Any:

@@ -57,11 +57,13 @@ def test_canonical_form_lowercases_and_writes_the_port():
     )
     assert canonical("http://[::1]:8080/a") == "http://[::1]:8080/a"
     assert canonical("s3://Bucket/key") == "s3://bucket/key"
+    assert canonical("gs://Bucket/key?x=1") == "gs://bucket/key"
+    assert canonical("az://container/a/b.wav") == "az://container/a/b.wav"
     assert origin("https://h.example/a/b") == "https://h.example:443/"
 
 
 @pytest.mark.parametrize(
-    "bad", ["ftp://h/a", "gs://b/k", "file:///etc/passwd", "https://u:p@h/a", "https:///a", "http://h:99999/"]
+    "bad", ["ftp://h/a", "gs:///k", "file:///etc/passwd", "https://u:p@h/a", "https:///a", "http://h:99999/"]
 )
 def test_unusable_urls_are_invalid_paths(bad):
     with pytest.raises(InvalidPathError):
@@ -196,3 +198,37 @@ def test_s3_errors_map_to_typed_errors(code, status, expected):
         raise_s3_error(error, "s3://b/k?X-Amz-Signature=s")
     assert type(raised.value).__name__ == expected
     assert "X-Amz-Signature" not in str(raised.value)
+
+
+@pytest.mark.parametrize(("url", "package"), [("gs://b/k.wav", "gcsfs"), ("az://c/k.wav", "adlfs")])
+def test_gs_and_az_need_their_backend_on_the_worker(url, package, monkeypatch):
+    import worker.pipeline.urls as urls
+
+    monkeypatch.setattr(urls, "installed", lambda name: name != package)
+    with pytest.raises(InvalidPathError, match=f"need the {package} package"):
+        check_allowed(url, ("gs://", "az://"))
+    with pytest.raises(InvalidPathError):
+        parse_prefix(url)  # an ASR_AUDIO_URLS entry the worker could never read fails at start
+    with pytest.raises(InvalidPathError):
+        parse_prefix(url.split("://")[0] + "://")
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (FileNotFoundError("b/k"), "AudioNotFoundError"),
+        (OSError("Forbidden: b/k"), "AccessDeniedError"),  # gcsfs's 403
+        (PermissionError("b/k"), "AccessDeniedError"),
+        (type("HttpResponseError", (Exception,), {"status_code": 403})(), "AccessDeniedError"),
+        (type("HttpError", (Exception,), {"code": 400})(), "AudioUnreadableError"),
+        (type("HttpError", (Exception,), {"code": 503})(), "TransientError"),
+        (type("ServiceRequestError", (Exception,), {})(), "TransientError"),
+        (TimeoutError(), "TransientError"),
+    ],
+)
+def test_gs_and_az_errors_map_to_typed_errors(error, expected):
+    from worker.pipeline.cloud import typed_error
+
+    typed = typed_error(error, "gs://b/k.wav?sig=secret")
+    assert type(typed).__name__ == expected
+    assert "secret" not in str(typed)

@@ -1,4 +1,5 @@
-"""Download one audio URL into a local file: ``s3://`` through boto3, ``http(s)://`` through httpx.
+"""Download one audio URL into a local file: ``s3://`` through boto3, ``http(s)://`` through httpx,
+``gs://`` and ``az://`` through their fsspec backends (:mod:`worker.pipeline.cloud`).
 
 Both stream into the file and stop as soon as ``ASR_MAX_FILE_BYTES`` is passed
 (a declared length over it is refused before the first byte). Errors are typed
@@ -65,9 +66,10 @@ def download(url: str, target: Path, settings: Settings) -> int:
             the object cannot be had; a retry would not help.
         TransientError: the store failed on every try; the task retries later.
     """
-    fetch = _s3_once if urlsplit(url).scheme.lower() == "s3" else _http_once
-    # boto3 retries S3 itself (botocore's "standard" mode, ASR_FETCH_RETRIES).
-    tries = 1 if fetch is _s3_once else settings.fetch_retries + 1
+    scheme = urlsplit(url).scheme.lower()
+    fetch = {"s3": _s3_once, "gs": _store_once, "az": _store_once}.get(scheme, _http_once)
+    # boto3 retries S3 itself (botocore's "standard" mode, ASR_FETCH_RETRIES), gcsfs and adlfs too.
+    tries = settings.fetch_retries + 1 if fetch is _http_once else 1
     for attempt in range(tries):
         try:
             with target.open("wb") as file:
@@ -239,6 +241,12 @@ def _s3_once(url: str, sink: _Sink, settings: Settings) -> int:
     except BotoCoreError as exc:
         raise _Retryable(f"{type(exc).__name__}") from None
     raise AssertionError("unreachable")
+
+
+def _store_once(url: str, sink: _Sink, settings: Settings) -> int:
+    from worker.pipeline.cloud import read_object
+
+    return read_object(url, sink, settings)
 
 
 def raise_s3_error(exc: Any, url: str) -> NoReturn:

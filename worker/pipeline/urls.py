@@ -16,6 +16,8 @@ Pure functions, no network: :mod:`worker.pipeline.fetch` resolves hosts and call
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -26,6 +28,7 @@ from worker.pipeline.errors import InvalidPathError, PathNotAllowedError
 __all__ = [
     "HTTP_SCHEMES",
     "SCHEMES",
+    "STORE_SCHEMES",
     "canonical",
     "check_addresses",
     "check_allowed",
@@ -36,8 +39,12 @@ __all__ = [
 ]
 
 HTTP_SCHEMES = ("http", "https")
+#: Object stores, named ``scheme://bucket/key``.
+STORE_SCHEMES = ("s3", "gs", "az")
 #: The URL schemes a job may name.
-SCHEMES = ("s3", *HTTP_SCHEMES)
+SCHEMES = (*STORE_SCHEMES, *HTTP_SCHEMES)
+#: The optional package (``requirements-cloud.txt``) a worker needs for these schemes.
+BACKENDS = {"gs": "gcsfs", "az": "adlfs"}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 MASK = "***"
@@ -71,12 +78,27 @@ def _split(url: str) -> SplitResult:
         raise InvalidPathError(
             f"unsupported URL scheme {scheme!r} in {mask_url(url)} (supported: {', '.join(SCHEMES)})"
         )
+    _check_backend(scheme, url)
     if not parts.hostname:
         raise InvalidPathError(f"URL without a host (or bucket): {mask_url(url)}")
     if parts.username is not None or parts.password is not None:
         # Credentials come from the worker's environment, never from a message.
         raise InvalidPathError(f"URL must not carry credentials (user:password@): {mask_url(url)}")
     return parts
+
+
+def _check_backend(scheme: str, url: str) -> None:
+    if scheme in BACKENDS and not installed(BACKENDS[scheme]):
+        raise InvalidPathError(
+            f"{scheme}:// URLs need the {BACKENDS[scheme]} package on the workers "
+            f"(pip install -r requirements-cloud.txt): {mask_url(url)}"
+        )
+
+
+@functools.cache
+def installed(package: str) -> bool:
+    """Whether ``package`` can be imported here (found, not imported: no SDK is loaded for a check)."""
+    return importlib.util.find_spec(package) is not None
 
 
 def canonical(url: str) -> str:
@@ -89,8 +111,8 @@ def canonical(url: str) -> str:
     """
     parts = _split(url)
     scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
-    if scheme == "s3":
-        return f"s3://{host}{parts.path or '/'}"
+    if scheme in STORE_SCHEMES:
+        return f"{scheme}://{host}{parts.path or '/'}"
     if ":" in host:  # an IPv6 literal keeps its brackets
         host = f"[{host}]"
     return f"{scheme}://{host}:{parts.port or _DEFAULT_PORTS[scheme]}{parts.path or '/'}"
@@ -111,6 +133,7 @@ def parse_prefix(entry: str) -> str:
     entry = entry.strip()
     scheme = entry.partition("://")[0].lower()
     if entry.lower() == f"{scheme}://" and scheme in SCHEMES:
+        _check_backend(scheme, entry)
         return f"{scheme}://"
     if "?" in entry or "#" in entry:
         raise InvalidPathError(f"a URL prefix cannot hold a query or fragment: {mask_url(entry)}")
