@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from celery.exceptions import ImproperlyConfigured
 
 from producer.cli import info, jobs, submit
-from producer.cli.codes import EPILOG, RET_CONNECT, RET_OK, RET_USAGE
+from producer.cli.codes import EPILOG, RET_CONNECT, RET_INTERRUPTED, RET_OK, RET_USAGE
 
 __all__ = ["main"]
 
@@ -57,6 +57,11 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "asr", default: str |
         # A broker or backend URL Celery cannot use (REDIS_URL=http://...): one line, no traceback.
         print(f"error: REDIS_URL / CELERY_BROKER_URL / CELERY_RESULT_BACKEND: {exc}", file=sys.stderr)
         return RET_CONNECT
+    except KeyboardInterrupt:
+        # Ctrl-C outside a wait (submitting, printing a finished result): what was submitted
+        # goes on; exit as interrupted, without a traceback.
+        print("interrupted", file=sys.stderr)
+        return RET_INTERRUPTED
     except BrokenPipeError:
         # The reader (`| head`) went away: stop quietly, as Unix tools do (Python docs, "Note on SIGPIPE").
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

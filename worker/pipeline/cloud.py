@@ -62,8 +62,8 @@ def read_object(url: str, sink: Sink, settings: Settings) -> int:
     check_allowed(url, settings.audio_urls)
     parts = urlsplit(url)
     path = f"{parts.netloc}/{unquote(parts.path.lstrip('/'))}"
-    fs = filesystem(parts.scheme.lower(), settings.fetch_connect_timeout, settings.fetch_read_timeout)
     try:
+        fs = filesystem(parts.scheme.lower(), settings.fetch_connect_timeout, settings.fetch_read_timeout)
         with fs.open(path, "rb", block_size=BLOCK, cache_type="none") as file:
             sink.check_length(getattr(file, "size", None))
             while chunk := file.read(BLOCK):
