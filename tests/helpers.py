@@ -64,6 +64,15 @@ _VAR = re.compile(r"\$\{(?P<name>\w+)(?::(?P<op>[-?])(?P<arg>[^}]*))?\}")
 T = TypeVar("T")
 
 
+def job_failure(job: Any) -> Any:
+    """The ``TranscriptionFailed`` a job ends with (the test fails if it ends any other way)."""
+    from producer import TranscriptionFailed
+
+    with pytest.raises(TranscriptionFailed) as failed:
+        job.result(timeout=120)
+    return failed.value
+
+
 def wait_until(check: Callable[[], T], timeout: float, what: str, *, interval: float = 0.05) -> T:
     """Call ``check`` until it returns something true and return that; fail after ``timeout`` s.
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from producer import Client
 from producer.local import LocalStack
-from tests.helpers import worker_stack
+from tests.helpers import audio_file, worker_stack
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -33,3 +34,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_server_binary: str) ->
 def client(stack: LocalStack) -> Iterator[Client]:
     with Client(stack.url, stack.url) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def from_disk(stack: LocalStack) -> dict[str, Any]:
+    """jfk.flac transcribed from disk by ``stack``'s worker: what a URL job of the same audio must equal.
+
+    A module with its own worker overrides ``stack`` (and so ``client`` and this).
+    """
+    with Client(stack.url, stack.url) as c:
+        return c.transcribe(audio_file("jfk.flac"), timeout=120)

@@ -16,9 +16,8 @@ import pytest
 
 from evaluation.cloud_stores import azurite, azurite_binary, azurite_connection_string, gcs_emulator
 from evaluation.workloads import referenced_mix
-from producer import Client, TranscriptionFailed
 from producer.local import LocalStack
-from tests.helpers import audio_file, wait_until, word_error_rate, worker_log, worker_stack
+from tests.helpers import audio_file, job_failure, wait_until, word_error_rate, worker_log, worker_stack
 
 pytestmark = pytest.mark.integration
 pytest.importorskip("gcsfs", reason="pip install -r requirements-cloud.txt")
@@ -79,22 +78,10 @@ def stores(tmp_path_factory: pytest.TempPathFactory, redis_server_binary: str) -
             yield Stores(root, gcs, azure, stack)
 
 
-@pytest.fixture()
-def client(stores: Stores) -> Iterator[Client]:
-    with Client(stores.stack.url, stores.stack.url) as c:
-        yield c
-
-
 @pytest.fixture(scope="module")
-def from_disk(stores: Stores) -> dict[str, Any]:
-    with Client(stores.stack.url, stores.stack.url) as c:
-        return c.transcribe(audio_file("jfk.flac"), timeout=120)
-
-
-def _failure(job: Any) -> TranscriptionFailed:
-    with pytest.raises(TranscriptionFailed) as failed:
-        job.result(timeout=120)
-    return failed.value
+def stack(stores: Stores) -> LocalStack:
+    """This module's worker: the conftest's ``client`` and ``from_disk`` use it."""
+    return stores.stack
 
 
 def _as_from_disk(result: dict[str, Any], from_disk: dict[str, Any], url: str) -> None:
@@ -131,7 +118,7 @@ def test_refused_gs_and_az_reads_fail_typed_and_the_worker_keeps_serving(client,
         jobs["az://other/a.flac"] = "PathNotAllowedError"
     submitted = {url: client.submit(url) for url in jobs}
     for url, expected in jobs.items():
-        failure = _failure(submitted[url])
+        failure = job_failure(submitted[url])
         assert failure.error_type == expected, (url, failure.message)
         assert "s3cr3t" not in failure.message
     assert "s3cr3t" not in worker_log(stores.stack)

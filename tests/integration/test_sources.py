@@ -24,9 +24,17 @@ from celery.result import AsyncResult
 
 from evaluation.stores import AWS_ENV, http_server, moto_server, s3_client
 from evaluation.workloads import referenced_mix
-from producer import Client, TranscriptionFailed
+from producer import TranscriptionFailed
 from producer.local import LocalStack
-from tests.helpers import audio_file, run_module, wait_until, word_error_rate, worker_log, worker_stack
+from tests.helpers import (
+    audio_file,
+    job_failure,
+    run_module,
+    wait_until,
+    word_error_rate,
+    worker_log,
+    worker_stack,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -93,16 +101,10 @@ def _tls(ca: trustme.CA) -> ssl.SSLContext:
     return context
 
 
-@pytest.fixture()
-def client(stores: Stores) -> Iterator[Client]:
-    with Client(stores.stack.url, stores.stack.url) as c:
-        yield c
-
-
 @pytest.fixture(scope="module")
-def from_disk(stores: Stores) -> dict[str, Any]:
-    with Client(stores.stack.url, stores.stack.url) as c:
-        return c.transcribe(audio_file("jfk.flac"), timeout=120)
+def stack(stores: Stores) -> LocalStack:
+    """This module's worker: the conftest's ``client`` and ``from_disk`` use it."""
+    return stores.stack
 
 
 @contextmanager
@@ -138,12 +140,6 @@ def _redis_contents(url: str) -> str:
         b"zset": lambda key: client.zrange(key, 0, -1),
     }
     return "\n".join(f"{key!r} {read.get(client.type(key), repr)(key)!r}" for key in client.scan_iter())
-
-
-def _failure(job: Any) -> TranscriptionFailed:
-    with pytest.raises(TranscriptionFailed) as failed:
-        job.result(timeout=120)
-    return failed.value
 
 
 def test_s3_audio_in_and_transcripts_out_to_s3(client, stores, from_disk):
@@ -205,7 +201,7 @@ def test_https_audio_is_read_with_the_ca_ssl_cert_file_names_and_as_accurate_as_
     assert result["segments"] == from_disk["segments"]
     # A server whose CA the worker does not trust: refused at once, typed, not retried.
     job = client.submit(f"{stores.untrusted.url}/audio/jfk.flac?token=s3cr3t")
-    failed = _failure(job)
+    failed = job_failure(job)
     assert failed.error_type == "AudioUnreadableError", failed
     assert "TLS certificate of 127.0.0.1 is not trusted" in failed.message
     assert "s3cr3t" not in failed.message
@@ -225,11 +221,11 @@ def test_refused_reads_fail_with_typed_errors_and_the_worker_keeps_serving(clien
     stores.s3.put_object(Bucket="audio", Key="big/zeros.wav", Body=b"\0" * (MAX_BYTES + 1))
     s3_big = client.submit("s3://audio/big/zeros.wav")  # refused by its declared length
     for expected, job in jobs.items():
-        failure = _failure(job)
+        failure = job_failure(job)
         assert failure.error_type == expected, (expected, failure.message)
         assert "t0p" not in failure.message
-    assert _failure(s3_missing).error_type == "AudioNotFoundError"
-    assert _failure(s3_big).error_type == "FileTooLargeError"
+    assert job_failure(s3_missing).error_type == "AudioNotFoundError"
+    assert job_failure(s3_big).error_type == "FileTooLargeError"
     # The endless body was cut off at the limit (what more was sent sat in socket buffers), and
     # nothing is left of it.
     assert stores.web.sent < 2 * MAX_BYTES
@@ -255,7 +251,7 @@ def test_internal_addresses_are_refused_also_after_a_redirect(client, stores, tm
         }
         jobs = {name: client.submit(url) for name, url in urls.items()}
         for name, job in jobs.items():
-            failure = _failure(job)
+            failure = job_failure(job)
             assert failure.error_type == "PathNotAllowedError", (name, failure.message)
             assert "internal address" in failure.message
         assert other.requests == [], "nothing was requested from the unlisted server"

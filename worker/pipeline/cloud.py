@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from worker.pipeline.errors import (
     AccessDeniedError,
@@ -31,7 +31,7 @@ from worker.pipeline.errors import (
     TransientError,
 )
 from worker.pipeline.settings import Settings
-from worker.pipeline.urls import check_allowed, mask_url
+from worker.pipeline.urls import check_allowed, mask_url, split_bucket
 
 __all__ = ["read_object"]
 
@@ -60,11 +60,11 @@ def read_object(url: str, sink: Sink, settings: Settings) -> int:
         TransientError: the store failed after the backend's own retries.
     """
     check_allowed(url, settings.audio_urls)
-    parts = urlsplit(url)
-    path = f"{parts.netloc}/{unquote(parts.path.lstrip('/'))}"
+    bucket, key = split_bucket(url)
+    scheme = urlsplit(url).scheme.lower()
     try:
-        fs = filesystem(parts.scheme.lower(), settings.fetch_connect_timeout, settings.fetch_read_timeout)
-        with fs.open(path, "rb", block_size=BLOCK, cache_type="none") as file:
+        fs = filesystem(scheme, settings.fetch_connect_timeout, settings.fetch_read_timeout)
+        with fs.open(f"{bucket}/{key}", "rb", block_size=BLOCK, cache_type="none") as file:
             sink.check_length(getattr(file, "size", None))
             while chunk := file.read(BLOCK):
                 sink.write(chunk)

@@ -26,8 +26,9 @@ import ssl
 import time
 from pathlib import Path
 from typing import IO, Any, NoReturn
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
+from worker.pipeline.cloud import read_object
 from worker.pipeline.errors import (
     AccessDeniedError,
     AudioNotFoundError,
@@ -37,9 +38,9 @@ from worker.pipeline.errors import (
     TransientError,
 )
 from worker.pipeline.settings import Settings
-from worker.pipeline.urls import check_addresses, check_allowed, mask_url
+from worker.pipeline.urls import check_addresses, check_allowed, mask_url, split_bucket
 
-__all__ = ["download", "s3_client", "split_s3"]
+__all__ = ["download", "s3_client"]
 
 log = logging.getLogger(__name__)
 # httpx logs every request's full URL at INFO, and httpcore its traffic at DEBUG: a presigned
@@ -67,7 +68,7 @@ def download(url: str, target: Path, settings: Settings) -> int:
         TransientError: the store failed on every try; the task retries later.
     """
     scheme = urlsplit(url).scheme.lower()
-    fetch = {"s3": _s3_once, "gs": _store_once, "az": _store_once}.get(scheme, _http_once)
+    fetch = {"s3": _s3_once, "gs": read_object, "az": read_object}.get(scheme, _http_once)
     # boto3 retries S3 itself (botocore's "standard" mode, ASR_FETCH_RETRIES), gcsfs and adlfs too.
     tries = settings.fetch_retries + 1 if fetch is _http_once else 1
     for attempt in range(tries):
@@ -214,17 +215,11 @@ def client_for(settings: Settings) -> Any:
     )
 
 
-def split_s3(url: str) -> tuple[str, str]:
-    """``(bucket, key)`` of an ``s3://bucket/key`` URL."""
-    parts = urlsplit(url)
-    return parts.netloc, unquote(parts.path.lstrip("/"))
-
-
 def _s3_once(url: str, sink: _Sink, settings: Settings) -> int:
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     check_allowed(url, settings.audio_urls)
-    bucket, key = split_s3(url)
+    bucket, key = split_bucket(url)
     try:
         response = client_for(settings).get_object(Bucket=bucket, Key=key)
         with contextlib.closing(response["Body"]) as body:  # also when the limit stops the read
@@ -241,12 +236,6 @@ def _s3_once(url: str, sink: _Sink, settings: Settings) -> int:
     except BotoCoreError as exc:
         raise _Retryable(f"{type(exc).__name__}") from None
     raise AssertionError("unreachable")
-
-
-def _store_once(url: str, sink: _Sink, settings: Settings) -> int:
-    from worker.pipeline.cloud import read_object
-
-    return read_object(url, sink, settings)
 
 
 def raise_s3_error(exc: Any, url: str) -> NoReturn:

@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 from worker.pipeline.errors import ASRError, InvalidOptionsError, TransientError
 from worker.pipeline.settings import Settings
-from worker.pipeline.urls import mask_url
+from worker.pipeline.urls import mask_url, split_bucket
 
 __all__ = ["output_name", "write_outputs"]
 
@@ -69,9 +69,9 @@ def write_outputs(result: Any, target: str, formats: Sequence[str], settings: Se
 def _put_s3(url: str, body: bytes, content_type: str, settings: Settings) -> str:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from worker.pipeline.fetch import client_for, raise_s3_error, split_s3
+    from worker.pipeline.fetch import client_for, raise_s3_error
 
-    bucket, key = split_s3(url)
+    bucket, key = split_bucket(url)
     try:
         client_for(settings).put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
     except ClientError as exc:

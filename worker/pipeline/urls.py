@@ -21,7 +21,7 @@ import importlib.util
 import ipaddress
 import re
 from collections.abc import Iterable
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from worker.pipeline.errors import InvalidPathError, PathNotAllowedError
 
@@ -36,6 +36,7 @@ __all__ = [
     "mask_url",
     "origin",
     "parse_prefix",
+    "split_bucket",
 ]
 
 HTTP_SCHEMES = ("http", "https")
@@ -99,6 +100,12 @@ def _check_backend(scheme: str, url: str) -> None:
 def installed(package: str) -> bool:
     """Whether ``package`` can be imported here (found, not imported: no SDK is loaded for a check)."""
     return importlib.util.find_spec(package) is not None
+
+
+def split_bucket(url: str) -> tuple[str, str]:
+    """``(bucket, key)`` of an object store URL (``s3://``, ``gs://``, ``az://`` container)."""
+    parts = urlsplit(url)
+    return parts.netloc, unquote(parts.path.lstrip("/"))
 
 
 def canonical(url: str) -> str:
