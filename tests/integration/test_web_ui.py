@@ -247,6 +247,10 @@ def test_upload_follow_read_seek_and_download(page: Any, api: ApiServer, http: h
     assert "country" in _downloaded(downloads, "jfk.txt")
     assert _downloaded(downloads, "jfk.vtt").startswith("WEBVTT")
     assert json.loads(_downloaded(downloads, "jfk.json"))["segments"] == stored["segments"]
+    # rttm needs speaker labels: the page offers it only with them, the API refuses it without.
+    assert not page.find_element(By.CSS_SELECTOR, 'button.download[data-format="rttm"]').is_enabled()
+    refused = http.get(f"/v1/jobs/{job_id}/transcript", params={"format": "rttm"})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_format"
 
     urls = _only_this_origin(page, api.url)
     assert any(u.endswith(f"/v1/jobs/{job_id}/events") for u in urls)
