@@ -145,6 +145,26 @@ def _upload(driver: Any, *paths: Path) -> None:
     driver.find_element(By.ID, "start").click()
 
 
+def _drop(driver: Any, path: Path) -> None:
+    """Drop ``path`` on the page's drop zone: a real File (read by a scratch file input) in a drop event.
+
+    WebDriver cannot drag from the desktop; this sends the page the event a drop from it
+    sends, with the same kind of File in its DataTransfer.
+    """
+    scratch = driver.execute_script(
+        "const i = document.createElement('input'); i.type = 'file'; i.id = 'scratch';"
+        " document.body.append(i); return i"
+    )
+    scratch.send_keys(str(path))
+    driver.execute_script(
+        "const input = document.getElementById('scratch'); const files = new DataTransfer();"
+        " files.items.add(input.files[0]); input.remove();"
+        " const zone = document.getElementById('drop-zone');"
+        " for (const kind of ['dragenter', 'dragover', 'drop'])"
+        "   zone.dispatchEvent(new DragEvent(kind, {dataTransfer: files, bubbles: true, cancelable: true}));"
+    )
+
+
 def _downloaded(folder: Path, name: str) -> str:
     path = folder / name
     wait_until(lambda: path.is_file() and path.stat().st_size > 0, 30, f"{name} downloaded", interval=0.1)
@@ -258,9 +278,11 @@ def test_upload_follow_read_seek_and_download(page: Any, api: ApiServer, http: h
     assert not [u for u in urls if KEY in u]
 
 
-def test_cancel_a_long_job(page: Any, tmp_path: Path):
+def test_drop_a_long_file_and_cancel_it(page: Any, tmp_path: Path):
     long_file = concatenate(audio_file("jfk.flac"), 30, tmp_path / "long.wav")  # 6 minutes
-    _upload(page, long_file)
+    _drop(page, long_file)
+    assert [li.text for li in page.find_elements(By.CSS_SELECTOR, "#chosen-files li")] == ["long.wav"]
+    page.find_element(By.ID, "start").click()
 
     def running() -> WebElement | None:
         row = _row(page, "long.wav")
