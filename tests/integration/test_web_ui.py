@@ -301,7 +301,9 @@ def test_files_that_are_not_audio_show_typed_errors(page: Any, tmp_path: Path):
     fake.write_bytes(b"RIFF" + bytes(range(256)) * 64)
     text = tmp_path / "notes.txt"  # not named as audio: the API refuses it at once
     text.write_text("meeting notes\n")
-    _upload(page, fake, text)  # two files at once
+    url = "https://audio.example/call.wav"  # a URL the workers are not allowed to read
+    page.find_element(By.ID, "url-input").send_keys(url)
+    _upload(page, fake, text)  # two files and the URL at once
 
     row = _ended(page, "broken.wav")
     assert row.get_attribute("data-state") == "FAILURE"
@@ -313,6 +315,12 @@ def test_files_that_are_not_audio_show_typed_errors(page: Any, tmp_path: Path):
     assert row.get_attribute("data-state") == "FAILURE"
     assert row.find_element(By.CSS_SELECTOR, ".error-words").text == "That file is not audio or video."
     assert "unsupported_media_type" in row.find_element(By.CSS_SELECTOR, ".error-detail").text
+    row = _ended(page, url)
+    assert row.get_attribute("data-state") == "FAILURE"
+    assert row.find_element(By.CSS_SELECTOR, ".error-words").text == (
+        "The workers are not allowed to read audio from that place."
+    )
+    assert "PathNotAllowedError" in row.find_element(By.CSS_SELECTOR, ".error-detail").text
 
 
 def _store_result(redis_url: str, result: dict[str, Any]) -> str:
