@@ -25,10 +25,17 @@ const jobs = new JobList($("#jobs"), {
   onAuth: (error) => askForKey(describe(error).words),
 });
 
+let asked = 0; // the latest transcript asked for is the one shown, whatever order answers come in
+
 async function showTranscript(job) {
+  const ticket = ++asked;
+  if (transcript.job === job) {
+    transcript.root.scrollIntoView();
+    return;
+  }
   try {
     const result = await (await api.transcript(job.id, "json")).json();
-    transcript.show(job, result);
+    if (ticket === asked) transcript.show(job, result);
   } catch (error) {
     const { words, type, message } = describe(error);
     job.row.words.textContent = words;
