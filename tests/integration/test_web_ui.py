@@ -428,6 +428,18 @@ def test_keyboard_alone_uploads_starts_plays_and_downloads(
         30,
         "the player plays",
     )
+    # The segment being played is the highlighted one.
+    wait_until(
+        lambda: browser.execute_script(
+            "const t = arguments[0].currentTime, now = document.querySelector('#segments li.current');"
+            " const words = now ? now.querySelectorAll('.word') : [];"
+            " return words.length > 0 && words[0].dataset.start - 0.3 <= t"
+            " && t <= Number(words[words.length - 1].dataset.end) + 0.5",
+            player,
+        ),
+        10,
+        "the segment played is highlighted",
+    )
     browser.execute_script("arguments[0].pause()", player)
 
     srt_button = browser.find_element(By.CSS_SELECTOR, 'button.download[data-format="srt"]')
