@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from producer.api import routes_audio, routes_jobs, routes_ops
+from producer.api import routes_audio, routes_jobs, routes_ops, routes_ui
 from producer.api.errors import install_handlers
 from producer.api.metrics import MetricsMiddleware
 from producer.api.service import Service
@@ -55,4 +55,5 @@ def create_app() -> FastAPI:
     app.include_router(routes_audio.router)
     app.include_router(routes_jobs.router)
     app.include_router(routes_ops.router)
+    app.include_router(routes_ui.router)
     return app

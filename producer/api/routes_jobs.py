@@ -34,7 +34,7 @@ __all__ = ["router"]
 #: How many waiting jobs ``GET /v1/jobs/{id}`` reads through before asking the workers.
 QUEUE_SEARCH = 1000
 #: The formats of producer.formats (the CLI's --format).
-TranscriptFormat = Literal["json", "txt", "srt", "vtt", "tsv"]
+TranscriptFormat = Literal["json", "txt", "srt", "vtt", "tsv", "rttm"]
 
 router = APIRouter(prefix="/v1/jobs", dependencies=[Depends(require_key)])
 
@@ -241,7 +241,10 @@ async def get_transcript(job_id: str, request: Request, format: TranscriptFormat
     service: Service = request.app.state.service
     meta, view = await _view(service, job_id)
     if meta["status"] == "SUCCESS":
-        text = formats.render(meta["result"], format)
+        try:
+            text = formats.render(meta["result"], format)
+        except ValueError as exc:  # rttm of a transcript without speaker labels
+            raise ApiError(400, str(exc), param="format", code="invalid_format") from None
         media = "application/json" if format == "json" else "text/vtt" if format == "vtt" else "text/plain"
         return Response(text, media_type=media)
     if view["state"] not in ENDED_STATES:
