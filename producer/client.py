@@ -16,7 +16,8 @@ from typing import Any
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from producer import config, redact
+from asr_protocol import cancel, redact
+from producer import config
 from producer.job import (
     CLIP_TASK_NAME,
     DETECT_LANGUAGE_TASK,
@@ -94,7 +95,7 @@ class Client:
                 connection.ensure_connection(max_retries=1, timeout=5)
         except Exception as exc:
             raise BrokerUnavailableError(
-                f"cannot reach the broker at {config.mask_url(self.broker_url)}: {exc}"
+                f"cannot reach the broker at {redact.mask_url(self.broker_url)}: {exc}"
             ) from None
         client = getattr(self.app.backend, "client", None)
         if client is not None:
@@ -102,7 +103,7 @@ class Client:
                 client.ping()
             except Exception as exc:
                 raise BrokerUnavailableError(
-                    f"cannot reach the result backend at {config.mask_url(self.backend_url)}: {exc}"
+                    f"cannot reach the result backend at {redact.mask_url(self.backend_url)}: {exc}"
                 ) from None
         self._connected = True
 
@@ -132,7 +133,7 @@ class Client:
             )
         except OperationalError as exc:
             raise BrokerUnavailableError(
-                f"cannot reach the broker at {config.mask_url(self.broker_url)}: {exc}"
+                f"cannot reach the broker at {redact.mask_url(self.broker_url)}: {exc}"
             ) from None
         return Job(result.id, audio_path, self)
 
@@ -189,7 +190,7 @@ class Client:
             )
         except OperationalError as exc:
             raise BrokerUnavailableError(
-                f"cannot reach the broker at {config.mask_url(self.broker_url)}: {exc}"
+                f"cannot reach the broker at {redact.mask_url(self.broker_url)}: {exc}"
             ) from None
         return Job(sent.id, audio_path, self).result(timeout)
 
@@ -268,9 +269,6 @@ class Client:
         redis = getattr(self.app.backend, "client", None)
         if redis is None:
             return False
-        # The protocol's other half runs in the pieces; this module holds both (redis-py only).
-        from worker.runtime import cancel
-
         return cancel.cancel_split(
             redis,
             task_id,

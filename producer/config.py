@@ -8,10 +8,12 @@ both, ``CELERY_BROKER_URL`` and ``CELERY_RESULT_BACKEND`` override each, and
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
+
+from asr_protocol.names import DEFAULT_QUEUE
+from asr_protocol.redact import mask_url
 
 __all__ = [
     "DEFAULT_QUEUE",
@@ -27,13 +29,10 @@ __all__ = [
 ]
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
-DEFAULT_QUEUE = "asr"
 #: The Sentinel master name when ``REDIS_SENTINEL_MASTER`` is not set (Redis's own example name).
 DEFAULT_SENTINEL_MASTER = "mymaster"
 #: Seconds; the worker's default too (7 h: longer than its hard time limit).
 DEFAULT_VISIBILITY_TIMEOUT = 7 * 3600
-
-_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:@/]*:)(?P<password>[^@/]*)@", re.IGNORECASE)
 
 
 def _get(env: Mapping[str, str], name: str) -> str:
@@ -120,8 +119,3 @@ def parse_sentinel_url(url: str, env: Mapping[str, str] | None = None) -> Sentin
         master_name=str(options["master_name"]),
         sentinel_kwargs=dict(kwargs) if isinstance(kwargs, dict) else {},
     )
-
-
-def mask_url(url: str) -> str:
-    """Hide the password of a URL (``redis://:secret@host`` -> ``redis://:***@host``)."""
-    return _PASSWORD.sub(lambda m: f"{m.group('head')}***@", url)

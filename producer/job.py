@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from celery.result import AsyncResult
 
-from producer.redact import masked
+from asr_protocol.names import CLIP_TASK_NAME, DETECT_LANGUAGE_TASK, PIECE_TASK_NAME, TASK_NAME
+from asr_protocol.redact import masked
+from asr_protocol.states import ENDED_STATES, PENDING_STATES
 
 if TYPE_CHECKING:
     from producer.client import Client
@@ -32,17 +34,6 @@ __all__ = [
     "first_arg",
     "message_path",
 ]
-
-TASK_NAME = "asr.transcribe"
-#: A short clip that a worker may decode in one batch with other jobs' clips (worker.tasks.clips).
-CLIP_TASK_NAME = "asr.transcribe_clip"
-#: One piece of a job split across the fleet (worker.tasks.fanout); its kwargs name the job.
-PIECE_TASK_NAME = "asr.transcribe_piece"
-DETECT_LANGUAGE_TASK = "asr.detect_language"
-#: States in which a job has not ended yet.
-PENDING_STATES = frozenset({"PENDING", "RECEIVED", "STARTED", "RETRY", "PROGRESS"})
-#: States in which a job has ended.
-ENDED_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 
 
 class ProducerError(Exception):

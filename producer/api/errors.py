@@ -19,8 +19,8 @@ from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError
 from starlette.exceptions import HTTPException
 
+from asr_protocol.redact import mask_text
 from producer.client import BrokerUnavailableError
-from producer.config import mask_url
 
 __all__ = ["ApiError", "install_handlers", "worker_error"]
 
@@ -127,12 +127,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     """Redis (broker or result backend) cannot be reached: 503, which clients retry."""
-    log.warning("%s %s: Redis unavailable: %s", request.method, request.url.path, mask_url(str(exc)))
+    log.warning("%s %s: Redis unavailable: %s", request.method, request.url.path, mask_text(str(exc)))
     message = (
         str(exc) if isinstance(exc, BrokerUnavailableError) else f"cannot reach Redis: {type(exc).__name__}"
     )
     error = ApiError(
-        503, mask_url(message), type=SERVER_ERROR, code="broker_unavailable", headers={"Retry-After": "5"}
+        503, mask_text(message), type=SERVER_ERROR, code="broker_unavailable", headers={"Retry-After": "5"}
     )
     return error.response()
 

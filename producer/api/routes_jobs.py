@@ -19,7 +19,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from producer import formats
+from asr_protocol import formats
 from producer.api.auth import require_key
 from producer.api.errors import WORKER_ERRORS, ApiError
 from producer.api.options import check_job_options

@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from producer import formats
+from asr_protocol import formats
 
 __all__ = ["RESPONSE_FORMATS", "media_type", "render", "request_body", "stream_events"]
 

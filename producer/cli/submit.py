@@ -19,6 +19,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from asr_protocol.formats import FORMATS, render, write
 from producer.cli.codes import (
     RET_CONNECT,
     RET_FAILED,
@@ -36,7 +37,6 @@ from producer.client import (
     JobTimeoutError,
     TranscriptionFailed,
 )
-from producer.formats import FORMATS, render, write
 from producer.progress import wait_with_progress
 from producer.upload import UPLOAD_URL_ENV, is_url, upload
 

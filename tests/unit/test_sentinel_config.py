@@ -24,7 +24,7 @@ def test_sentinel_urls_get_the_master_name_and_other_urls_nothing():
 
 
 def test_every_password_of_a_sentinel_list_is_masked():
-    assert "pw" not in mask_url(URL)
+    assert mask_url(URL) == "sentinel://10.0.0.1:26379/0;sentinel://10.0.0.2:26379/0"
 
 
 def test_celeryconfig_passes_the_master_name_to_broker_and_backend():

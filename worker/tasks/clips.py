@@ -50,7 +50,8 @@ from celery.utils.nodenames import gethostname
 from celery_batches import SimpleRequest
 from kombu.utils.uuid import uuid
 
-from producer.redact import masked, reprs
+from asr_protocol.names import CLIP_TASK_NAME, TASK_NAME
+from asr_protocol.redact import masked, reprs
 from worker.asr import get_model, get_model_config
 from worker.celery import app
 from worker.pipeline.audio import SAMPLE_RATE, check_duration, decode, probe_duration
@@ -75,8 +76,6 @@ from worker.tasks.webhooks import queue_delivery, queue_revoked
 __all__ = ["CLIP_TASK_NAME", "transcribe_clip"]
 
 log = logging.getLogger(__name__)
-
-CLIP_TASK_NAME = "asr.transcribe_clip"
 
 
 @dataclass
@@ -234,7 +233,7 @@ def _hand_over(job: _Job, why: str) -> bool:
         uncount_delivery(app.backend, job.id, job.retries)
     job.ended = True
     app.send_task(
-        "asr.transcribe",
+        TASK_NAME,
         args=job.request.args,
         kwargs=job.request.kwargs,
         task_id=job.id,
