@@ -2,7 +2,7 @@
 
 ``POST /v1/jobs`` answers 202 at once with the job's id and a ``Location``;
 ``GET /v1/jobs/{id}`` and ``/events`` follow it; ``/transcript`` fetches it in
-any format of :mod:`producer.formats` once it succeeded; ``DELETE`` cancels it
+any format of :mod:`asr_protocol.formats` once it succeeded; ``DELETE`` cancels it
 (:meth:`producer.Client.cancel`); ``GET /v1/jobs`` lists what the workers hold
 and what waits in the queue.
 """
@@ -33,7 +33,7 @@ __all__ = ["router"]
 
 #: How many waiting jobs ``GET /v1/jobs/{id}`` reads through before asking the workers.
 QUEUE_SEARCH = 1000
-#: The formats of producer.formats (the CLI's --format).
+#: The formats of asr_protocol.formats (the CLI's --format).
 TranscriptFormat = Literal["json", "txt", "srt", "vtt", "tsv"]
 
 router = APIRouter(prefix="/v1/jobs", dependencies=[Depends(require_key)])

@@ -3,7 +3,7 @@
 ``json`` is ``{"text", "usage"}``; ``verbose_json`` adds ``task``, ``language``,
 ``duration``, ``segments`` (ids from 0, with ``seek``, ``tokens``, ``temperature``,
 ``compression_ratio`` as Whisper defines them) and ``words``; ``text``, ``srt`` and
-``vtt`` are rendered by :mod:`producer.formats`, as the CLI writes them; ``diarized_json``
+``vtt`` are rendered by :mod:`asr_protocol.formats`, as the CLI writes them; ``diarized_json``
 is ``{"task", "duration", "text", "segments"}`` with each segment's ``speaker`` (the job is
 diarized). The SDK's ``Transcription``, ``TranscriptionVerbose`` and
 ``TranscriptionDiarized`` models parse these answers.

@@ -7,8 +7,8 @@ import pytest
 from worker.pipeline import errors
 from worker.pipeline.errors import ConfigError, InvalidOptionsError
 from worker.pipeline.options import parse_options
-from worker.pipeline.settings import Settings
 from worker.pipeline.segments import join_text, shifted
+from worker.pipeline.settings import Settings
 from worker.tasks.fanout import _raise_piece_error
 
 
