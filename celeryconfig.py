@@ -59,7 +59,7 @@ worker_prefetch_multiplier = int(_env_number("CELERY_WORKER_PREFETCH_MULTIPLIER"
 
 # Ack after the job ends, and give a job back when its child dies, so a crash
 # does not lose it: without task_reject_on_worker_lost a killed child's job is
-# acked and gone even with acks_late (Celery tasks.rst; issues #1628, #5106, #7924).
+# acked and gone even with acks_late (Celery tasks.rst; celery/celery#1628, #5106, #7924).
 task_acks_late = True
 task_reject_on_worker_lost = True
 

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from asr_protocol.redact import is_url
+from producer.config import ProducerSettings
 
 __all__ = ["UPLOAD_URL_ENV", "is_url", "job_location", "s3_client", "split_s3_url", "upload"]
 
@@ -48,7 +49,7 @@ def upload(path: str | os.PathLike[str], target: str | None = None) -> str:
         ValueError: no target, or one that is neither ``s3://`` nor an absolute directory.
         FileNotFoundError: ``path`` is not a file.
     """
-    target = (target or os.environ.get(UPLOAD_URL_ENV, "")).strip()
+    target = (target or ProducerSettings.from_env().upload_url).strip()
     if not target:
         raise ValueError(f"--upload needs {UPLOAD_URL_ENV} (an s3:// prefix or a shared directory)")
     source = Path(path)

@@ -19,7 +19,7 @@ from typing import Any
 
 from asr_protocol import formats
 
-__all__ = ["RESPONSE_FORMATS", "media_type", "render", "request_body", "stream_events"]
+__all__ = ["EVENT_STREAM", "RESPONSE_FORMATS", "media_type", "render", "request_body", "stream_events"]
 
 RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt", "diarized_json")
 _MEDIA_TYPES = {
@@ -30,12 +30,32 @@ _MEDIA_TYPES = {
 }
 
 
+#: How the OpenAPI document describes a ``text/event-stream`` answer: each event, its data JSON.
+EVENT_STREAM: dict[str, Any] = {
+    "schema": {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "event": {"type": "string"},
+            "data": {"type": "string", "description": "a JSON object"},
+            "id": {"type": "string"},
+        },
+    }
+}
+
+
 def request_body(schemas: dict[str, tuple[list[str], dict[str, Any]]]) -> dict[str, Any]:
-    """A route's ``openapi_extra`` for a body it reads itself: ``{media type: (required, properties)}``."""
-    content = {
+    """A route's ``openapi_extra`` for a body it reads itself: ``{media type: (required, properties)}``.
+
+    A form's ``file`` is declared as audio (``encoding``): the upload refuses other media types (415).
+    """
+    content: dict[str, Any] = {
         media: {"schema": {"type": "object", "required": required, "properties": properties}}
         for media, (required, properties) in schemas.items()
     }
+    for media, (_, properties) in schemas.items():
+        if media == "multipart/form-data" and "file" in properties:
+            content[media]["encoding"] = {"file": {"contentType": "audio/*, video/*"}}
     return {"requestBody": {"required": True, "content": content}}
 
 

@@ -12,7 +12,6 @@ import argparse
 import glob
 import json
 import logging
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
@@ -37,6 +36,7 @@ from producer.client import (
     JobTimeoutError,
     TranscriptionFailed,
 )
+from producer.config import ProducerSettings
 from producer.progress import wait_with_progress
 from producer.upload import UPLOAD_URL_ENV, is_url, upload
 
@@ -298,7 +298,8 @@ def run(args: argparse.Namespace) -> int:
                 from producer.local import LocalStack
 
                 print("starting a private Redis and a worker with 2 children ...", file=sys.stderr)
-                stack_ = stack.enter_context(LocalStack(redis_url=os.environ.get("REDIS_URL") or None))
+                redis_url = ProducerSettings.from_env().redis_url or None
+                stack_ = stack.enter_context(LocalStack(redis_url=redis_url))
                 url = stack_.url
                 args.wait = True
             client = Client(url, url) if url else Client()

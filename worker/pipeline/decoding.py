@@ -1,6 +1,6 @@
 """One stretch of audio through a decoder, with every stretch of speech accounted for.
 
-Two decoders, one guarantee (issue 11, "no speech lost"):
+Two decoders, one guarantee, "no speech lost" (README; docs/benchmarks.md):
 
 - :func:`decode_batched` reads the speech as text-only windows of up to 30 s,
   several at once (faster-whisper's ``BatchedInferencePipeline``), times each
