@@ -12,6 +12,8 @@ import os
 
 from kombu import Queue
 
+from asr_protocol.names import DEFAULT_QUEUE
+
 
 def _env_number(name: str, default: float) -> float:
     raw = os.environ.get(name, "").strip()
@@ -39,7 +41,7 @@ accept_content = ["json"]
 result_accept_content = ["json"]
 
 # Producers and workers meet on this queue unless a job names another.
-task_default_queue = os.environ.get("ASR_QUEUE", "").strip() or "asr"
+task_default_queue = os.environ.get("ASR_QUEUE", "").strip() or DEFAULT_QUEUE
 # A worker started without -Q reads these: its own queue and Celery's default one,
 # where a bare Celery client that names no queue sends its task (else it would wait forever).
 task_queues = [Queue(name) for name in dict.fromkeys([task_default_queue, "celery"])]
@@ -57,7 +59,7 @@ worker_prefetch_multiplier = int(_env_number("CELERY_WORKER_PREFETCH_MULTIPLIER"
 
 # Ack after the job ends, and give a job back when its child dies, so a crash
 # does not lose it: without task_reject_on_worker_lost a killed child's job is
-# acked and gone even with acks_late (Celery tasks.rst; issues #1628, #5106, #7924).
+# acked and gone even with acks_late (Celery tasks.rst; celery/celery#1628, #5106, #7924).
 task_acks_late = True
 task_reject_on_worker_lost = True
 

@@ -11,7 +11,7 @@ Decoders, all on the same ``tiny.en`` int8 model in this process, beam 5:
 
 - ``direct sequential``: ``WhisperModel.transcribe`` with faster-whisper's defaults;
 - ``direct batched``: ``BatchedInferencePipeline.transcribe`` (VAD windows, batch 8);
-- ``old worker``: what the worker ran before issue 11 (batched with timestamp tokens over 30 s);
+- ``old worker``: what the worker ran before the coverage check (batched with timestamp tokens over 30 s);
 - ``worker``: :func:`worker.pipeline.transcription.transcribe_array` as a job runs it;
 - ``worker, length penalty 1``: the same with faster-whisper's default length penalty in its
   text-only windows instead of :data:`worker.pipeline.decoding.WINDOW_LENGTH_PENALTY`;

@@ -6,7 +6,7 @@ two eval recordings with RTTM truth (``../shared/audio/eval/README.md``) and
 ``tests/data/stereo_diarization.wav`` mixed to mono, whose truth is each channel's
 speech (Silero VAD on that channel alone). The speaker count is never given.
 
-The prototype baseline (issue 15): Silero VAD stretches cut into 1.5 s windows, one
+The prototype baseline: Silero VAD stretches cut into 1.5 s windows, one
 resemblyzer embedding each, agglomerative cosine clustering at our distance threshold.
 
 The job's time: tiny.en on the CPU (the worker's own loader and transcribe path) over the

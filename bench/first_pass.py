@@ -2,7 +2,7 @@
 
     python -m bench.first_pass [--threads N] [--out bench/results]
 
-Issue 11 asks for the long path to be as fast as the path it replaced, which read
+The coverage check must leave the long path as fast as the path it replaced, which read
 fewer windows because its VAD skipped speech. This measures the two ways of reading
 less or cheaper that keep the coverage check, side by side with the worker's own
 first pass (:func:`worker.pipeline.decoding.decode_batched`) and the old path

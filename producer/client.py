@@ -16,23 +16,12 @@ from typing import Any
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from producer import config, redact
-from producer.job import (
-    CLIP_TASK_NAME,
-    DETECT_LANGUAGE_TASK,
-    ENDED_STATES,
-    PENDING_STATES,
-    PIECE_TASK_NAME,
-    TASK_NAME,
-    BrokerUnavailableError,
-    Job,
-    JobStatus,
-    JobTimeoutError,
-    ProducerError,
-    TranscriptionFailed,
-    first_arg,
-    message_path,
-)
+from asr_protocol import cancel, redact
+from asr_protocol.names import CLIP_TASK_NAME, DETECT_LANGUAGE_TASK, PIECE_TASK_NAME, TASK_NAME
+from asr_protocol.states import ENDED_STATES, PENDING_STATES
+from producer.config import ProducerSettings
+from producer.errors import BrokerUnavailableError, JobTimeoutError, ProducerError, TranscriptionFailed
+from producer.job import Job, JobStatus, first_arg, message_path
 from producer.upload import job_location
 
 __all__ = [
@@ -57,10 +46,13 @@ class Client:
         backend_url: str | None = None,
         *,
         queue: str | None = None,
+        settings: ProducerSettings | None = None,
     ) -> None:
-        self.broker_url = broker_url or config.broker_url()
-        self.backend_url = backend_url or config.backend_url()
-        self.queue = queue or config.default_queue()
+        #: The environment's settings (:meth:`ProducerSettings.from_env` unless given).
+        self.settings = settings or ProducerSettings.from_env()
+        self.broker_url = broker_url or self.settings.broker_url
+        self.backend_url = backend_url or self.settings.backend_url
+        self.queue = queue or self.settings.queue
         self.app = Celery("producer", broker=self.broker_url, backend=self.backend_url, set_as_current=False)
         self.app.conf.update(
             task_serializer="json",
@@ -72,13 +64,13 @@ class Client:
             broker_connection_timeout=5,
             task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
             broker_transport_options={
-                "visibility_timeout": config.visibility_timeout(),
-                **config.sentinel_options(self.broker_url),
+                "visibility_timeout": self.settings.visibility_timeout,
+                **self.settings.sentinel_options(self.broker_url),
             },
             result_backend_transport_options={
                 "retry_policy": {"max_retries": 3},
-                "visibility_timeout": config.visibility_timeout(),
-                **config.sentinel_options(self.backend_url),
+                "visibility_timeout": self.settings.visibility_timeout,
+                **self.settings.sentinel_options(self.backend_url),
             },
         )
         self._connected = False
@@ -94,15 +86,15 @@ class Client:
                 connection.ensure_connection(max_retries=1, timeout=5)
         except Exception as exc:
             raise BrokerUnavailableError(
-                f"cannot reach the broker at {config.mask_url(self.broker_url)}: {exc}"
+                f"cannot reach the broker at {redact.mask_url(self.broker_url)}: {exc}"
             ) from None
-        client = getattr(self.app.backend, "client", None)
+        client = self._backend_redis()
         if client is not None:
             try:
                 client.ping()
             except Exception as exc:
                 raise BrokerUnavailableError(
-                    f"cannot reach the result backend at {config.mask_url(self.backend_url)}: {exc}"
+                    f"cannot reach the result backend at {redact.mask_url(self.backend_url)}: {exc}"
                 ) from None
         self._connected = True
 
@@ -132,7 +124,7 @@ class Client:
             )
         except OperationalError as exc:
             raise BrokerUnavailableError(
-                f"cannot reach the broker at {config.mask_url(self.broker_url)}: {exc}"
+                f"cannot reach the broker at {redact.mask_url(self.broker_url)}: {exc}"
             ) from None
         return Job(result.id, audio_path, self)
 
@@ -189,7 +181,7 @@ class Client:
             )
         except OperationalError as exc:
             raise BrokerUnavailableError(
-                f"cannot reach the broker at {config.mask_url(self.broker_url)}: {exc}"
+                f"cannot reach the broker at {redact.mask_url(self.broker_url)}: {exc}"
             ) from None
         return Job(sent.id, audio_path, self).result(timeout)
 
@@ -265,18 +257,19 @@ class Client:
 
     def _cancel_split(self, task_id: str) -> bool:
         """Cancel a job that runs as pieces across the fleet; False if it does not (or no more)."""
-        redis = getattr(self.app.backend, "client", None)
+        redis = self._backend_redis()
         if redis is None:
             return False
-        # The protocol's other half runs in the pieces; this module holds both (redis-py only).
-        from worker.runtime import cancel
-
         return cancel.cancel_split(
             redis,
             task_id,
             ended=lambda: self._stored_status(task_id).state in ("SUCCESS", "FAILURE"),
             revoke=lambda: self.app.backend.mark_as_revoked(task_id, "cancelled while split into pieces"),
         )
+
+    def _backend_redis(self) -> Any:
+        """The result backend's redis-py client; None for a backend that is not Redis."""
+        return getattr(self.app.backend, "client", None)
 
     def list_jobs(self, *, timeout: float = 1.0) -> list[JobStatus]:
         """The jobs the workers hold now: running (with their progress), received, scheduled.

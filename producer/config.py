@@ -1,4 +1,4 @@
-"""Where the producer finds the broker and the result backend.
+"""The producer's environment, read once: where the broker and the result backend are, and more.
 
 The same variables as the worker's ``celeryconfig.py``: ``REDIS_URL`` sets
 both, ``CELERY_BROKER_URL`` and ``CELERY_RESULT_BACKEND`` override each, and
@@ -8,77 +8,87 @@ both, ``CELERY_BROKER_URL`` and ``CELERY_RESULT_BACKEND`` override each, and
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
+from asr_protocol.names import DEFAULT_QUEUE
+from asr_protocol.redact import mask_url
+
 __all__ = [
     "DEFAULT_QUEUE",
     "DEFAULT_REDIS_URL",
+    "ProducerSettings",
     "SentinelURL",
-    "backend_url",
-    "broker_url",
-    "default_queue",
     "mask_url",
     "parse_sentinel_url",
-    "sentinel_options",
-    "visibility_timeout",
 ]
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
-DEFAULT_QUEUE = "asr"
 #: The Sentinel master name when ``REDIS_SENTINEL_MASTER`` is not set (Redis's own example name).
 DEFAULT_SENTINEL_MASTER = "mymaster"
 #: Seconds; the worker's default too (7 h: longer than its hard time limit).
 DEFAULT_VISIBILITY_TIMEOUT = 7 * 3600
 
-_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:@/]*:)(?P<password>[^@/]*)@", re.IGNORECASE)
 
+@dataclass(frozen=True)
+class ProducerSettings:
+    """The producer's environment, read once by :meth:`from_env` (the library, the CLI, the API's client)."""
 
-def _get(env: Mapping[str, str], name: str) -> str:
-    return env.get(name, "").strip()
+    #: ``CELERY_BROKER_URL``, else ``REDIS_URL``, else Redis on localhost.
+    broker_url: str = DEFAULT_REDIS_URL
+    #: ``CELERY_RESULT_BACKEND``, else ``REDIS_URL``, else Redis on localhost.
+    backend_url: str = DEFAULT_REDIS_URL
+    #: ``ASR_QUEUE``: the queue jobs go to.
+    queue: str = DEFAULT_QUEUE
+    #: ``ASR_VISIBILITY_TIMEOUT`` (s): Redis uses the shortest one any client of a broker sets.
+    visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT
+    #: ``REDIS_SENTINEL_MASTER``: the master the Sentinels of a ``sentinel://`` URL watch.
+    sentinel_master: str = DEFAULT_SENTINEL_MASTER
+    #: ``REDIS_SENTINEL_PASSWORD``: the Sentinels' own password (the URL's is the servers').
+    sentinel_password: str = ""
+    #: ``ASR_UPLOAD_URL``: where ``--upload`` puts local files (an ``s3://`` prefix or a shared directory).
+    upload_url: str = ""
+    #: ``REDIS_URL`` as set (empty when not): ``asr --local`` uses it instead of starting its own Redis.
+    redis_url: str = ""
 
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ProducerSettings:
+        """Read the settings from ``env`` (default ``os.environ``).
 
-def broker_url(env: Mapping[str, str] | None = None) -> str:
-    env = os.environ if env is None else env
-    return _get(env, "CELERY_BROKER_URL") or _get(env, "REDIS_URL") or DEFAULT_REDIS_URL
+        Raises:
+            ValueError: ``ASR_VISIBILITY_TIMEOUT`` is not a number of seconds (the message names it).
+        """
+        env = os.environ if env is None else env
 
+        def get(name: str) -> str:
+            return env.get(name, "").strip()
 
-def backend_url(env: Mapping[str, str] | None = None) -> str:
-    env = os.environ if env is None else env
-    return _get(env, "CELERY_RESULT_BACKEND") or _get(env, "REDIS_URL") or DEFAULT_REDIS_URL
+        redis_url = get("REDIS_URL")
+        raw_timeout = get("ASR_VISIBILITY_TIMEOUT")
+        try:
+            timeout = int(float(raw_timeout)) if raw_timeout else DEFAULT_VISIBILITY_TIMEOUT
+        except ValueError:
+            raise ValueError(f"ASR_VISIBILITY_TIMEOUT={raw_timeout!r} is not a number of seconds") from None
+        return cls(
+            broker_url=get("CELERY_BROKER_URL") or redis_url or DEFAULT_REDIS_URL,
+            backend_url=get("CELERY_RESULT_BACKEND") or redis_url or DEFAULT_REDIS_URL,
+            queue=get("ASR_QUEUE") or DEFAULT_QUEUE,
+            visibility_timeout=timeout,
+            sentinel_master=get("REDIS_SENTINEL_MASTER") or DEFAULT_SENTINEL_MASTER,
+            sentinel_password=get("REDIS_SENTINEL_PASSWORD"),
+            upload_url=get("ASR_UPLOAD_URL"),
+            redis_url=redis_url,
+        )
 
-
-def default_queue(env: Mapping[str, str] | None = None) -> str:
-    env = os.environ if env is None else env
-    return _get(env, "ASR_QUEUE") or DEFAULT_QUEUE
-
-
-def visibility_timeout(env: Mapping[str, str] | None = None) -> int:
-    """``ASR_VISIBILITY_TIMEOUT``: Redis uses the shortest one any client of a broker sets."""
-    env = os.environ if env is None else env
-    raw = _get(env, "ASR_VISIBILITY_TIMEOUT")
-    return int(float(raw)) if raw else DEFAULT_VISIBILITY_TIMEOUT
-
-
-def sentinel_options(url: str, env: Mapping[str, str] | None = None) -> dict[str, object]:
-    """Transport options a ``sentinel://`` broker or backend URL needs; ``{}`` for other URLs.
-
-    ``REDIS_SENTINEL_MASTER`` names the master the Sentinels watch (default ``mymaster``);
-    ``REDIS_SENTINEL_PASSWORD``, when the Sentinels themselves ask for one, goes to
-    ``sentinel_kwargs`` (the password in the URL is the Redis servers' own).
-    """
-    if not url.lower().startswith("sentinel://"):
-        return {}
-    env = os.environ if env is None else env
-    options: dict[str, object] = {
-        "master_name": _get(env, "REDIS_SENTINEL_MASTER") or DEFAULT_SENTINEL_MASTER
-    }
-    password = _get(env, "REDIS_SENTINEL_PASSWORD")
-    if password:
-        options["sentinel_kwargs"] = {"password": password}
-    return options
+    def sentinel_options(self, url: str) -> dict[str, object]:
+        """Transport options a ``sentinel://`` broker or backend URL needs; ``{}`` for other URLs."""
+        if not url.lower().startswith("sentinel://"):
+            return {}
+        options: dict[str, object] = {"master_name": self.sentinel_master}
+        if self.sentinel_password:
+            options["sentinel_kwargs"] = {"password": self.sentinel_password}
+        return options
 
 
 @dataclass(frozen=True)
@@ -92,18 +102,18 @@ class SentinelURL:
     #: The Redis servers' own credentials (from the first URL); the Sentinels' password is separate.
     username: str | None = None
     password: str | None = None
-    #: ``REDIS_SENTINEL_MASTER`` and ``REDIS_SENTINEL_PASSWORD`` (:func:`sentinel_options`).
+    #: ``REDIS_SENTINEL_MASTER`` and ``REDIS_SENTINEL_PASSWORD`` (:meth:`ProducerSettings.sentinel_options`).
     master_name: str = DEFAULT_SENTINEL_MASTER
     sentinel_kwargs: dict[str, object] = field(default_factory=dict)
 
 
-def parse_sentinel_url(url: str, env: Mapping[str, str] | None = None) -> SentinelURL:
+def parse_sentinel_url(url: str, settings: ProducerSettings | None = None) -> SentinelURL:
     """Read ``sentinel://:pw@host1:26379/0;sentinel://:pw@host2:26380/0`` as Celery and kombu do.
 
     Raises:
         ValueError: not a ``sentinel://`` URL, or a part of it names no host.
     """
-    options = sentinel_options(url, env)
+    options = (settings or ProducerSettings.from_env()).sentinel_options(url)
     if not options:
         raise ValueError(f"not a sentinel:// URL: {mask_url(url)}")
     parts = [urlsplit(chunk.strip()) for chunk in url.split(";") if chunk.strip()]
@@ -120,8 +130,3 @@ def parse_sentinel_url(url: str, env: Mapping[str, str] | None = None) -> Sentin
         master_name=str(options["master_name"]),
         sentinel_kwargs=dict(kwargs) if isinstance(kwargs, dict) else {},
     )
-
-
-def mask_url(url: str) -> str:
-    """Hide the password of a URL (``redis://:secret@host`` -> ``redis://:***@host``)."""
-    return _PASSWORD.sub(lambda m: f"{m.group('head')}***@", url)

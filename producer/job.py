@@ -1,4 +1,4 @@
-"""A submitted job: its handle (:class:`Job`), its status (:class:`JobStatus`), and the producer's errors."""
+"""A submitted job: its handle (:class:`Job`) and its status (:class:`JobStatus`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from celery.result import AsyncResult
 
-from producer.redact import masked
+from asr_protocol.names import CLIP_TASK_NAME, DETECT_LANGUAGE_TASK, PIECE_TASK_NAME, TASK_NAME
+from asr_protocol.redact import masked
+from asr_protocol.states import ENDED_STATES, PENDING_STATES
+from producer.errors import BrokerUnavailableError, JobTimeoutError, ProducerError, TranscriptionFailed
 
 if TYPE_CHECKING:
     from producer.client import Client
@@ -32,39 +35,6 @@ __all__ = [
     "first_arg",
     "message_path",
 ]
-
-TASK_NAME = "asr.transcribe"
-#: A short clip that a worker may decode in one batch with other jobs' clips (worker.tasks.clips).
-CLIP_TASK_NAME = "asr.transcribe_clip"
-#: One piece of a job split across the fleet (worker.tasks.fanout); its kwargs name the job.
-PIECE_TASK_NAME = "asr.transcribe_piece"
-DETECT_LANGUAGE_TASK = "asr.detect_language"
-#: States in which a job has not ended yet.
-PENDING_STATES = frozenset({"PENDING", "RECEIVED", "STARTED", "RETRY", "PROGRESS"})
-#: States in which a job has ended.
-ENDED_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
-
-
-class ProducerError(Exception):
-    """Base class of the producer's errors."""
-
-
-class BrokerUnavailableError(ProducerError):
-    """The broker or the result backend cannot be reached."""
-
-
-class JobTimeoutError(ProducerError, TimeoutError):
-    """A job did not end within the time the caller waited."""
-
-
-class TranscriptionFailed(ProducerError):
-    """The worker failed the job; ``error_type`` is the worker's error class name."""
-
-    def __init__(self, task_id: str, error_type: str, message: str) -> None:
-        super().__init__(f"{error_type}: {message}")
-        self.task_id = task_id
-        self.error_type = error_type
-        self.message = message
 
 
 @dataclass

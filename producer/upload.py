@@ -11,21 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from asr_protocol.redact import is_url
+from producer.config import ProducerSettings
+
 __all__ = ["UPLOAD_URL_ENV", "is_url", "job_location", "s3_client", "split_s3_url", "upload"]
 
 UPLOAD_URL_ENV = "ASR_UPLOAD_URL"
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-def is_url(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a URL (``s3://``, ``https://``): passed to the workers as it is."""
-    return isinstance(path, str) and bool(_URL.match(path))
 
 
 def job_location(path: str | os.PathLike[str]) -> str:
@@ -53,7 +49,7 @@ def upload(path: str | os.PathLike[str], target: str | None = None) -> str:
         ValueError: no target, or one that is neither ``s3://`` nor an absolute directory.
         FileNotFoundError: ``path`` is not a file.
     """
-    target = (target or os.environ.get(UPLOAD_URL_ENV, "")).strip()
+    target = (target or ProducerSettings.from_env().upload_url).strip()
     if not target:
         raise ValueError(f"--upload needs {UPLOAD_URL_ENV} (an s3:// prefix or a shared directory)")
     source = Path(path)

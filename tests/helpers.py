@@ -111,9 +111,12 @@ def worker_stack(tmp_path_factory: pytest.TempPathFactory, name: str, **env: str
 
 
 def run_module(
-    module: str, *args: str, redis_url: str | None, timeout: float = 300
+    module: str, *args: str, redis_url: str | None, timeout: float = 300, root: Path = ROOT
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m module args`` as a user would, against ``redis_url`` (None: no Redis configured)."""
+    """Run ``python -m module args`` as a user would, against ``redis_url`` (None: no Redis configured).
+
+    ``root``: the directory it runs from, and the only one on its ``PYTHONPATH`` when not this checkout.
+    """
     env = {
         k: v
         for k, v in os.environ.items()
@@ -121,9 +124,11 @@ def run_module(
     }
     if redis_url:
         env["REDIS_URL"] = redis_url
+    if root != ROOT:
+        env["PYTHONPATH"] = str(root)
     return subprocess.run(
         [sys.executable, "-m", module, *args],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         capture_output=True,
         text=True,

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Sequence
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from producer.api.deps import ServiceDep
 from producer.api.errors import ApiError
 from producer.api.uploads import drain
 
 __all__ = ["check_bearer", "require_key"]
+
+#: Declares the bearer key in the OpenAPI document; the key itself is checked by :func:`require_key`.
+BEARER = HTTPBearer(auto_error=False, description="one of ASR_API_KEYS")
 
 
 def check_bearer(authorization: str | None, keys: Sequence[str]) -> bool:
@@ -43,9 +49,13 @@ def _refuse(authorization: str | None) -> ApiError:
     )
 
 
-async def require_key(request: Request) -> None:
+async def require_key(
+    request: Request,
+    service: ServiceDep,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+) -> None:
     """FastAPI dependency: refuse a request without a valid key (unless ``ASR_API_AUTH=none``)."""
-    settings = request.app.state.service.settings
+    settings = service.settings
     if settings.auth_disabled:
         return
     authorization = request.headers.get("authorization")

@@ -17,17 +17,55 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from producer.client import BrokerUnavailableError
-from producer.config import mask_url
+from asr_protocol.redact import mask_text
+from producer.errors import BrokerUnavailableError
 
-__all__ = ["ApiError", "install_handlers", "worker_error"]
+__all__ = ["ApiError", "ErrorBody", "error_responses", "install_handlers", "worker_error"]
+
+_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
 log = logging.getLogger(__name__)
 
 INVALID_REQUEST = "invalid_request_error"
 SERVER_ERROR = "server_error"
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a message, OpenAI's error type, the parameter at fault and a code."""
+
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of the API (OpenAI's shape)."""
+
+    error: ErrorDetail
+
+
+#: What each error status means, as the OpenAPI document says it.
+_STATUS_MEANS = {
+    400: "Bad request: a parameter, an option, the form or the audio is invalid",
+    401: "No API key, or a wrong one",
+    404: "No such job or model",
+    409: "The job has not ended, has already ended, or was cancelled",
+    413: "The upload is larger than ASR_API_MAX_UPLOAD_BYTES",
+    415: "The body is not multipart/form-data (or JSON, where a route takes it)",
+    422: "The audio is too long or too large for the workers, or crashed them every time",
+    500: "The worker failed the job with an unexpected error",
+    503: "Redis cannot be reached, or no worker can serve the request now (Retry-After)",
+    504: "The job did not end within ASR_API_WAIT_SECONDS; it goes on (follow it at /v1/jobs/{id})",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """A route's ``responses=`` for the error statuses it answers, each with :class:`ErrorBody`."""
+    return {status: {"model": ErrorBody, "description": _STATUS_MEANS[status]} for status in statuses}
 
 
 class ApiError(Exception):
@@ -86,7 +124,9 @@ WORKER_ERRORS: dict[str, _Mapping] = {
     # A file that killed its worker process every time: the input, not the service.
     "RedeliveryLimitError": _Mapping(422, INVALID_REQUEST, "audio_crashed_worker"),
     "ModelUnavailableError": _Mapping(503, SERVER_ERROR, "model_unavailable"),
-    "DiarizationUnavailableError": _Mapping(503, SERVER_ERROR, "diarization_unavailable"),
+    # A fleet without speaker labels refuses them the same way on every retry: a request it
+    # cannot serve (as a translation for an English-only model), not a service that is down.
+    "DiarizationUnavailableError": _Mapping(400, INVALID_REQUEST, "diarization_unavailable"),
     "TransientError": _Mapping(503, SERVER_ERROR, "transient_error"),
     "TranscriptionTimeoutError": _TIMEOUT,
     "TimeLimitExceeded": _TIMEOUT,
@@ -127,12 +167,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     """Redis (broker or result backend) cannot be reached: 503, which clients retry."""
-    log.warning("%s %s: Redis unavailable: %s", request.method, request.url.path, mask_url(str(exc)))
+    log.warning("%s %s: Redis unavailable: %s", request.method, request.url.path, mask_text(str(exc)))
     message = (
         str(exc) if isinstance(exc, BrokerUnavailableError) else f"cannot reach Redis: {type(exc).__name__}"
     )
     error = ApiError(
-        503, mask_url(message), type=SERVER_ERROR, code="broker_unavailable", headers={"Retry-After": "5"}
+        503, mask_text(message), type=SERVER_ERROR, code="broker_unavailable", headers={"Retry-After": "5"}
     )
     return error.response()
 
@@ -142,11 +182,25 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return ApiError(500, "internal error (see the API's log)", type=SERVER_ERROR).response()
 
 
+def _without_validation_422(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` without FastAPI's 422 answers: :func:`install_handlers` answers them 400 (ErrorBody)."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            answer = operation.get("responses", {}).get("422", {})
+            if any(name in str(answer) for name in _VALIDATION_SCHEMAS):
+                del operation["responses"]["422"]
+    for name in _VALIDATION_SCHEMAS:
+        schema.get("components", {}).get("schemas", {}).pop(name, None)
+    return schema
+
+
 def install_handlers(app: FastAPI) -> None:
-    """Answer every error, ours, Starlette's and FastAPI's, in OpenAI's shape."""
+    """Answer every error, ours, Starlette's and FastAPI's, in OpenAI's shape, and document it so."""
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     for unavailable in (BrokerUnavailableError, redis.ConnectionError, redis.TimeoutError, OperationalError):
         app.add_exception_handler(unavailable, _unavailable)
     app.add_exception_handler(Exception, _unexpected)
+    generate = app.openapi
+    app.openapi = lambda: _without_validation_422(generate())  # type: ignore[method-assign]

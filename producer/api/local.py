@@ -30,17 +30,26 @@ def _healthy(url: str) -> bool:
 
 
 class ApiServer:
-    """``python -m producer.api`` against ``redis_url`` with ``env``; its output goes to ``log_path``."""
+    """``python -m producer.api`` against ``redis_url`` with ``env``; its output goes to ``log_path``.
 
-    def __init__(self, redis_url: str, log_path: Path, **env: str) -> None:
+    ``root`` is the directory it is served from (its cwd and only ``PYTHONPATH`` entry):
+    this checkout by default, or a folder holding the API image's file set.
+    """
+
+    def __init__(self, redis_url: str, log_path: Path, *, root: Path = ROOT, **env: str) -> None:
         self.redis_url = redis_url
+        self.root = root
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("ASR_API", "CELERY_"))},
             "REDIS_URL": redis_url,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            "PYTHONPATH": (
+                os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+                if root == ROOT
+                else str(root)
+            ),
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None
@@ -50,7 +59,7 @@ class ApiServer:
         args = [sys.executable, "-m", "producer.api", "--host", "127.0.0.1", "--port", str(self.port)]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                args, cwd=ROOT, env=self._env, stdout=log, stderr=subprocess.STDOUT
+                args, cwd=self.root, env=self._env, stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -6,19 +6,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from asr_protocol.options import OPTION_NAMES, PRODUCER_OPTIONS
 from producer.api.errors import ApiError
 from producer.api.shapes import RESPONSE_FORMATS
 
 __all__ = ["JOB_OPTIONS", "AudioRequest", "audio_request", "check_job_options"]
 
-#: What ``asr.transcribe`` accepts (worker/pipeline/options.py), plus the producer's ``batch``.
-JOB_OPTIONS = frozenset(
-    {
-        "language", "task", "beam_size", "vad_filter", "word_timestamps", "initial_prompt", "hotwords",
-        "temperature", "channels", "fanout_seconds", "callback_url", "output_url", "output_formats", "batch",
-        "diarize", "num_speakers", "min_speakers", "max_speakers",
-    }
-)  # fmt: skip
+#: What ``asr.transcribe`` accepts, plus the producer's ``batch``.
+JOB_OPTIONS = OPTION_NAMES | PRODUCER_OPTIONS
 GRANULARITIES = ("word", "segment")
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
 

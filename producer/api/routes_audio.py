@@ -12,20 +12,22 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response, StreamingResponse
 
+from asr_protocol.states import ENDED_STATES
 from producer.api.auth import require_key
-from producer.api.errors import SERVER_ERROR, ApiError, worker_error
+from producer.api.deps import ServiceDep, UploadDep
+from producer.api.errors import SERVER_ERROR, ApiError, error_responses, worker_error
 from producer.api.options import AudioRequest, audio_request
 from producer.api.service import Service
-from producer.api.shapes import media_type, render, request_body, sse, stream_events
-from producer.api.uploads import Upload, receive_upload
-from producer.client import ENDED_STATES, TranscriptionFailed
+from producer.api.shapes import EVENT_STREAM, media_type, render, request_body, sse, stream_events
+from producer.api.uploads import Upload
+from producer.errors import TranscriptionFailed
 
 __all__ = ["final_result", "router"]
 
-router = APIRouter(dependencies=[Depends(require_key)])
+router = APIRouter(dependencies=[Depends(require_key)], responses=error_responses(401, 503))
 
 _FORM_DOC = request_body(
     {
@@ -47,6 +49,20 @@ _FORM_DOC = request_body(
         )
     }
 )
+#: Every answer of the two audio routes: the transcript in ``response_format`` (or as
+#: events with ``stream=true``), or an error the upload, the options or the job led to.
+_AUDIO_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The transcript in response_format, or server-sent events with stream=true",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "text/plain": {"schema": {"type": "string"}},
+            "text/vtt": {"schema": {"type": "string"}},
+            "text/event-stream": EVENT_STREAM,
+        },
+    },
+    **error_responses(400, 409, 413, 415, 422, 500, 504),
+}
 
 
 async def final_result(service: Service, job_id: str, meta: dict[str, Any]) -> dict[str, Any]:
@@ -100,15 +116,7 @@ async def _enqueue(service: Service, upload: Upload, request: AudioRequest) -> s
     return job.id
 
 
-async def _transcribe(http: Request, task: str) -> Response:
-    service: Service = http.app.state.service
-    upload = await receive_upload(
-        http.headers.get("content-type"),
-        http.headers.get("content-length"),
-        http.stream(),
-        target=service.settings.uploads,
-        max_bytes=service.settings.max_upload_bytes,
-    )
+async def _transcribe(service: Service, upload: Upload, task: str) -> Response:
     try:
         request = audio_request(upload.fields, task=task)
         job_id = await _enqueue(service, upload, request)
@@ -161,17 +169,27 @@ async def _stream(service: Service, job_id: str, upload: Upload) -> AsyncIterato
 
 
 @router.post(
-    "/v1/audio/transcriptions", openapi_extra=_FORM_DOC, summary="Transcribe audio (OpenAI-compatible)"
+    "/v1/audio/transcriptions",
+    openapi_extra=_FORM_DOC,
+    summary="Transcribe audio (OpenAI-compatible)",
+    response_class=Response,
+    responses=_AUDIO_ANSWERS,
 )
-async def transcriptions(request: Request) -> Response:
+async def transcriptions(service: ServiceDep, upload: UploadDep) -> Response:
     """Transcribe an uploaded file; answers in ``response_format``, or as events with ``stream=true``."""
-    return await _transcribe(request, "transcribe")
+    return await _transcribe(service, upload, "transcribe")
 
 
-@router.post("/v1/audio/translations", openapi_extra=_FORM_DOC, summary="Translate audio into English")
-async def translations(request: Request) -> Response:
+@router.post(
+    "/v1/audio/translations",
+    openapi_extra=_FORM_DOC,
+    summary="Translate audio into English",
+    response_class=Response,
+    responses=_AUDIO_ANSWERS,
+)
+async def translations(service: ServiceDep, upload: UploadDep) -> Response:
     """Translate an uploaded file into English text (needs a multilingual model)."""
-    return await _transcribe(request, "translate")
+    return await _transcribe(service, upload, "translate")
 
 
 def _model(served_id: str) -> dict[str, Any]:
@@ -179,9 +197,8 @@ def _model(served_id: str) -> dict[str, Any]:
 
 
 @router.get("/v1/models", summary="Models the live workers serve")
-async def list_models(request: Request) -> dict[str, Any]:
+async def list_models(service: ServiceDep) -> dict[str, Any]:
     """The models loaded by the workers that answered (``whisper-1`` is an alias of the default queue)."""
-    service: Service = request.app.state.service
     models = await service.models.models()
     data = []
     for served in sorted(models.values(), key=lambda m: m.id):
@@ -191,9 +208,10 @@ async def list_models(request: Request) -> dict[str, Any]:
     return {"object": "list", "data": data}
 
 
-@router.get("/v1/models/{model_id}", summary="One model the live workers serve")
-async def get_model(model_id: str, request: Request) -> dict[str, Any]:
-    service: Service = request.app.state.service
+@router.get(
+    "/v1/models/{model_id}", summary="One model the live workers serve", responses=error_responses(404)
+)
+async def get_model(model_id: str, service: ServiceDep) -> dict[str, Any]:
     served = (await service.models.models()).get(model_id)
     if served is None:
         raise ApiError(

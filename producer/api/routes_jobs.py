@@ -2,7 +2,7 @@
 
 ``POST /v1/jobs`` answers 202 at once with the job's id and a ``Location``;
 ``GET /v1/jobs/{id}`` and ``/events`` follow it; ``/transcript`` fetches it in
-any format of :mod:`producer.formats` once it succeeded; ``DELETE`` cancels it
+any format of :mod:`asr_protocol.formats` once it succeeded; ``DELETE`` cancels it
 (:meth:`producer.Client.cancel`); ``GET /v1/jobs`` lists what the workers hold
 and what waits in the queue.
 """
@@ -13,30 +13,35 @@ import asyncio
 import json
 import os
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel
 
-from producer import formats
+from asr_protocol import formats
+from asr_protocol.states import ENDED_STATES
 from producer.api.auth import require_key
-from producer.api.errors import WORKER_ERRORS, ApiError
+from producer.api.deps import ServiceDep, job_upload
+from producer.api.errors import WORKER_ERRORS, ApiError, error_responses
 from producer.api.options import check_job_options
 from producer.api.service import Service
-from producer.api.shapes import request_body
-from producer.api.uploads import receive_upload
-from producer.client import ENDED_STATES, JobStatus
+from producer.api.shapes import EVENT_STREAM, request_body
+from producer.api.uploads import Upload
+from producer.client import JobStatus
 from producer.upload import is_url
 
 __all__ = ["router"]
 
 #: How many waiting jobs ``GET /v1/jobs/{id}`` reads through before asking the workers.
 QUEUE_SEARCH = 1000
-#: The formats of producer.formats (the CLI's --format).
+#: The formats of asr_protocol.formats (the CLI's --format).
 TranscriptFormat = Literal["json", "txt", "srt", "vtt", "tsv", "rttm"]
 
-router = APIRouter(prefix="/v1/jobs", dependencies=[Depends(require_key)])
+router = APIRouter(
+    prefix="/v1/jobs", dependencies=[Depends(require_key)], responses=error_responses(401, 503)
+)
 
 _SUBMIT_DOC = request_body(
     {
@@ -46,6 +51,7 @@ _SUBMIT_DOC = request_body(
                 "audio": {
                     "type": "string",
                     "description": "an absolute path on storage the workers share, or a URL they may read",
+                    "example": "/shared/audio/call.wav",
                 },
                 "options": {"type": "object", "description": "asr.transcribe options"},
                 "model": {"type": "string", "description": "picks the queue (see /v1/models)"},
@@ -143,23 +149,35 @@ async def _submit_json(request: Request, service: Service) -> tuple[str, dict[st
             f"audio={audio!r}: give an absolute path on storage the workers share, or a URL",
             param="audio",
         )
-    return audio, check_job_options(body.get("options")), body.get("model")
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise ApiError(400, "model must be a string (see /v1/models)", param="model")
+    return audio, check_job_options(body.get("options")), model
 
 
-@router.post("", status_code=202, openapi_extra=_SUBMIT_DOC, summary="Submit a job; answers 202 at once")
-async def submit_job(request: Request) -> JSONResponse:
-    service: Service = request.app.state.service
-    upload = None
-    if request.headers.get("content-type", "").startswith("application/json"):
+class Submitted(BaseModel):
+    """``POST /v1/jobs``'s answer: the job's id; follow it at ``Location``."""
+
+    id: str
+    object: Literal["job"]
+    state: str
+    queue: str
+
+
+@router.post(
+    "",
+    status_code=202,
+    openapi_extra=_SUBMIT_DOC,
+    summary="Submit a job; answers 202 at once",
+    response_model=Submitted,
+    responses=error_responses(400, 413, 415),
+)
+async def submit_job(
+    request: Request, service: ServiceDep, upload: Annotated[Upload | None, Depends(job_upload)]
+) -> JSONResponse:
+    if upload is None:
         audio, options, model = await _submit_json(request, service)
     else:
-        upload = await receive_upload(
-            request.headers.get("content-type"),
-            request.headers.get("content-length"),
-            request.stream(),
-            target=service.settings.uploads,
-            max_bytes=service.settings.max_upload_bytes,
-        )
         try:
             raw = upload.get("options")
             options = check_job_options(json.loads(raw) if raw else None)
@@ -186,10 +204,11 @@ async def submit_job(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
 
 
-@router.get("", summary="Jobs the workers hold and jobs waiting in the queues")
-async def list_jobs(request: Request, limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+@router.get(
+    "", summary="Jobs the workers hold and jobs waiting in the queues", responses=error_responses(400)
+)
+async def list_jobs(service: ServiceDep, limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     """The jobs the workers hold, then the first ``limit`` waiting in each queue the API knows."""
-    service: Service = request.app.state.service
     # Both broadcasts wait their whole timeout: at once, not one after the other.
     held, _ = await asyncio.gather(
         anyio.to_thread.run_sync(service.client.list_jobs), service.models.refresh()
@@ -230,15 +249,29 @@ def _queued_view(job_id: str | None, queue: str, position: int) -> dict[str, Any
     }
 
 
-@router.get("/{job_id}", summary="State, progress and error of a job")
-async def get_job(job_id: str, request: Request) -> dict[str, Any]:
-    _, view = await _view(request.app.state.service, job_id)
+@router.get("/{job_id}", summary="State, progress and error of a job", responses=error_responses(404))
+async def get_job(job_id: str, service: ServiceDep) -> dict[str, Any]:
+    _, view = await _view(service, job_id)
     return view
 
 
-@router.get("/{job_id}/transcript", summary="The transcript of a job that succeeded")
-async def get_transcript(job_id: str, request: Request, format: TranscriptFormat = "json") -> Response:
-    service: Service = request.app.state.service
+@router.get(
+    "/{job_id}/transcript",
+    summary="The transcript of a job that succeeded",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The transcript in the format asked for",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/plain": {"schema": {"type": "string"}},
+                "text/vtt": {"schema": {"type": "string"}},
+            },
+        },
+        **error_responses(400, 404, 409),
+    },
+)
+async def get_transcript(job_id: str, service: ServiceDep, format: TranscriptFormat = "json") -> Response:
     meta, view = await _view(service, job_id)
     if meta["status"] == "SUCCESS":
         try:
@@ -276,18 +309,27 @@ async def _events(service: Service, job_id: str) -> AsyncIterator[str]:
     "/{job_id}/events",
     summary="Server-sent state and progress until the job ends",
     response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Server-sent events",
+            "content": {"text/event-stream": EVENT_STREAM},
+        },
+        **error_responses(404),
+    },
 )
-async def job_events(job_id: str, request: Request) -> StreamingResponse:
-    service: Service = request.app.state.service
+async def job_events(job_id: str, service: ServiceDep) -> StreamingResponse:
     await _view(service, job_id)
     return StreamingResponse(
         _events(service, job_id), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
     )
 
 
-@router.delete("/{job_id}", summary="Cancel a queued or running job (it ends REVOKED)")
-async def cancel_job(job_id: str, request: Request) -> dict[str, Any]:
-    service: Service = request.app.state.service
+@router.delete(
+    "/{job_id}",
+    summary="Cancel a queued or running job (it ends REVOKED)",
+    responses=error_responses(404, 409),
+)
+async def cancel_job(job_id: str, service: ServiceDep) -> dict[str, Any]:
     _, before = await _view(service, job_id)
     if before["state"] in ENDED_STATES:
         raise ApiError(409, f"job {job_id} has already ended ({before['state']})", code="job_ended")

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
-from producer.api.auth import require_key
-from producer.api.errors import SERVER_ERROR, ApiError
+from producer.api.auth import BEARER, require_key
+from producer.api.deps import ServiceDep
+from producer.api.errors import SERVER_ERROR, ApiError, error_responses
 from producer.api.models import queue_depth
 from producer.api.service import Service
 
@@ -23,14 +26,26 @@ router = APIRouter()
 READY_MAX_AGE = 5.0
 
 
+class Readiness(BaseModel):
+    """``/readyz``'s answer: ready or not, the default queue, and what each check found."""
+
+    status: str
+    queue: str
+    checks: dict[str, Any]
+
+
 @router.get("/healthz", summary="The API process is up")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Redis answers and a live worker consumes the default queue")
-async def readyz(request: Request) -> JSONResponse:
-    service: Service = request.app.state.service
+@router.get(
+    "/readyz",
+    summary="Redis answers and a live worker consumes the default queue",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Not ready: Redis or the workers are missing"}},
+)
+async def readyz(service: ServiceDep) -> JSONResponse:
     checks: dict[str, Any] = {}
     try:
         checks["redis"] = bool(await asyncio.wait_for(service.redis.ping(), 2.0))
@@ -52,11 +67,27 @@ async def _refresh_gauges(service: Service) -> None:
         service.metrics.queue_depth.labels(queue).set(depth)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(request: Request) -> Response:
-    service: Service = request.app.state.service
+async def metrics_key(
+    request: Request,
+    service: ServiceDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+) -> None:
+    """The key ``/metrics`` asks for, unless ``ASR_METRICS_PUBLIC`` serves it to anyone."""
     if not service.settings.metrics_public:
-        await require_key(request)
+        await require_key(request, service, bearer)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    dependencies=[Depends(metrics_key)],
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"},
+        **error_responses(401, 503),
+    },
+)
+async def metrics(service: ServiceDep) -> Response:
     try:
         await _refresh_gauges(service)
     except Exception as exc:

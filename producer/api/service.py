@@ -21,12 +21,12 @@ import anyio.to_thread
 import redis.asyncio
 import redis.asyncio.sentinel
 
-from producer import config
 from producer.api.metrics import Metrics
 from producer.api.models import ModelDirectory
 from producer.api.settings import ApiSettings
 from producer.api.storage import remove_upload
 from producer.client import ENDED_STATES, BrokerUnavailableError, Client, Job
+from producer.config import ProducerSettings, parse_sentinel_url
 
 __all__ = ["UPLOADS_KEY", "Service", "async_redis"]
 
@@ -38,14 +38,14 @@ UPLOADS_KEY = "asr:api:uploads"
 POLL_SECONDS = 1.0
 
 
-def async_redis(url: str) -> redis.asyncio.Redis:
+def async_redis(url: str, settings: ProducerSettings | None = None) -> redis.asyncio.Redis:
     """An asyncio client of the Redis at ``url``; for ``sentinel://`` URLs, of the master the Sentinels name.
 
     The Sentinel client asks the Sentinels for the master on each new connection, so it follows a failover.
     """
     if not url.lower().startswith("sentinel://"):
         return redis.asyncio.Redis.from_url(url)
-    parsed = config.parse_sentinel_url(url)
+    parsed = parse_sentinel_url(url, settings)
     sentinel = redis.asyncio.sentinel.Sentinel(
         parsed.sentinels,
         sentinel_kwargs=parsed.sentinel_kwargs,
@@ -62,7 +62,7 @@ class Service:
     def __init__(self, settings: ApiSettings, client: Client | None = None) -> None:
         self.settings = settings
         self.client = client or Client()
-        self.redis = async_redis(self.client.backend_url)
+        self.redis = async_redis(self.client.backend_url, self.client.settings)
         self.models = ModelDirectory(self.client)
         self.metrics = Metrics()
         self._send_lock = threading.Lock()

@@ -3,7 +3,7 @@
 ``json`` is ``{"text", "usage"}``; ``verbose_json`` adds ``task``, ``language``,
 ``duration``, ``segments`` (ids from 0, with ``seek``, ``tokens``, ``temperature``,
 ``compression_ratio`` as Whisper defines them) and ``words``; ``text``, ``srt`` and
-``vtt`` are rendered by :mod:`producer.formats`, as the CLI writes them; ``diarized_json``
+``vtt`` are rendered by :mod:`asr_protocol.formats`, as the CLI writes them; ``diarized_json``
 is ``{"task", "duration", "text", "segments"}`` with each segment's ``speaker`` (the job is
 diarized). The SDK's ``Transcription``, ``TranscriptionVerbose`` and
 ``TranscriptionDiarized`` models parse these answers.
@@ -17,9 +17,9 @@ import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from producer import formats
+from asr_protocol import formats
 
-__all__ = ["RESPONSE_FORMATS", "media_type", "render", "request_body", "stream_events"]
+__all__ = ["EVENT_STREAM", "RESPONSE_FORMATS", "media_type", "render", "request_body", "stream_events"]
 
 RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt", "diarized_json")
 _MEDIA_TYPES = {
@@ -30,12 +30,32 @@ _MEDIA_TYPES = {
 }
 
 
+#: How the OpenAPI document describes a ``text/event-stream`` answer: each event, its data JSON.
+EVENT_STREAM: dict[str, Any] = {
+    "schema": {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "event": {"type": "string"},
+            "data": {"type": "string", "description": "a JSON object"},
+            "id": {"type": "string"},
+        },
+    }
+}
+
+
 def request_body(schemas: dict[str, tuple[list[str], dict[str, Any]]]) -> dict[str, Any]:
-    """A route's ``openapi_extra`` for a body it reads itself: ``{media type: (required, properties)}``."""
-    content = {
+    """A route's ``openapi_extra`` for a body it reads itself: ``{media type: (required, properties)}``.
+
+    A form's ``file`` is declared as audio (``encoding``): the upload refuses other media types (415).
+    """
+    content: dict[str, Any] = {
         media: {"schema": {"type": "object", "required": required, "properties": properties}}
         for media, (required, properties) in schemas.items()
     }
+    for media, (_, properties) in schemas.items():
+        if media == "multipart/form-data" and "file" in properties:
+            content[media]["encoding"] = {"file": {"contentType": "audio/*, video/*"}}
     return {"requestBody": {"required": True, "content": content}}
 
 

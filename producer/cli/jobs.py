@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from asr_protocol.formats import FORMATS, render, write
 from producer.cli.codes import RET_CONNECT, RET_FAILED, RET_OK, RET_TIMEOUT, RET_UNKNOWN
 from producer.client import (
     ENDED_STATES,
@@ -28,7 +29,6 @@ from producer.client import (
     JobTimeoutError,
     TranscriptionFailed,
 )
-from producer.formats import FORMATS, render, write
 
 __all__ = ["add_parsers"]
 

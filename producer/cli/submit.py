@@ -12,13 +12,13 @@ import argparse
 import glob
 import json
 import logging
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from asr_protocol.formats import FORMATS, render, write
 from producer.cli.codes import (
     RET_CONNECT,
     RET_FAILED,
@@ -36,7 +36,7 @@ from producer.client import (
     JobTimeoutError,
     TranscriptionFailed,
 )
-from producer.formats import FORMATS, render, write
+from producer.config import ProducerSettings
 from producer.progress import wait_with_progress
 from producer.upload import UPLOAD_URL_ENV, is_url, upload
 
@@ -298,7 +298,8 @@ def run(args: argparse.Namespace) -> int:
                 from producer.local import LocalStack
 
                 print("starting a private Redis and a worker with 2 children ...", file=sys.stderr)
-                stack_ = stack.enter_context(LocalStack(redis_url=os.environ.get("REDIS_URL") or None))
+                redis_url = ProducerSettings.from_env().redis_url or None
+                stack_ = stack.enter_context(LocalStack(redis_url=redis_url))
                 url = stack_.url
                 args.wait = True
             client = Client(url, url) if url else Client()

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from asr_protocol.formats import render
 from evaluation.audio import SEQUENTIAL, write_wav
 from producer import Client, TranscriptionFailed
-from producer.formats import render
 from tests.helpers import audio_file, references, word_error_rate
 
 pytestmark = pytest.mark.integration

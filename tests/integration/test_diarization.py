@@ -13,9 +13,9 @@ import pytest
 import srt
 import webvtt
 
+from asr_protocol.formats import render
 from evaluation.audio import concatenate
 from producer import Client, TranscriptionFailed
-from producer.formats import render
 from producer.local import LocalStack
 from tests.helpers import SHARED_AUDIO, audio_file, worker_stack
 

@@ -1,4 +1,4 @@
-"""No speech lost (issue 11): the coverage check with the real model, and real speech through a worker."""
+"""No speech lost: the coverage check with the real model, and real speech through a worker."""
 
 from __future__ import annotations
 

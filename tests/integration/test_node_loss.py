@@ -151,8 +151,8 @@ class _HangingReceiver:
 
 
 def test_a_lost_node_s_fanout_pieces_and_webhook_delivery_finish_on_a_new_worker(tmp_path: Path):
-    # Issue 12: "fan-out pieces, clip batches and webhook deliveries are covered too" (clip
-    # batches above). The node dies while one child waits on a webhook receiver and the other
+    # Node loss covers every kind of delivery: fan-out pieces, clip batches (above) and webhook
+    # deliveries. The node dies while one child waits on a webhook receiver and the other
     # runs a piece of a split job; a worker started after the kill (a replacement node) finds
     # both deliveries held by the lost node and puts them back.
     split_audio = speech_file(15, tmp_path)  # 180 s of speech in pieces of at most 60 s
@@ -216,8 +216,8 @@ def _starts(store: StrictRedis, job_id: str) -> int:
 
 
 def test_a_job_that_takes_its_node_down_every_time_fails_after_the_cap(tmp_path: Path):
-    # Issue 12: a restored job "counts as a delivery (the redelivery cap still stops a poison file
-    # that kills whole nodes)". Stand-in for such a file: each node that runs the job is killed
+    # A restored job counts as a delivery: the redelivery cap still stops a poison file that
+    # kills whole nodes. Stand-in for such a file: each node that runs the job is killed
     # whole. With ASR_MAX_DELIVERIES=2 the third node fails it at once and goes on serving.
     long_speech = speech_file(8, tmp_path)  # 96 s on the sequential decoder: seconds of work
     redis = RedisServer().start()

@@ -110,6 +110,7 @@ def test_every_input_error_is_a_client_error():
         ("InvalidOptionsError", 400, "invalid_options"),
         ("AudioTooLongError", 422, "audio_too_large"),
         ("ModelUnavailableError", 503, "model_unavailable"),
+        ("DiarizationUnavailableError", 400, "diarization_unavailable"),
         ("TranscriptionTimeoutError", 504, "timeout"),
         ("TimeLimitExceeded", 504, "timeout"),
         ("TaskRevokedError", 409, "job_cancelled"),

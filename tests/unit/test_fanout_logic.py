@@ -7,8 +7,9 @@ import pytest
 from worker.pipeline import errors
 from worker.pipeline.errors import ConfigError, InvalidOptionsError
 from worker.pipeline.options import parse_options
+from worker.pipeline.segments import join_text, shifted
 from worker.pipeline.settings import Settings
-from worker.tasks.fanout import _raise_piece_error, _shifted
+from worker.tasks.fanout import _raise_piece_error
 
 
 @pytest.mark.parametrize("value", ["30", "-1", "x"])
@@ -29,10 +30,15 @@ def test_fanout_seconds_is_not_passed_to_the_decoder():
 
 def test_a_pieces_times_move_into_the_file_and_stay_inside_the_piece():
     segment = {"start": 1.0, "end": 61.2, "words": [{"start": 59.0, "end": 61.2, "word": " end"}]}
-    moved = _shifted(segment, 120.0, 180.5)
+    moved = shifted(segment, 120.0, until=180.5)
     assert (moved["start"], moved["end"]) == (121.0, 180.5)
     assert (moved["words"][0]["start"], moved["words"][0]["end"]) == (179.0, 180.5)
     assert segment["start"] == 1.0, "the piece's own data is left alone"
+    assert shifted(segment, 0.25)["end"] == 61.45, "no clamp unless asked"
+
+
+def test_texts_join_with_one_space_and_empty_ones_are_left_out():
+    assert join_text([" And so", "", "my fellow Americans"]) == " And so my fellow Americans"
 
 
 def test_a_failed_piece_raises_its_own_error_type_with_where():

@@ -13,7 +13,7 @@ import pytest
 import srt
 import webvtt
 
-from producer.formats import FORMATS, render, write
+from asr_protocol.formats import FORMATS, render, write
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 NO_WORDS = "result has no word timestamps; transcribe with word_timestamps=True"

@@ -13,7 +13,7 @@ HEAVY = ("worker", "faster_whisper", "ctranslate2", "numpy", "av", "onnxruntime"
 def test_the_producer_its_cli_and_its_http_api_import_no_worker_and_no_model_library():
     code = (
         # producer.api builds the app on import: every route module is loaded.
-        "import sys, producer, producer.api, producer.cli, producer.client, producer.formats, "
+        "import sys, producer, producer.api, producer.cli, producer.client, asr_protocol.formats, "
         "producer.local; "
         f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
     )

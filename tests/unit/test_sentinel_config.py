@@ -10,21 +10,24 @@ from unittest import mock
 
 import pytest
 
-from producer.config import mask_url, parse_sentinel_url, sentinel_options
+from producer.config import ProducerSettings, mask_url, parse_sentinel_url
 from tests.helpers import ROOT
 
 URL = "sentinel://:pw@10.0.0.1:26379/0;sentinel://:pw@10.0.0.2:26379/0"
 
 
 def test_sentinel_urls_get_the_master_name_and_other_urls_nothing():
-    assert sentinel_options(URL, {}) == {"master_name": "mymaster"}
-    assert sentinel_options(URL, {"REDIS_SENTINEL_MASTER": "asr"}) == {"master_name": "asr"}
-    assert sentinel_options(URL, {"REDIS_SENTINEL_PASSWORD": "s3"})["sentinel_kwargs"] == {"password": "s3"}
-    assert sentinel_options("redis://localhost:6379/0", {"REDIS_SENTINEL_MASTER": "asr"}) == {}
+    def options(url: str, env: dict[str, str]) -> dict[str, object]:
+        return ProducerSettings.from_env(env).sentinel_options(url)
+
+    assert options(URL, {}) == {"master_name": "mymaster"}
+    assert options(URL, {"REDIS_SENTINEL_MASTER": "asr"}) == {"master_name": "asr"}
+    assert options(URL, {"REDIS_SENTINEL_PASSWORD": "s3"})["sentinel_kwargs"] == {"password": "s3"}
+    assert options("redis://localhost:6379/0", {"REDIS_SENTINEL_MASTER": "asr"}) == {}
 
 
 def test_every_password_of_a_sentinel_list_is_masked():
-    assert "pw" not in mask_url(URL)
+    assert mask_url(URL) == "sentinel://10.0.0.1:26379/0;sentinel://10.0.0.2:26379/0"
 
 
 def test_celeryconfig_passes_the_master_name_to_broker_and_backend():
@@ -42,12 +45,14 @@ def test_celeryconfig_passes_the_master_name_to_broker_and_backend():
 
 
 def test_a_sentinel_url_is_read_as_celery_reads_it():
-    env = {"REDIS_SENTINEL_MASTER": "asr", "REDIS_SENTINEL_PASSWORD": "sentinel-pw"}
-    parsed = parse_sentinel_url("sentinel://:p%40w@10.0.0.1:26379/2;sentinel://10.0.0.2:26380/2", env)
+    settings = ProducerSettings.from_env(
+        {"REDIS_SENTINEL_MASTER": "asr", "REDIS_SENTINEL_PASSWORD": "sentinel-pw"}
+    )
+    parsed = parse_sentinel_url("sentinel://:p%40w@10.0.0.1:26379/2;sentinel://10.0.0.2:26380/2", settings)
     assert parsed.sentinels == [("10.0.0.1", 26379), ("10.0.0.2", 26380)]
     assert (parsed.db, parsed.username, parsed.password) == (2, None, "p@w")
     assert parsed.master_name == "asr" and parsed.sentinel_kwargs == {"password": "sentinel-pw"}
-    bare = parse_sentinel_url("sentinel://10.0.0.1", {})
+    bare = parse_sentinel_url("sentinel://10.0.0.1", ProducerSettings())
     assert bare.sentinels == [("10.0.0.1", 26379)] and bare.db == 0 and bare.password is None
     assert bare.master_name == "mymaster" and bare.sentinel_kwargs == {}
 
@@ -55,7 +60,7 @@ def test_a_sentinel_url_is_read_as_celery_reads_it():
 @pytest.mark.parametrize("url", ["redis://localhost:6379/0", "sentinel://:pw@/0"])
 def test_what_is_not_a_sentinel_url_is_refused_without_its_password(url: str):
     with pytest.raises(ValueError) as raised:
-        parse_sentinel_url(url, {})
+        parse_sentinel_url(url, ProducerSettings())
     assert "pw" not in str(raised.value)
 
 

@@ -11,7 +11,7 @@ import pytest
 import srt
 import webvtt
 
-from producer.formats import render
+from asr_protocol.formats import render
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

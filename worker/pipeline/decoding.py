@@ -1,6 +1,6 @@
 """One stretch of audio through a decoder, with every stretch of speech accounted for.
 
-Two decoders, one guarantee (issue 11, "no speech lost"):
+Two decoders, one guarantee, "no speech lost" (README; docs/benchmarks.md):
 
 - :func:`decode_batched` reads the speech as text-only windows of up to 30 s,
   several at once (faster-whisper's ``BatchedInferencePipeline``), times each
@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from asr_protocol.records import SegmentRecord
 from worker.pipeline.audio import SAMPLE_RATE
-from worker.pipeline.records import SegmentRecord
 from worker.pipeline.segments import Run, Word, build_segments, in_time_order
 from worker.pipeline.speech import WINDOW_SECONDS, Span, missed_speech, speech_onset, split_points
 
@@ -39,8 +39,9 @@ log = logging.getLogger(__name__)
 
 #: Audio read on either side of a gap when it is decoded again: context for the decoder.
 GAP_CONTEXT_SECONDS = 1.0
-#: faster-whisper's defaults: a window over the first and under the second holds no speech.
-NO_SPEECH_THRESHOLD, LOG_PROB_THRESHOLD = 0.6, -1.0
+#: faster-whisper's defaults: a window over the first and under the second holds no speech; the
+#: sequential decoder retries a window at a higher temperature under the second or over the third.
+NO_SPEECH_THRESHOLD, LOG_PROB_THRESHOLD, COMPRESSION_RATIO_THRESHOLD = 0.6, -1.0, 2.4
 #: Options of a job that the batched pass must not be given (it reads the windows it is handed).
 _NOT_BATCHED = ("vad_filter",)
 

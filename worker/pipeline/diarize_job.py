@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from asr_protocol.records import PieceRecord
 from worker.pipeline.errors import DiarizationUnavailableError
 from worker.pipeline.options import TranscribeOptions
 from worker.pipeline.settings import Settings
@@ -96,7 +97,7 @@ def piece_windows(audio: np.ndarray, start: float) -> dict[str, Any]:
 
 
 def merge_speakers(
-    transcript: Transcript, pieces: Sequence[dict[str, Any]], options: TranscribeOptions
+    transcript: Transcript, pieces: Sequence[PieceRecord], options: TranscribeOptions
 ) -> tuple[Transcript, dict[str, Any]]:
     """Label a merged transcript by clustering all its pieces' embeddings at once.
 

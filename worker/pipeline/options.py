@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from asr_protocol.options import OUTPUT_FORMATS, WHOLE_JOB_OPTIONS
 from worker.pipeline.errors import InvalidOptionsError
 from worker.pipeline.settings import MIN_PIECE_SECONDS
 from worker.pipeline.urls import mask_url
@@ -28,12 +29,8 @@ __all__ = [
 ]
 
 TASKS = ("transcribe", "translate")
-#: Options of the whole job: a fanned-out job's pieces do not get them.
-WHOLE_JOB_OPTIONS = frozenset({"callback_url", "fanout_seconds", "output_url", "output_formats"})
 #: Options about the job rather than the decoder: not passed to ``WhisperModel.transcribe``.
 JOB_OPTIONS = WHOLE_JOB_OPTIONS | {"channels", "diarize", "num_speakers", "min_speakers", "max_speakers"}
-#: What ``output_formats`` may name (the renderers of ``producer.formats``).
-OUTPUT_FORMATS = ("json", "txt", "srt", "vtt", "tsv")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 #: The longest piece a job may ask for: a day of audio.
 MAX_PIECE_SECONDS = 86400.0

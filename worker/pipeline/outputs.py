@@ -4,8 +4,7 @@ The target is an ``s3://bucket/prefix/`` or a directory the worker sees. Each
 format is written as ``<target>/<name>.<format>``, ``<name>`` being the audio's
 file name without its extension (``call.wav`` -> ``call.json``); a later job on
 the same audio and target replaces them. The formats are rendered by
-:mod:`producer.formats`, the renderers the CLI uses (a pure module: the worker
-imports it, ``producer`` never imports the worker).
+:mod:`asr_protocol.formats`, the renderers the CLI uses.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from asr_protocol.formats import render
 from worker.pipeline.errors import ASRError, InvalidOptionsError, TransientError
 from worker.pipeline.settings import Settings
 from worker.pipeline.urls import mask_url, split_bucket
@@ -50,8 +50,6 @@ def write_outputs(result: Any, target: str, formats: Sequence[str], settings: Se
         TransientError: the store or the directory could not be written (a retry may succeed).
         InvalidOptionsError: the store refused the write (no such bucket, access denied).
     """
-    from producer.formats import render
-
     name = output_name(result["audio_path"])
     written = {}
     for fmt in formats:

@@ -6,11 +6,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from asr_protocol.states import PROGRESS
 from worker.pipeline.errors import TranscriptionTimeoutError
 
 __all__ = ["PROGRESS", "PROGRESS_INTERVAL", "ProgressReporter", "progress_meta"]
 
-PROGRESS = "PROGRESS"
 #: At most one progress write to the result backend per this many seconds ...
 PROGRESS_INTERVAL = 0.5
 #: ... unless the job moved on by this share of its audio since the last write: the

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from asr_protocol.records import JobResult, PieceSummary, WorkerFacts
 from worker.pipeline.options import TranscribeOptions
-from worker.pipeline.records import JobResult, WorkerFacts
 from worker.pipeline.settings import Settings
 from worker.pipeline.transcription import Transcript
 from worker.pipeline.urls import mask_url
@@ -30,7 +30,7 @@ def job_result(
     worker: WorkerFacts,
     deliveries: int,
     channels: list[dict[str, object]] | None = None,
-    pieces: list[dict[str, object]] | None = None,
+    pieces: list[PieceSummary] | None = None,
     batch: dict[str, object] | None = None,
     speakers: list[dict[str, object]] | None = None,
 ) -> JobResult:

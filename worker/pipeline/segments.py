@@ -11,12 +11,23 @@ cues stay readable.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
-from worker.pipeline.records import SegmentRecord
+from asr_protocol.records import SegmentRecord
 
-__all__ = ["MAX_SEGMENT_CHARS", "MAX_SEGMENT_SECONDS", "Run", "Word", "build_segments", "in_time_order"]
+__all__ = [
+    "MAX_SEGMENT_CHARS",
+    "MAX_SEGMENT_SECONDS",
+    "Run",
+    "Word",
+    "build_segments",
+    "in_time_order",
+    "join_text",
+    "shifted",
+]
 
 #: The longest a segment may last: common subtitle practice shows a cue for at most 7 s.
 MAX_SEGMENT_SECONDS = 7.0
@@ -27,6 +38,7 @@ PAUSE_SECONDS = 0.8
 #: A sentence end closes a segment once it lasts this long; a shorter one ("Yes.") joins the next.
 MIN_SENTENCE_SECONDS = 1.0
 _SENTENCE_ENDS = (".", "?", "!", "…")
+_Timed = TypeVar("_Timed", bound=Mapping[str, Any])
 _CLAUSE_ENDS = (",", ";", ":", "—")
 
 
@@ -146,3 +158,24 @@ def _segment(number: int, words: Sequence[Word], run: Run, keep_words: bool) -> 
             for word in words
         ]
     return data
+
+
+def shifted(item: _Timed, offset: float, *, until: float = math.inf) -> _Timed:
+    """``item`` (a segment, word or gap) moved ``offset`` s later, its words too, none past ``until``.
+
+    Audio decoded from ``offset`` s into a file is stamped from 0; the result is in the
+    file's time. Whisper may stamp the last words a little past the end of the audio it
+    was given: ``until`` (the next piece's start) clamps them.
+    """
+    moved = dict(item) | {
+        "start": round(min(item["start"] + offset, until), 3),
+        "end": round(min(item["end"] + offset, until), 3),
+    }
+    if "words" in item:
+        moved["words"] = [shifted(word, offset, until=until) for word in item["words"]]
+    return cast(_Timed, moved)
+
+
+def join_text(texts: Iterable[str]) -> str:
+    """A transcript's text from its segments' (or pieces') texts in order, empty ones left out."""
+    return " ".join(text for text in texts if text)

@@ -17,8 +17,8 @@ from typing import Any, cast
 
 import numpy as np
 
+from asr_protocol.records import SegmentRecord
 from worker.pipeline.diarization import Turn, Windows
-from worker.pipeline.records import SegmentRecord
 from worker.pipeline.transcription import ChannelLabel, Transcript
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Where the speech is: VAD stretches, the windows a batched decode reads, the stretches a transcript missed.
 
-The coverage check behind "no speech lost" (issue 11): every stretch the VAD
+The coverage check behind "no speech lost": every stretch the VAD
 hears as speech for :data:`MIN_GAP_SECONDS` or more must hold words of the
 transcript. :func:`uncovered` finds the ones that do not, for the decoder to
 read again and, if they stay empty, for the result to report as ``gaps``.

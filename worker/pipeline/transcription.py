@@ -9,12 +9,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from asr_protocol.records import GapRecord, SegmentRecord
 from worker.pipeline.audio import SAMPLE_RATE
-from worker.pipeline.decoding import Decoded, decode_batched, decode_sequential, segment_dict
+from worker.pipeline.decoding import (
+    COMPRESSION_RATIO_THRESHOLD,
+    LOG_PROB_THRESHOLD,
+    Decoded,
+    decode_batched,
+    decode_sequential,
+    segment_dict,
+)
 from worker.pipeline.errors import InvalidOptionsError
 from worker.pipeline.options import TranscribeOptions
 from worker.pipeline.plan import BATCHED, SEQUENTIAL, uses_batched_pipeline
-from worker.pipeline.records import GapRecord, SegmentRecord
+from worker.pipeline.segments import join_text, shifted
 from worker.pipeline.speech import WINDOW_SECONDS, missed_speech, split_points
 
 if TYPE_CHECKING:
@@ -114,12 +122,12 @@ def transcribe_array(
             first = decoded
             kwargs.setdefault("language", decoded.language)
         segments += [
-            _shifted_segment(s, offset, n) for n, s in enumerate(decoded.segments, len(segments) + 1)
+            shifted(s, offset) | {"id": n} for n, s in enumerate(decoded.segments, len(segments) + 1)
         ]
         gaps += [{"start": round(offset + a, 3), "end": round(offset + b, 3)} for a, b in decoded.gaps]
     assert first is not None
     return Transcript(
-        text=" ".join(segment["text"] for segment in segments if segment["text"]),
+        text=join_text(segment["text"] for segment in segments),
         language=first.language,
         language_probability=first.language_probability,
         duration=round(total, 3),
@@ -139,26 +147,6 @@ def _progress_from(report: ProgressCallback, offset: float, total: float) -> Cal
     return progress
 
 
-def _shifted_segment(segment: SegmentRecord, offset: float, number: int) -> SegmentRecord:
-    """``segment`` of a piece that starts ``offset`` seconds in, numbered ``number`` in the whole."""
-    if not offset:
-        return segment | {"id": number}
-    shifted = segment | {
-        "id": number,
-        "start": round(offset + segment["start"], 3),
-        "end": round(offset + segment["end"], 3),
-    }
-    if "words" in segment:
-        shifted["words"] = [
-            word | {"start": round(offset + word["start"], 3), "end": round(offset + word["end"], 3)}
-            for word in segment["words"]
-        ]
-    return shifted
-
-
-#: faster-whisper's defaults: the sequential decoder retries a window at a higher
-#: temperature past these, which one batched pass (temperature 0 only) cannot.
-LOG_PROB_THRESHOLD, COMPRESSION_RATIO_THRESHOLD = -1.0, 2.4
 #: A batched window whose text stops this long before the clip's end left speech
 #: that the sequential decoder would read in a second pass.
 UNREAD_TAIL_SECONDS = 1.0
@@ -279,7 +267,7 @@ def merge_channels(
     ]
     spoken = next((t for t in transcripts if t.language is not None), transcripts[0])
     merged = Transcript(
-        text=" ".join(s["text"] for s in segments if s["text"]),
+        text=join_text(s["text"] for s in segments),
         language=spoken.language,
         language_probability=spoken.language_probability,
         duration=max(t.duration for t in transcripts),

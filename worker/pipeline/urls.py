@@ -11,7 +11,7 @@ Pure functions, no network: :mod:`worker.pipeline.fetch` resolves hosts and call
   reserved) or is multicast is refused unless its exact ``scheme://host:port/``
   prefix is listed;
 * the query string (a presigned URL's signature) is never written down:
-  :func:`mask_url` replaces it in every log line, error and result.
+  :func:`asr_protocol.redact.mask_url` replaces it in every log line, error and result.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from __future__ import annotations
 import functools
 import importlib.util
 import ipaddress
-import re
 from collections.abc import Iterable
 from urllib.parse import SplitResult, unquote, urlsplit
 
+from asr_protocol.redact import is_url, mask_url
 from worker.pipeline.errors import InvalidPathError, PathNotAllowedError
 
 __all__ = [
@@ -47,24 +47,6 @@ SCHEMES = (*STORE_SCHEMES, *HTTP_SCHEMES)
 #: The optional package (``requirements-cloud.txt``) a worker needs for these schemes.
 BACKENDS = {"gs": "gcsfs", "az": "adlfs"}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-MASK = "***"
-
-
-def is_url(audio_path: object) -> bool:
-    """Whether a job's ``audio_path`` is a URL (``scheme://...``) rather than a file path."""
-    return isinstance(audio_path, str) and bool(_URL.match(audio_path.strip()))
-
-
-def mask_url(url: str) -> str:
-    """``url`` as it may be logged: no query string, fragment, user or password."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<malformed URL>"
-    netloc = parts.netloc.rpartition("@")[2]
-    masked = f"{parts.scheme}://{netloc}{parts.path}"
-    return masked + (f"?{MASK}" if parts.query else "")
 
 
 def _split(url: str) -> SplitResult:

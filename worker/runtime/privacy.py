@@ -22,7 +22,7 @@ from typing import Any
 from celery import Task
 from celery.app.task import Context
 
-from producer.redact import masked
+from asr_protocol.redact import masked
 
 __all__ = ["HideReturnValues", "install", "log_summary", "mask_stored_args", "sent_args"]
 

@@ -18,7 +18,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from producer.redact import reprs
+from asr_protocol.redact import reprs
 from worker.asr import get_model, get_model_config
 from worker.pipeline.audio import check_duration, probe_duration
 from worker.pipeline.errors import (

@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +50,8 @@ from celery.utils.nodenames import gethostname
 from celery_batches import SimpleRequest
 from kombu.utils.uuid import uuid
 
-from producer.redact import masked, reprs
+from asr_protocol.names import CLIP_TASK_NAME, TASK_NAME
+from asr_protocol.redact import masked, reprs
 from worker.asr import get_model, get_model_config
 from worker.celery import app
 from worker.pipeline.audio import SAMPLE_RATE, check_duration, decode, probe_duration
@@ -75,8 +76,6 @@ from worker.tasks.webhooks import queue_delivery, queue_revoked
 __all__ = ["CLIP_TASK_NAME", "transcribe_clip"]
 
 log = logging.getLogger(__name__)
-
-CLIP_TASK_NAME = "asr.transcribe_clip"
 
 
 @dataclass
@@ -121,27 +120,40 @@ class _Job:
         return self.request.args[0] if self.request.args else None
 
 
+@dataclass
+class _BatchRun:
+    """What every step of one clip batch needs, gathered: the task, the settings, Flower's events."""
+
+    task: Task
+    settings: Settings
+    #: Sends one job's task event (``task-started``, ``task-succeeded`` ...) as if it ran alone.
+    send: Callable[..., None]
+    #: The loaded model's device, compute type and languages, once the batch reaches the model.
+    config: dict[str, Any] = field(default_factory=dict)
+
+
 @app.task(name=CLIP_TASK_NAME, base=ClipBatches, bind=True)
 def transcribe_clip(self: Task, requests: list[SimpleRequest]) -> None:
     """Transcribe a batch of clip jobs; each job's outcome is stored under its own id."""
     settings = get_settings()
     hostname = requests[0].hostname if requests else gethostname()
     with _events(hostname) as send:
+        run = _BatchRun(self, settings, send)
         jobs = []
         for request in requests:
             job = _Job(request)
-            if _already_done(self, job, send):
+            if _already_done(run, job):
                 continue
             send("task-started", uuid=job.id)
             try:
-                if _prepare(self, job, settings):
+                if _prepare(run, job):
                     jobs.append(job)
             except TransientError as exc:
                 _hand_over(job, f"{type(exc).__name__}, retried there")
             except Exception as exc:
-                _fail(self, job, exc, send)
+                _fail(run, job, exc)
         try:
-            _transcribe(self, jobs, settings, send)
+            _transcribe(run, jobs)
         except SoftTimeLimitExceeded:
             limit = self.app.conf.task_soft_time_limit
             for job in jobs:
@@ -149,14 +161,14 @@ def transcribe_clip(self: Task, requests: list[SimpleRequest]) -> None:
                     error = TranscriptionTimeoutError(
                         f"clip batch ran past the soft time limit of {limit} s (ASR_SOFT_TIME_LIMIT)"
                     )
-                    _fail(self, job, error, send)
+                    _fail(run, job, error)
 
 
-def _already_done(task: Task, job: _Job, send: Any) -> bool:
+def _already_done(run: _BatchRun, job: _Job) -> bool:
     """A job whose batch's child died after storing its result is not run again, nor a cancelled one."""
-    state = _stored_state(task, job)
+    state = _stored_state(run, job)
     if state == states.REVOKED:
-        _end_cancelled(job, send)
+        _end_cancelled(run, job)
         return True
     if state != states.SUCCESS:
         return False
@@ -164,31 +176,32 @@ def _already_done(task: Task, job: _Job, send: Any) -> bool:
     return True
 
 
-def _cancelled(task: Task, job: _Job, send: Any) -> bool:
+def _cancelled(run: _BatchRun, job: _Job) -> bool:
     """True (and the job ended) if the job was cancelled since its batch reached this child."""
-    if _stored_state(task, job) != states.REVOKED:
+    if _stored_state(run, job) != states.REVOKED:
         return False
-    _end_cancelled(job, send)
+    _end_cancelled(run, job)
     return True
 
 
-def _stored_state(task: Task, job: _Job) -> str | None:
-    return task.backend.get_task_meta(job.id, cache=False).get("status")
+def _stored_state(run: _BatchRun, job: _Job) -> str | None:
+    return run.task.backend.get_task_meta(job.id, cache=False).get("status")
 
 
-def _end_cancelled(job: _Job, send: Any) -> None:
+def _end_cancelled(run: _BatchRun, job: _Job) -> None:
     """A cancelled job: Celery stored its REVOKED; nothing is stored over it."""
     log.info("clip job %s cancelled; nothing stored for it", job.id)
     job.ended = True
-    send("task-revoked", uuid=job.id, terminated=False, signum=None, expired=False)
+    run.send("task-revoked", uuid=job.id, terminated=False, signum=None, expired=False)
     queue_revoked(job.id, job.request.kwargs, job.request.delivery_info, "revoked")
 
 
-def _prepare(task: Task, job: _Job, settings: Settings) -> bool:
+def _prepare(run: _BatchRun, job: _Job) -> bool:
     """Check and decode a job's clip; False when it was handed over to ``asr.transcribe``.
 
     Raises the job's typed error (bad options, missing or bad file, disabled model).
     """
+    settings = run.settings
     if not settings.enable_faster_whisper:
         raise ModelUnavailableError("ASR is disabled on this worker (ENABLE_FASTER_WHISPER=false)")
     job.options = parse_options(
@@ -199,11 +212,12 @@ def _prepare(task: Task, job: _Job, settings: Settings) -> bool:
     if job.options.diarize:  # speaker labels are asr.transcribe's (worker.pipeline.diarize_job)
         return _hand_over(job, "asks for speaker labels")
     with open_audio(job.audio_path, settings) as path:
-        return _prepare_file(task, job, settings, path)
+        return _prepare_file(run, job, path)
 
 
-def _prepare_file(task: Task, job: _Job, settings: Settings, path: Path) -> bool:
+def _prepare_file(run: _BatchRun, job: _Job, path: Path) -> bool:
     """:func:`_prepare` once the job's audio is a local file (a path, or a URL's spooled copy)."""
+    task, settings = run.task, run.settings
     seconds = probe_duration(path)
     check_duration(seconds, path, settings)
     if seconds is not None and seconds > WINDOW_SECONDS + 1:
@@ -234,7 +248,7 @@ def _hand_over(job: _Job, why: str) -> bool:
         uncount_delivery(app.backend, job.id, job.retries)
     job.ended = True
     app.send_task(
-        "asr.transcribe",
+        TASK_NAME,
         args=job.request.args,
         kwargs=job.request.kwargs,
         task_id=job.id,
@@ -244,17 +258,18 @@ def _hand_over(job: _Job, why: str) -> bool:
     return False
 
 
-def _transcribe(task: Task, jobs: list[_Job], settings: Settings, send: Any) -> None:
+def _transcribe(run: _BatchRun, jobs: list[_Job]) -> None:
     """Decode the prepared jobs: batchable ones with equal options as one batch each."""
     if not jobs:
         return
     model = get_model()
     if model is None:
         for job in jobs:
-            _fail(task, job, ModelUnavailableError("ASR is disabled on this worker"), send)
+            _fail(run, job, ModelUnavailableError("ASR is disabled on this worker"))
         return
-    config = get_model_config()
-    groups, alone = _grouped(task, jobs, settings, config, send)
+    run.config = get_model_config()
+    settings = run.settings
+    groups, alone = _grouped(run, jobs)
     batch_id = uuid()
     for group in groups.values():
         if len(group) == 1:
@@ -280,9 +295,9 @@ def _transcribe(task: Task, jobs: list[_Job], settings: Settings, send: Any) -> 
             if transcript is None:
                 alone.append(job)
             else:
-                _succeed(task, job, transcript, settings, config, send, batch=batch)
+                _succeed(run, job, transcript, batch=batch)
     for job in alone:
-        if _cancelled(task, job, send):
+        if _cancelled(run, job):
             continue
         try:
             assert job.options is not None and job.audio is not None
@@ -290,26 +305,25 @@ def _transcribe(task: Task, jobs: list[_Job], settings: Settings, send: Any) -> 
         except SoftTimeLimitExceeded:
             raise
         except Exception as exc:
-            _fail(task, job, exc, send)
+            _fail(run, job, exc)
         else:
-            _succeed(task, job, transcript, settings, config, send)
+            _succeed(run, job, transcript)
 
 
-def _grouped(
-    task: Task, jobs: list[_Job], settings: Settings, config: dict[str, Any], send: Any
-) -> tuple[dict[str, list[_Job]], list[_Job]]:
+def _grouped(run: _BatchRun, jobs: list[_Job]) -> tuple[dict[str, list[_Job]], list[_Job]]:
     """The jobs that can share a batch, by their decoding options, and those decoded alone.
 
     A job the model cannot serve (a language on an English-only model) fails here.
     """
     groups: dict[str, list[_Job]] = {}
     alone: list[_Job] = []
+    settings, config = run.settings, run.config
     for job in jobs:
         assert job.options is not None and job.audio is not None
         try:
             check_model_supports(job.options, config["multilingual"], settings.model_id)
         except Exception as exc:
-            _fail(task, job, exc, send)
+            _fail(run, job, exc)
             continue
         if clip_batchable(len(job.audio) / SAMPLE_RATE, job.options, config["multilingual"]):
             key = json.dumps(job.options.to_kwargs(settings.beam_size), sort_keys=True)
@@ -320,44 +334,38 @@ def _grouped(
 
 
 def _succeed(
-    task: Task,
-    job: _Job,
-    transcript: Transcript,
-    settings: Settings,
-    config: dict[str, Any],
-    send: Any,
-    batch: dict[str, object] | None = None,
+    run: _BatchRun, job: _Job, transcript: Transcript, batch: dict[str, object] | None = None
 ) -> None:
     assert job.options is not None
-    if _cancelled(task, job, send):
+    if _cancelled(run, job):
         return
     total = time.perf_counter() - job.started
     result = job_result(
         job.audio_path,
         transcript,
         job.options,
-        settings=settings,
-        model_config=config,
+        settings=run.settings,
+        model_config=run.config,
         timings={"decode": job.decode_seconds, "transcribe": transcript.seconds, "total": total},
         worker=worker_facts(job.request.hostname),
         deliveries=job.deliveries,
         batch=batch,
     )
-    task.backend.mark_as_done(job.id, result, request=job.context)
+    run.task.backend.mark_as_done(job.id, result, request=job.context)
     job.ended = True
-    send("task-succeeded", uuid=job.id, result=f"{transcript.text[:200]!r}", runtime=total)
+    run.send("task-succeeded", uuid=job.id, result=f"{transcript.text[:200]!r}", runtime=total)
     queue_delivery(job.id, job.request.kwargs, job.request.delivery_info, "SUCCESS", None)
 
 
-def _fail(task: Task, job: _Job, exc: BaseException, send: Any) -> None:
+def _fail(run: _BatchRun, job: _Job, exc: BaseException) -> None:
     """Store the job's own error; the rest of the batch goes on."""
-    if _cancelled(task, job, send):
+    if _cancelled(run, job):
         return
     log.warning("clip job %s failed: %s: %s", job.id, type(exc).__name__, exc)
     traceback = ExceptionInfo((type(exc), exc, exc.__traceback__)).traceback
-    task.backend.mark_as_failure(job.id, exc, traceback=traceback, request=job.context)
+    run.task.backend.mark_as_failure(job.id, exc, traceback=traceback, request=job.context)
     job.ended = True
-    send("task-failed", uuid=job.id, exception=f"{type(exc).__name__}({str(exc)!r})", traceback=traceback)
+    run.send("task-failed", uuid=job.id, exception=f"{type(exc).__name__}({str(exc)!r})", traceback=traceback)
     error = {"type": type(exc).__name__, "message": str(exc)}
     queue_delivery(job.id, job.request.kwargs, job.request.delivery_info, "FAILURE", error)
 

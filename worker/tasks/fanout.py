@@ -12,21 +12,24 @@ inherits the job's id, so the merged result lands where the producer waits.
 Pieces add their progress to one Redis hash per job and publish the sum as the
 job's ``PROGRESS`` state. A piece that meets bad input returns the error as data,
 and the merge raises it as the job's own typed error. Cancelling a split job:
-:mod:`worker.runtime.cancel` (both halves of the protocol).
+:mod:`asr_protocol.cancel` (both halves of the protocol).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from celery import Signature, Task, chord, states
 from celery.exceptions import Ignore
 
-from producer.redact import reprs
+from asr_protocol import cancel
+from asr_protocol.names import MERGE_TASK_NAME, PIECE_TASK_NAME
+from asr_protocol.records import JobResult, PieceRecord, PieceSummary, WorkerFacts
+from asr_protocol.redact import reprs
 from worker.celery import app
 from worker.pipeline import errors
 from worker.pipeline.audio import SAMPLE_RATE, decode_range
@@ -35,13 +38,12 @@ from worker.pipeline.errors import ASRError, InputError, TransientError
 from worker.pipeline.options import WHOLE_JOB_OPTIONS, parse_options
 from worker.pipeline.plan import BATCHED, SEQUENTIAL
 from worker.pipeline.progress import PROGRESS, ProgressReporter, progress_meta
-from worker.pipeline.records import JobResult
 from worker.pipeline.results import job_result, worker_facts
+from worker.pipeline.segments import join_text, shifted
 from worker.pipeline.settings import Settings, get_settings
 from worker.pipeline.speech import split_points
 from worker.pipeline.spool import discard, retain
 from worker.pipeline.transcription import Transcript, transcribe_array
-from worker.runtime import cancel
 from worker.tasks.base import AudioTask
 from worker.tasks.webhooks import queue_revoked
 
@@ -109,7 +111,7 @@ def fan_out(
 
 
 def _shown(signature: Signature) -> Signature:
-    """``signature`` whose task events and headers show its URL masked (producer.redact)."""
+    """``signature`` whose task events and headers show its URL masked (asr_protocol.redact)."""
     return signature.set(**reprs(signature.args, signature.kwargs))
 
 
@@ -129,7 +131,7 @@ def is_cancelled(backend: Any, job_id: str) -> bool:
 
 
 def _summed_progress(fields: dict[Any, Any], pieces: int, job_seconds: float) -> dict[str, Any]:
-    """The job's progress from its pieces' hash (see :mod:`worker.runtime.cancel`)."""
+    """The job's progress from its pieces' hash (see :mod:`asr_protocol.cancel`)."""
     names = [name.decode() if isinstance(name, bytes) else name for name in fields]
     seconds_done = sum(float(v) for n, v in zip(names, fields.values(), strict=True) if n.isdigit())
     finished = sum(1 for n in names if n.startswith("done:"))
@@ -151,7 +153,7 @@ def _piece_publisher(
     return lambda done, total, _heard="": cancel.publish_piece(redis, job_id, index, done, total, store)
 
 
-@app.task(name="asr.transcribe_piece", base=AudioTask, bind=True)
+@app.task(name=PIECE_TASK_NAME, base=AudioTask, bind=True)
 def transcribe_piece(
     self: AudioTask,
     audio_path: str,
@@ -163,18 +165,18 @@ def transcribe_piece(
     pieces: int,
     job_seconds: float,
     options: dict[str, Any],
-) -> dict[str, Any]:
+) -> PieceRecord:
     """Transcribe seconds ``start`` to ``end`` of a fanned-out job's file.
 
-    Returns the piece's segments with times in the whole file, or ``{"error": ...}``
-    for an error a retry cannot fix (the merge fails the job with it).
+    Returns the piece's segments with times in the whole file, or its ``error``
+    when a retry cannot fix it (the merge fails the job with it).
     """
     try:
         with self.job() as job:
             settings = job.settings
             if is_cancelled(self.backend, job_id):
                 log.info("job %s cancelled: piece %d of %d not started", job_id, index + 1, pieces)
-                return {"index": index, "start": start, "end": end, cancel.CANCELLED: True}
+                return _stopped(index, start, end)
             opts = job.options(options, job_only=False)
             check_diarization(opts, settings)
             path = job.audio_path(audio_path, probe=False)
@@ -194,24 +196,37 @@ def transcribe_piece(
                 report(seconds, seconds, force=True)
             except cancel.JobCancelled:
                 log.info("job %s cancelled: piece %d of %d stops", job_id, index + 1, pieces)
-                return {"index": index, "start": start, "end": end, cancel.CANCELLED: True}
-            piece = _piece(transcript, index, start, end, config) | {
-                "timings": {"decode": round(decode_seconds, 3), "transcribe": round(transcript.seconds, 3)},
-                "worker": worker_facts(self.request.hostname),
-                "deliveries": job.deliveries,
-            }
+                return _stopped(index, start, end)
+            piece = _piece(
+                transcript,
+                index,
+                start,
+                end,
+                config,
+                timings={"decode": round(decode_seconds, 3), "transcribe": round(transcript.seconds, 3)},
+                worker=worker_facts(self.request.hostname),
+                deliveries=job.deliveries,
+            )
             if opts.diarize:  # clustered with every piece's in the merge: one label per speaker
                 piece["speaker_windows"] = piece_windows(audio, start)
             return piece
     except TransientError:
         raise  # retried by the task's policy
     except ASRError as exc:
-        return {"index": index, "start": start, "end": end, "error": _error_data(exc)}
+        return _failed(index, start, end, exc)
 
 
 def _piece(
-    transcript: Transcript, index: int, start: float, end: float, config: dict[str, Any]
-) -> dict[str, Any]:
+    transcript: Transcript,
+    index: int,
+    start: float,
+    end: float,
+    config: dict[str, Any],
+    *,
+    timings: dict[str, float],
+    worker: WorkerFacts,
+    deliveries: int,
+) -> PieceRecord:
     """A piece's transcript as the merge reads it, times in the whole file."""
     return {
         "index": index,
@@ -220,35 +235,43 @@ def _piece(
         "text": transcript.text,
         "language": transcript.language,
         "language_probability": transcript.language_probability,
-        "segments": [_shifted(segment, start, end) for segment in transcript.segments],
-        "gaps": [_shifted(gap, start, end) for gap in transcript.gaps],
+        "segments": [shifted(segment, start, until=end) for segment in transcript.segments],
+        "gaps": [shifted(gap, start, until=end) for gap in transcript.gaps],
         "decoder": transcript.decoder,
         "device": config["device"],
         "compute_type": config["compute_type"],
+        "timings": timings,
+        "worker": worker,
+        "deliveries": deliveries,
     }
 
 
-def _shifted(segment: Mapping[str, Any], start: float, end: float) -> dict[str, Any]:
-    """A piece's segment with its times (and its words') in the whole file, kept inside the piece.
-
-    Whisper may stamp the last words a little past the end of the audio it was
-    given; past a piece's end is the next piece's audio, so such times are clamped.
-    """
-
-    def moved(item: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(item) | {
-            "start": round(min(item["start"] + start, end), 3),
-            "end": round(min(item["end"] + start, end), 3),
-        }
-
-    shifted = moved(segment)
-    if "words" in segment:
-        shifted["words"] = [moved(word) for word in segment["words"]]
-    return shifted
+def _stopped(index: int, start: float, end: float) -> PieceRecord:
+    """A piece of a cancelled job: it stopped (or never started), nothing to merge."""
+    return {"index": index, "start": start, "end": end, "cancelled": True}
 
 
-def _error_data(exc: ASRError) -> dict[str, str]:
-    return {"type": type(exc).__name__, "message": str(exc)}
+def _failed(index: int, start: float, end: float, exc: ASRError) -> PieceRecord:
+    """A piece that met an error a retry cannot fix: the merge raises it as the job's."""
+    return {
+        "index": index,
+        "start": start,
+        "end": end,
+        "error": {"type": type(exc).__name__, "message": str(exc)},
+    }
+
+
+def _summary(piece: PieceRecord) -> PieceSummary:
+    """What the job's result says of one piece."""
+    return {
+        "index": piece["index"],
+        "start": piece["start"],
+        "end": piece["end"],
+        "decoder": piece["decoder"],
+        "timings": piece["timings"],
+        "worker": piece["worker"],
+        "deliveries": piece["deliveries"],
+    }
 
 
 def _end_cancelled(task: Task, options: dict[str, Any]) -> None:
@@ -264,7 +287,7 @@ def _end_cancelled(task: Task, options: dict[str, Any]) -> None:
     raise Ignore()
 
 
-def _raise_piece_error(piece: dict[str, Any], pieces: int) -> None:
+def _raise_piece_error(piece: PieceRecord, pieces: int) -> None:
     """Raise a failed piece's error as its own typed error, saying which piece it was."""
     error = piece["error"]
     kind = getattr(errors, error["type"], None)
@@ -274,14 +297,14 @@ def _raise_piece_error(piece: dict[str, Any], pieces: int) -> None:
     raise kind(f"{error['message']} ({where})")
 
 
-@app.task(name="asr.merge_pieces", bind=True, throws=(InputError,), masks_url_args=True)
+@app.task(name=MERGE_TASK_NAME, bind=True, throws=(InputError,), masks_url_args=True)
 def merge_pieces(
-    self: Task, results: list[dict[str, Any]], audio_path: Any, *, job: dict[str, Any], **options: Any
+    self: Task, results: list[PieceRecord], audio_path: Any, *, job: dict[str, Any], **options: Any
 ) -> JobResult:
     """Join the pieces' transcripts into the job's result (stored under the job's id)."""
     pieces = sorted(results, key=lambda piece: piece["index"])
     discard(audio_path, get_settings())  # the pieces are done with this node's download
-    if any(cancel.CANCELLED in piece for piece in pieces) or is_cancelled(self.backend, self.request.id):
+    if any(piece.get("cancelled") for piece in pieces) or is_cancelled(self.backend, self.request.id):
         _end_cancelled(self, options)
     for piece in pieces:
         if "error" in piece:
@@ -292,7 +315,7 @@ def merge_pieces(
     ]
     first = pieces[0]
     transcript = Transcript(
-        text=" ".join(piece["text"] for piece in pieces if piece["text"]),
+        text=join_text(piece["text"] for piece in pieces),
         language=job.get("language", first["language"]),
         language_probability=job.get("language_probability", first["language_probability"]),
         duration=round(job["seconds"], 3),
@@ -326,9 +349,6 @@ def merge_pieces(
         timings=timings,
         worker=worker_facts(self.request.hostname),
         deliveries=job["deliveries"],
-        pieces=[
-            {k: piece[k] for k in ("index", "start", "end", "decoder", "timings", "worker", "deliveries")}
-            for piece in pieces
-        ],
+        pieces=[_summary(piece) for piece in pieces],
         speakers=speakers,
     )

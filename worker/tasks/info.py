@@ -6,12 +6,11 @@ from typing import Any
 
 from celery import Task
 
+from asr_protocol.names import INFO_TASK_NAME as TASK_NAME
 from worker.celery import app
 from worker.runtime.reports import describe_process, publish
 
 __all__ = ["TASK_NAME", "info"]
-
-TASK_NAME = "asr.info"
 
 
 @app.task(name=TASK_NAME, bind=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from asr_protocol.names import DETECT_LANGUAGE_TASK
 from worker.celery import app
 from worker.pipeline.audio import SAMPLE_RATE, decode_head
 from worker.pipeline.errors import AudioDecodeError, InvalidOptionsError
@@ -23,7 +24,7 @@ __all__ = ["detect_language"]
 TOP = 5
 
 
-@app.task(name="asr.detect_language", base=AudioTask, bind=True)
+@app.task(name=DETECT_LANGUAGE_TASK, base=AudioTask, bind=True)
 def detect_language(self: AudioTask, audio_path: Any) -> dict[str, Any]:
     """Detect the spoken language of ``audio_path`` from its first 30 s.
 

@@ -10,13 +10,14 @@ from typing import Any
 import numpy as np
 from celery import Task
 
+from asr_protocol.names import TASK_NAME
+from asr_protocol.records import JobResult
 from worker.celery import app
 from worker.pipeline.audio import SAMPLE_RATE, check_duration, decode_tracks
 from worker.pipeline.diarize_job import check_diarization, decoding_options, label_transcript
 from worker.pipeline.options import TranscribeOptions
 from worker.pipeline.plan import FANOUT, plan_job
 from worker.pipeline.progress import PROGRESS, ProgressReporter, progress_meta
-from worker.pipeline.records import JobResult
 from worker.pipeline.results import job_result, worker_facts
 from worker.pipeline.settings import Settings
 from worker.pipeline.transcription import Transcript, transcribe_array, transcribe_channels
@@ -38,7 +39,7 @@ def _publisher(task: Task) -> Callable[[float, float, str], None] | None:
     return publish
 
 
-@app.task(name="asr.transcribe", base=AudioTask, bind=True)
+@app.task(name=TASK_NAME, base=AudioTask, bind=True)
 def transcribe(self: AudioTask, audio_path: Any, **options: Any) -> JobResult:
     """Transcribe the audio at ``audio_path``: a path on storage the worker sees, or a URL
     (``s3://``, ``https://``) under ``ASR_AUDIO_URLS``, spooled while the job runs.

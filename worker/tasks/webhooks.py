@@ -38,6 +38,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from celery import Task
 
+from asr_protocol.names import CLIP_TASK_NAME, MERGE_TASK_NAME, WEBHOOK_TASK_NAME
+from asr_protocol.names import TASK_NAME as JOB_TASK_NAME
 from worker.celery import app
 from worker.pipeline.errors import InvalidOptionsError, WebhookDeliveryError
 from worker.pipeline.options import check_callback_url
@@ -59,12 +61,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TASK_NAME = "asr.deliver_webhook"
+TASK_NAME = WEBHOOK_TASK_NAME
 #: The tasks whose end is a job's end: a job split across the fleet ends with its merge.
-JOB_TASKS = frozenset({"asr.transcribe", "asr.merge_pieces"})
+JOB_TASKS = frozenset({JOB_TASK_NAME, MERGE_TASK_NAME})
 #: A clip job dropped while its batch gathers is revoked as itself
 #: (its outcomes are sent by worker.tasks.clips).
-REVOCABLE_TASKS = JOB_TASKS | {"asr.transcribe_clip"}
+REVOCABLE_TASKS = JOB_TASKS | {CLIP_TASK_NAME}
 USER_AGENT = "asr-worker-webhook/1"
 #: Longest wait between two attempts, whatever the backoff doubling reaches.
 MAX_BACKOFF = 600.0

@@ -9,7 +9,7 @@ started sees the mark and returns; a running one stops at its next progress repo
 merge leaves the job ``REVOKED``. The pieces are not revoked themselves: a revoked chord
 part would make Celery store the chord's error over the job's ``REVOKED``.
 
-Only redis-py calls here: the producer imports this module without the worker's code.
+Only redis-py calls here: the producer and the worker both import this module, neither's code.
 """
 
 from __future__ import annotations
