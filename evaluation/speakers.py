@@ -26,6 +26,9 @@ SHARED = ROOT.parent / "shared" / "audio"
 RATE = 16000
 #: Solo stretches shorter than this are not used (AMI's interjections between overlaps).
 MIN_SOLO_SECONDS = 0.5
+#: A speaker with this much speech gives its first phrases (at least REFERENCE_SECONDS) as a reference.
+MIN_SECONDS_FOR_REFERENCE = 7.0
+REFERENCE_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class Speaker:
     gender: str  #: "f" or "m": the corpus's speaker id where it has one, else the median pitch (docs)
     source: str
     phrases: tuple[Phrase, ...]
+    #: 3-10 s of their speech kept out of every conversation, to name them (None: too little speech)
+    reference: np.ndarray | None = None
 
     @property
     def seconds(self) -> float:
@@ -141,10 +146,24 @@ def _regions(spec: str) -> list[np.ndarray]:
     return [_read(SHARED / name, int(channel) if channel else None)]
 
 
+def _with_reference(speaker: Speaker) -> Speaker:
+    """``speaker`` with its first phrases (3-10 s) set apart as a reference, if it has enough speech."""
+    if speaker.seconds < MIN_SECONDS_FOR_REFERENCE or len(speaker.phrases) < 2:
+        return speaker
+    taken: list[np.ndarray] = []
+    while sum(len(a) for a in taken) < REFERENCE_SECONDS * RATE:
+        taken.append(speaker.phrases[len(taken)].audio)
+    pause = np.zeros(round(0.3 * RATE), dtype=np.float32)
+    reference = np.concatenate([part for clip in taken for part in (clip, pause)])[: 10 * RATE]
+    return Speaker(speaker.name, speaker.gender, speaker.source, speaker.phrases[len(taken) :], reference)
+
+
 @cache
 def speakers() -> tuple[Speaker, ...]:
     """Every distinct speaker with its phrases (16 kHz mono), in a fixed order."""
     return tuple(
-        Speaker(name, gender, source, _phrases([r for spec in specs for r in _regions(spec)]))
+        _with_reference(
+            Speaker(name, gender, source, _phrases([r for spec in specs for r in _regions(spec)]))
+        )
         for name, gender, source, specs in _SOURCES
     )
