@@ -16,7 +16,7 @@ JOB_OPTIONS = frozenset(
     {
         "language", "task", "beam_size", "vad_filter", "word_timestamps", "initial_prompt", "hotwords",
         "temperature", "channels", "fanout_seconds", "callback_url", "output_url", "output_formats", "batch",
-        "diarize", "num_speakers", "min_speakers", "max_speakers",
+        "diarize", "num_speakers", "min_speakers", "max_speakers", "known_speakers",
     }
 )  # fmt: skip
 GRANULARITIES = ("word", "segment")
