@@ -1,6 +1,7 @@
 """Conversations built from real single speakers, with speaker turns, to evaluate diarization.
 
 A conversation of 2 to 6 speakers (two-speaker ones half of them the same gender)
+takes each speaker's speech from one recording session and
 alternates turns of 1 to 15 s, each cut in the source's pauses (one or more of its
 VAD phrases, with the pauses between them), with 0.3-1.2 s of silence between turns
 and, after a fifth of the turns, a short back-channel (0.3-0.8 s) of another speaker.
@@ -22,7 +23,15 @@ import numpy as np
 
 from evaluation.speakers import RATE, Phrase, Speaker, speakers
 
-__all__ = ["CONDITIONS", "Conversation", "conversations", "split", "telephone", "with_noise"]
+__all__ = [
+    "CONDITIONS",
+    "Conversation",
+    "conversation_of",
+    "conversations",
+    "split",
+    "telephone",
+    "with_noise",
+]
 
 CONDITIONS = ("clean", "telephone", "noisy")
 #: Conversations per number of speakers, on each side of the split.
@@ -96,7 +105,11 @@ def _backchannel(speaker: Speaker, rng: random.Random) -> np.ndarray:
 
 def _build(name: str, chosen: Sequence[Speaker], rng: random.Random) -> Conversation:
     gains = {s.name: LEVEL_DBFS - rng.uniform(0.0, 10.0) for s in chosen}
-    starts = {s.name: rng.sample(range(len(s.phrases)), len(s.phrases)) for s in chosen}
+    sessions = {s.name: rng.choice(sorted({p.session for p in s.phrases})) for s in chosen}
+    starts: dict[str, list[int]] = {}
+    for s in chosen:
+        own = [i for i, p in enumerate(s.phrases) if p.session == sessions[s.name]]
+        starts[s.name] = rng.sample(own, len(own))
     said = dict.fromkeys(gains, 0.0)
     parts: list[np.ndarray] = []
     truth: list[tuple[float, float, str]] = []
@@ -182,6 +195,12 @@ def _versions(clean: Conversation, rng: random.Random) -> list[Conversation]:
 
 def _rest(c: Conversation) -> tuple[list[tuple[float, float, str]], tuple[str, ...], tuple[str, ...]]:
     return c.truth, c.speakers, c.genders
+
+
+def conversation_of(names: Sequence[str], *, seed: int = 0) -> Conversation:
+    """The clean conversation of the speakers ``names`` (``evaluation.speakers``), built like the others."""
+    by_name = {s.name: s for s in speakers()}
+    return _build("_".join(names), [by_name[n] for n in names], random.Random(f"{seed}:{names}"))
 
 
 def _pick(group: Sequence[Speaker], count: int, same_gender: bool, rng: random.Random) -> list[Speaker]:

@@ -38,6 +38,9 @@ class Phrase:
     audio: np.ndarray
     region: int  #: phrases of one region follow each other in the source (a turn may join them)
     gap_before: float  #: seconds of pause before it in the source (0 for a region's first)
+    #: the recording it comes from: a conversation takes each speaker's phrases from one session
+    #: (the MFA speaker's three recordings sound apart: another room, a cold)
+    session: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,15 +96,16 @@ def _solo(turns: Sequence[tuple[float, float, str]], who: str) -> list[tuple[flo
     return sorted(spans)
 
 
-def _phrases(regions: Sequence[np.ndarray]) -> tuple[Phrase, ...]:
+def _phrases(regions: Sequence[tuple[int, np.ndarray]]) -> tuple[Phrase, ...]:
+    """The VAD phrases of each ``(session, audio)`` region."""
     from worker.pipeline.diarization import speech_regions
 
     out = []
-    for index, audio in enumerate(regions):
+    for index, (session, audio) in enumerate(regions):
         last_end = None
         for start, end in speech_regions(audio):
             clip = audio[round(start * RATE) : round(end * RATE)]
-            out.append(Phrase(clip, index, 0.0 if last_end is None else start - last_end))
+            out.append(Phrase(clip, index, 0.0 if last_end is None else start - last_end, session))
             last_end = end
     return tuple(out)
 
@@ -163,7 +167,12 @@ def speakers() -> tuple[Speaker, ...]:
     """Every distinct speaker with its phrases (16 kHz mono), in a fixed order."""
     return tuple(
         _with_reference(
-            Speaker(name, gender, source, _phrases([r for spec in specs for r in _regions(spec)]))
+            Speaker(
+                name,
+                gender,
+                source,
+                _phrases([(i, r) for i, spec in enumerate(specs) for r in _regions(spec)]),
+            )
         )
         for name, gender, source, specs in _SOURCES
     )
