@@ -23,6 +23,13 @@ MAX_KNOWN_SPEAKERS = 4
 #: A 10 s reference is ~320 kB as 16-bit 16 kHz WAV; this leaves room for 48 kHz stereo.
 MAX_REFERENCE_BYTES = 4 * 1024 * 1024
 _DATA_URL = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+)?(?:;[^,;]*)*?;base64,(?P<data>.*)", re.S)
+#: File suffixes of the audio types OpenAI accepts (the worker decodes by content; the suffix is for people).
+_SUFFIXES = {
+    "audio/wav": ".wav", "audio/x-wav": ".wav", "audio/wave": ".wav", "audio/mpeg": ".mp3",
+    "audio/mp3": ".mp3", "audio/mp4": ".m4a", "audio/m4a": ".m4a", "audio/x-m4a": ".m4a",
+    "audio/webm": ".webm", "audio/ogg": ".ogg", "audio/flac": ".flac", "video/mp4": ".mp4",
+    "video/webm": ".webm",
+}  # fmt: skip
 NAMES, REFERENCES = "known_speaker_names[]", "known_speaker_references[]"
 
 
@@ -71,7 +78,8 @@ def known_speakers(fields: Mapping[str, Sequence[str]], *, diarized: bool) -> li
             raise ApiError(
                 400, f"the reference of {name.strip()!r} is not valid base64", param=REFERENCES
             ) from None
-        suffix = mimetypes.guess_extension(match["type"] or "") or ".audio"
+        kind = (match["type"] or "").lower()
+        suffix = _SUFFIXES.get(kind) or mimetypes.guess_extension(kind) or ".audio"
         out.append((name.strip(), audio, suffix))
     return out
 
