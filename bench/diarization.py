@@ -9,13 +9,13 @@ cosine distance bounds the count, the best silhouette picks it) and NME-SC (the 
 eigengap of a self-tuned binarised affinity, ``evaluation/nme_sc.py``).
 
 DER: ``pyannote.metrics``, 0.25 s collar, pooled (total error over total speech). Words to
-the right speaker: tiny.en's words (the worker's transcribe path) on each test conversation,
+the right speaker: tiny.en's words (the worker's transcribe path) on each clean test conversation,
 each given the speaker of the turn it overlaps most, against the truth speaker under DER's
 optimal mapping. Known speakers: every conversation is given the references (speech kept
 out of every conversation) of all speakers of its side that have one, present or not;
 the match threshold is chosen on development. The real AMI meeting and falcon recording
 are scored against their RTTM. The job's time: tiny.en on the CPU over the 60 s AMI
-meeting, plain and with ``diarize=true``, alternated, median of 5.
+meeting, plain and with ``diarize=true``, alternated, median of 3.
 
     python -m bench.diarization            # prints figures, writes bench/results/diarization.json
     python -m bench.diarization --quick    # a few conversations: checks the bench runs
@@ -107,7 +107,9 @@ def _method(grid: dict[str, Any], key: str) -> ev.Method:
 
 
 def _transcripts(items: list[ev.Embedded]) -> list[list[dict[str, Any]]]:
-    """tiny.en's segments (with word timings) of each item, by the worker's transcribe path."""
+    """tiny.en's segments (with word timings) of each item's clean version, by the worker's transcribe
+    path: the versions share one timeline, and decoding each (three times the time) would measure the
+    decoder's errors on telephone speech rather than where the speakers change."""
     from worker.asr import get_model
     from worker.pipeline.diarize_job import decoding_options
     from worker.pipeline.options import parse_options
@@ -192,7 +194,7 @@ def one_speaker_counts(method: ev.Method) -> dict[str, int]:
     }
 
 
-def job_times(path: Path, repeats: int = 5) -> dict[str, Any]:
+def job_times(path: Path, repeats: int = 3) -> dict[str, Any]:
     """The worker's transcribe path on ``path``: plain and with diarize=true, alternated, medians."""
     os.environ.setdefault("ASR_DEVICE", "cpu")
     from worker.asr import get_model
