@@ -54,9 +54,9 @@ MIN_WINDOW_SECONDS = 0.4
 #: Cosine distance between speakers: the cut here bounds the count (one cluster: one speaker),
 #: under it the count with the best silhouette wins (chosen, with SILHOUETTE_TIE, on the
 #: development conversations of ``python -m bench.diarization``; docs/diarization.md).
-DISTANCE_THRESHOLD = 0.3
+DISTANCE_THRESHOLD = 0.2
 #: Silhouettes this close are a tie, won by the fewer speakers.
-SILHOUETTE_TIE = 0.01
+SILHOUETTE_TIE = 0.03
 #: The most speakers a recording is split into when the job names no number.
 MAX_SPEAKERS = 8
 #: Resolution of the speaker turns, seconds.
