@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 #: Cosine similarity from which a speaker takes a reference's name: chosen on the development
 #: speakers (``python -m bench.diarization``, docs/diarization.md), its false-name rate measured on test.
-MATCH_THRESHOLD = 0.80
+MATCH_THRESHOLD = 0.85
 #: How long a reference recording may be (seconds).
 MIN_REFERENCE_SECONDS = 2.0
 MAX_REFERENCE_SECONDS = 10.0
