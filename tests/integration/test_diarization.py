@@ -206,6 +206,7 @@ def test_bad_references_fail_the_job_with_a_typed_error(diar_client: Client, tmp
     short = write_wav(tmp_path / "short.wav", np.zeros(16000, dtype=np.float32))
     for known, words in (
         ({"Anna": str(short)}, "lasts 1.0 s"),
+        ({"Anna": str(path)}, "give 2 to 10 s"),  # the whole conversation: too long
         ({"Anna": str(tmp_path / "missing.wav")}, "known_speakers['Anna']"),
     ):
         with pytest.raises(TranscriptionFailed) as caught:

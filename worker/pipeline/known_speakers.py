@@ -65,17 +65,18 @@ def match_names(
 
 
 def _decoded(name: str, source: str, settings: Settings, holds: ExitStack) -> np.ndarray:
-    from worker.pipeline.audio import decode_tracks
+    from worker.pipeline.audio import decode_tracks, probe_duration
     from worker.pipeline.spool import open_audio
 
     try:
         path = holds.enter_context(open_audio(source, settings))
-        tracks, _ = decode_tracks(path, None)
+        probed = probe_duration(path)  # an hour-long "reference" is refused before it is decoded
+        tracks, _ = ([], None) if (probed or 0) > 2 * MAX_REFERENCE_SECONDS else decode_tracks(path, None)
     except InvalidOptionsError:
         raise
     except InputError as exc:  # not there, not allowed, not audio: the option is at fault
         raise InvalidOptionsError(f"option known_speakers[{name!r}]: {exc}") from None
-    seconds = len(tracks[0]) / SAMPLE_RATE
+    seconds = len(tracks[0]) / SAMPLE_RATE if tracks else float(probed or 0.0)
     if not MIN_REFERENCE_SECONDS <= seconds <= MAX_REFERENCE_SECONDS:
         raise InvalidOptionsError(
             f"option known_speakers[{name!r}]: the reference lasts {seconds:.1f} s; give "
