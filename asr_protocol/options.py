@@ -14,7 +14,7 @@ OPTION_NAMES = frozenset(
     {
         "language", "task", "beam_size", "vad_filter", "word_timestamps", "initial_prompt", "hotwords",
         "temperature", "channels", "fanout_seconds", "callback_url", "output_url", "output_formats",
-        "diarize", "num_speakers", "min_speakers", "max_speakers",
+        "diarize", "num_speakers", "min_speakers", "max_speakers", "known_speakers",
     }
 )  # fmt: skip
 #: Options of the whole job: a fanned-out job's pieces do not get them.

@@ -106,12 +106,15 @@ class Client:
 
         ``batch=True`` sends it as a clip job (``asr.transcribe_clip``): a worker may
         decode it in one batch with other waiting clips; its result is the same
-        (README "Cross-job batching").
+        (README "Cross-job batching"). ``known_speakers`` (name -> reference recording)
+        paths are made absolute like ``path`` (docs/diarization.md).
 
         Raises:
             BrokerUnavailableError: the broker cannot be reached.
         """
         audio_path = job_location(path)
+        if isinstance(options.get("known_speakers"), dict):
+            options["known_speakers"] = {n: job_location(p) for n, p in options["known_speakers"].items()}
         if not self._connected:
             self.check_connection()
         try:

@@ -20,6 +20,7 @@ from producer.api.auth import require_key
 from producer.api.deps import ServiceDep, UploadDep
 from producer.api.errors import SERVER_ERROR, ApiError, error_responses, worker_error
 from producer.api.options import AudioRequest, audio_request
+from producer.api.references import known_speakers, remove_references, store_references
 from producer.api.service import Service
 from producer.api.shapes import EVENT_STREAM, media_type, render, request_body, sse, stream_events
 from producer.api.uploads import Upload
@@ -117,11 +118,17 @@ async def _enqueue(service: Service, upload: Upload, request: AudioRequest) -> s
 
 
 async def _transcribe(service: Service, upload: Upload, task: str) -> Response:
+    references: dict[str, str] = {}
     try:
         request = audio_request(upload.fields, task=task)
+        speakers = known_speakers(upload.fields, diarized=request.response_format == "diarized_json")
+        if speakers:
+            references = await anyio.to_thread.run_sync(store_references, service.settings.uploads, speakers)
+            request.options["known_speakers"] = references
         job_id = await _enqueue(service, upload, request)
     except BaseException:
         await upload.discard()
+        await anyio.to_thread.run_sync(remove_references, list(references.values()))
         raise
     if request.stream:
         return StreamingResponse(
@@ -132,10 +139,11 @@ async def _transcribe(service: Service, upload: Upload, task: str) -> Response:
         meta = await service.wait(job_id, service.settings.wait_seconds)
         ended = meta["status"] in ENDED_STATES
     finally:
-        if ended:
-            await service.release_upload(job_id, upload.location)
-        else:  # timed out, or the caller went away: the job goes on
-            service.release_when_done(job_id, upload.location)
+        for location in [upload.location, *references.values()]:
+            if ended:
+                await service.release_upload(job_id, location)
+            else:  # timed out, or the caller went away: the job goes on
+                service.release_when_done(job_id, location)
     result = await final_result(service, job_id, meta)
     body = render(result, request.response_format, request.granularities)
     return Response(body, media_type=media_type(request.response_format), headers={"X-Job-Id": job_id})

@@ -40,6 +40,8 @@ AUDIO_SUFFIXES = frozenset(
 _MEDIA_TYPES = ("audio/", "video/")
 #: Form fields are options, not files: each stays small.
 MAX_FIELD_BYTES = 64 * 1024
+#: Except known speakers' reference recordings (data URLs of 2-10 s of audio, producer/api/references.py).
+LARGE_FIELDS = {"known_speaker_references[]": 6 * 1024 * 1024, "known_speaker_references": 6 * 1024 * 1024}
 MAX_FIELDS = 64
 #: Multipart headers and fields around the file, allowed on top of the file size limit.
 FORM_OVERHEAD = 1 << 20
@@ -159,10 +161,9 @@ class _Receiver:
                 )
             self.pending.append(data[start:end])
             return
-        if len(self._value) + end - start > MAX_FIELD_BYTES:
-            raise ApiError(
-                400, f"form field {self._name!r} is longer than {MAX_FIELD_BYTES} bytes", param=self._name
-            )
+        limit = LARGE_FIELDS.get(self._name or "", MAX_FIELD_BYTES)
+        if len(self._value) + end - start > limit:
+            raise ApiError(400, f"form field {self._name!r} is longer than {limit} bytes", param=self._name)
         self._value += data[start:end]
 
     def on_part_end(self) -> None:

@@ -106,6 +106,13 @@ def _job_arguments(job: argparse._ArgumentGroup) -> None:
     job.add_argument("--num-speakers", type=int, help="the number of speakers, if known (with --diarize)")
     job.add_argument("--min-speakers", type=int, help="at least N speakers (with --diarize)")
     job.add_argument("--max-speakers", type=int, help="at most N speakers (with --diarize)")
+    job.add_argument(
+        "--known-speaker",
+        action="append",
+        type=_known_speaker,
+        metavar="NAME=PATH",
+        help="name the speaker whose voice matches this 2-10 s recording (path or URL; repeatable)",
+    )
     job.add_argument("--callback-url", help="POST a signed JSON webhook here when each job ends")
     job.add_argument(
         "--fanout-seconds",
@@ -144,6 +151,13 @@ def _output_arguments(parser: argparse.ArgumentParser) -> None:
     subs.add_argument("--word-level", action="store_true", help="one cue per word")
 
 
+def _known_speaker(raw: str) -> tuple[str, str]:
+    name, sep, reference = raw.partition("=")
+    if not sep or not name.strip() or not reference.strip():
+        raise argparse.ArgumentTypeError(f"must be NAME=PATH (a name, =, a recording), not {raw!r}")
+    return name.strip(), reference.strip()
+
+
 def _positive(raw: str) -> float:
     value = float(raw)
     if value <= 0:
@@ -178,6 +192,8 @@ def _job_options(args: argparse.Namespace) -> dict[str, object]:
         options["output_formats"] = args.output_format
     if args.channels:
         options["channels"] = "split" if args.channels == "split" else args.channels.split(",")
+    if args.known_speaker:
+        options["known_speakers"] = dict(args.known_speaker)
     if args.highlight_words or args.word_level:
         options["word_timestamps"] = True
     return options

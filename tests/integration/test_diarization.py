@@ -8,7 +8,9 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import srt
 import webvtt
@@ -136,3 +138,132 @@ def test_the_http_api_answers_diarized_json_through_the_openai_sdk(
     assert {segment.speaker for segment in answer.segments} == {"SPEAKER_00", "SPEAKER_01", "SPEAKER_02"}
     for segment in answer.segments:
         assert _truth((segment.start + segment.end) / 2) is not None, "each segment inside a true turn"
+
+
+#: Speakers of the evaluation's test side (bench/diarization.py): no constant was chosen on them.
+UNSEEN = ("jfk", "ami_FEE016", "mfa_speaker")
+
+
+def _unseen(tmp_path: Path) -> tuple[Path, Any, dict[str, Path]]:
+    """A built conversation of three test-side speakers, and a reference recording of each."""
+    if not (SHARED_AUDIO / "eval").is_dir():
+        pytest.skip(f"{SHARED_AUDIO / 'eval'} is not available")
+    from evaluation.audio import write_wav
+    from evaluation.conversations import conversation_of, split
+    from evaluation.speakers import speakers
+
+    assert not set(UNSEEN) & {s.name for s in split()["dev"]}
+    conversation = conversation_of(UNSEEN)
+    refs = {
+        s.name: write_wav(tmp_path / f"{s.name}.wav", s.reference)
+        for s in speakers()
+        if s.name in UNSEEN and s.reference is not None
+    }
+    return write_wav(tmp_path / "conversation.wav", conversation.audio), conversation, refs
+
+
+def _words_right(result: dict[str, Any], conversation: Any) -> float:
+    from evaluation.diarization_scores import words_right
+
+    found = [(s["start"], s["end"], s["speaker"]) for s in result["segments"]]
+    words = [(w["start"], w["end"], w["speaker"]) for s in result["segments"] for w in s["words"]]
+    right, scored = words_right(conversation.truth, found, words)
+    return right / scored
+
+
+def test_speakers_never_tuned_on_are_counted(diar_client: Client, tmp_path: Path) -> None:
+    path, conversation, _ = _unseen(tmp_path)
+    result = diar_client.transcribe(path, diarize=True, word_timestamps=True, timeout=300)
+    assert len(result["speakers"]) == 3, result["speakers"]
+    assert _words_right(result, conversation) >= 0.9
+
+
+def _named(result: dict[str, Any], conversation: Any) -> dict[str, set[str]]:
+    """The labels given to the segments inside each true speaker's phrases."""
+    out: dict[str, set[str]] = {}
+    for segment in result["segments"]:
+        middle = (segment["start"] + segment["end"]) / 2
+        truth = next((who for a, b, who in conversation.truth if a <= middle <= b), None)
+        if truth is not None:
+            out.setdefault(truth, set()).add(segment["speaker"])
+    return out
+
+
+def test_known_speakers_are_named_through_the_task(diar_client: Client, tmp_path: Path) -> None:
+    path, conversation, refs = _unseen(tmp_path)
+    known = {"Anna": refs["ami_FEE016"], "Michael": refs["mfa_speaker"]}
+    result = diar_client.transcribe(path, diarize=True, known_speakers=known, timeout=300)
+    named = _named(result, conversation)
+    assert named["ami_FEE016"] == {"Anna"}, named
+    assert not named["jfk"] & {"Anna", "Michael"} and "Anna" not in named["mfa_speaker"], named
+    assert "Anna" in {s["speaker"] for s in result["speakers"]}
+
+
+def test_bad_references_fail_the_job_with_a_typed_error(diar_client: Client, tmp_path: Path) -> None:
+    from evaluation.audio import write_wav
+
+    path, _, refs = _unseen(tmp_path)
+    short = write_wav(tmp_path / "short.wav", np.zeros(16000, dtype=np.float32))
+    for known, words in (
+        ({"Anna": str(short)}, "lasts 1.0 s"),
+        ({"Anna": str(path)}, "give 2 to 10 s"),  # the whole conversation: too long
+        ({"Anna": str(tmp_path / "missing.wav")}, "known_speakers['Anna']"),
+    ):
+        with pytest.raises(TranscriptionFailed) as caught:
+            diar_client.transcribe(path, diarize=True, known_speakers=known, timeout=120)
+        assert caught.value.error_type == "InvalidOptionsError" and words in caught.value.message
+    assert diar_client.transcribe(refs["jfk"], diarize=True, timeout=120)["speakers"]
+
+
+def test_known_speakers_through_the_cli(diarizing: LocalStack, tmp_path: Path) -> None:
+    from tests.helpers import run_module
+
+    path, _, refs = _unseen(tmp_path)
+    done = run_module(
+        "producer",
+        str(path),
+        "--diarize",
+        "--known-speaker",
+        f"Anna={refs['ami_FEE016']}",
+        "--wait",
+        "--format",
+        "txt",
+        redis_url=diarizing.url,
+    )
+    assert done.returncode == 0, done.stderr
+    speakers = {line.split(":")[0] for line in done.stdout.splitlines() if ":" in line}
+    assert "Anna" in speakers and any(s.startswith("SPEAKER_") for s in speakers), done.stdout
+
+
+def test_known_speakers_through_the_api_with_the_openai_sdk(diarizing: LocalStack, tmp_path: Path) -> None:
+    import base64
+
+    import openai
+
+    from producer.api.local import ApiServer, server_env
+
+    path, conversation, refs = _unseen(tmp_path)
+    data_url = "data:audio/wav;base64," + base64.b64encode(refs["ami_FEE016"].read_bytes()).decode()
+    (tmp_path / "up").mkdir()
+    with ApiServer(diarizing.url, tmp_path / "api.log", **server_env(tmp_path / "up", keys="k")) as api:
+        sdk = openai.OpenAI(base_url=f"{api.url}/v1", api_key="k", max_retries=0, timeout=300)
+        with open(path, "rb") as audio:
+            answer = sdk.audio.transcriptions.create(
+                file=audio,
+                model="whisper-1",
+                response_format="diarized_json",
+                known_speaker_names=["Anna"],
+                known_speaker_references=[data_url],
+            )
+        with open(path, "rb") as audio, pytest.raises(openai.BadRequestError, match="data URL"):
+            sdk.audio.transcriptions.create(
+                file=audio,
+                model="whisper-1",
+                response_format="diarized_json",
+                known_speaker_names=["Anna"],
+                known_speaker_references=[str(refs["ami_FEE016"])],
+            )
+    assert all(s.type == "transcript.text.segment" for s in answer.segments)
+    named = _named({"segments": [s.model_dump() for s in answer.segments]}, conversation)
+    assert named["ami_FEE016"] == {"Anna"} and "Anna" not in named["jfk"] | named["mfa_speaker"], named
+    assert not list((tmp_path / "up").iterdir()), "the upload and the reference are removed"

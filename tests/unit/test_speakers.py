@@ -142,3 +142,27 @@ def test_a_worker_without_diarization_never_imports_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@needs_clustering
+def test_a_speaker_with_few_windows_is_still_counted() -> None:
+    rng = np.random.default_rng(2)
+    axes = np.eye(256)
+    sizes = (20, 12, 3)  # the third says one short sentence
+    points = np.concatenate([axes[i] + rng.normal(0, 0.03, (n, 256)) for i, n in enumerate(sizes)])
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    labels = cluster(points)
+    assert len(set(labels)) == 3 and len(set(labels[-3:])) == 1 and labels[-1] not in labels[:32]
+
+
+@needs_clustering
+def test_nme_sc_counts_at_the_largest_eigengap() -> None:
+    from evaluation.nme_sc import binarised, count_and_labels, eigengap_count
+
+    assert eigengap_count(np.array([0.0, 0.0, 0.0, 4.0, 5.0, 6.0]), highest=4) == (3, 4.0 / 6.0)
+    assert eigengap_count(np.array([0.0, 3.0, 3.2, 3.4]), highest=3, lowest=2)[0] == 2
+    graph = binarised(np.array([[1.0, 0.9, 0.1], [0.9, 1.0, 0.2], [0.1, 0.2, 1.0]]), 2)
+    assert np.allclose(graph, graph.T) and graph[0, 1] == 1.0 and graph[0, 2] == 0.0
+    points = _two_voices(np.random.default_rng(3), 15)
+    labels, found = count_and_labels(points)
+    assert found.count == 2 and len(set(labels[:15])) == 1 and labels[0] != labels[15]

@@ -1,4 +1,4 @@
-"""Who spoke when: offline speaker diarization with resemblyzer's speaker encoder (issue 15).
+"""Who spoke when: offline speaker diarization with resemblyzer's speaker encoder.
 
 Pure code, no Celery. Steps usable on their own, so a fanned-out job can embed its
 pieces in several children and cluster them all in one place (docs/diarization.md):
@@ -32,6 +32,7 @@ __all__ = [
     "Diarization",
     "Turn",
     "Windows",
+    "centroids",
     "cluster",
     "diarize",
     "embed_windows",
@@ -43,18 +44,19 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Seconds of audio behind one embedding (resemblyzer's own partial is 1.6 s; 2.0 s measured
-#: better on the AMI meeting, docs/diarization.md).
-WINDOW_SECONDS = 2.0
+#: Seconds of audio behind one speaker embedding (resemblyzer's own partial is 1.6 s; 2.0 s
+#: measured better on the AMI meeting, docs/diarization.md). Not speech.py's 30 s decoding window.
+EMBEDDING_WINDOW_SECONDS = 2.0
 #: Seconds between the starts of two windows: each frame is heard by two or three windows.
 STEP_SECONDS = 0.75
 #: Stretches of speech shorter than this get no window of their own (their frames borrow one).
 MIN_WINDOW_SECONDS = 0.4
 #: Cosine distance between speakers: the cut here bounds the count (one cluster: one speaker),
-#: under it the count with the best silhouette wins (tuned on the eval files, docs/diarization.md).
-DISTANCE_THRESHOLD = 0.3
+#: under it the count with the best silhouette wins (chosen, with SILHOUETTE_TIE, on the
+#: development conversations of ``python -m bench.diarization``; docs/diarization.md).
+DISTANCE_THRESHOLD = 0.2
 #: Silhouettes this close are a tie, won by the fewer speakers.
-SILHOUETTE_TIE = 0.01
+SILHOUETTE_TIE = 0.03
 #: The most speakers a recording is split into when the job names no number.
 MAX_SPEAKERS = 8
 #: Resolution of the speaker turns, seconds.
@@ -201,7 +203,7 @@ def embed_windows(audio: np.ndarray, speech: Sequence[Span], *, offset: float = 
         offset: seconds ``audio`` starts at in the whole file (a fanned-out piece's start);
             ``speech`` is in ``audio``'s own seconds, the result in the whole file's.
     """
-    size, step = round(WINDOW_SECONDS * 100), round(STEP_SECONDS * 100)
+    size, step = round(EMBEDDING_WINDOW_SECONDS * 100), round(STEP_SECONDS * 100)
     mels, times = [], []
     for start, end in speech:
         if end - start < MIN_WINDOW_SECONDS:
@@ -219,7 +221,7 @@ def embed_windows(audio: np.ndarray, speech: Sequence[Span], *, offset: float = 
     )
 
 
-def _centroids(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def centroids(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The L2-normalised mean embedding of each label 0..max."""
     sums = np.zeros((int(labels.max()) + 1, embeddings.shape[1]))
     np.add.at(sums, labels, embeddings)
@@ -280,7 +282,7 @@ def cluster(
     labels = _compact(fcluster(tree, min(wanted, count), "maxclust") - 1)
     # One nearest-centroid pass: average linkage leaves windows at a cluster's edge in the
     # wrong cluster more often than their centroid distance says.
-    moved = np.argmax(embeddings @ _centroids(embeddings, labels).T, axis=1)
+    moved = np.argmax(embeddings @ centroids(embeddings, labels).T, axis=1)
     if len(np.unique(moved)) == len(np.unique(labels)):
         labels = moved
     return _compact(labels)
@@ -333,13 +335,14 @@ def speaker_turns(windows: Windows, labels: np.ndarray) -> list[Turn]:
     """Turns at :data:`FRAME_SECONDS` resolution over ``windows.speech``."""
     if not len(labels):
         return []
-    sims = windows.embeddings @ _centroids(windows.embeddings, labels).T
+    sims = windows.embeddings @ centroids(windows.embeddings, labels).T
     turns: list[Turn] = []
     for start, end in _merged(windows.speech):
         edges = np.append(np.arange(start, end, FRAME_SECONDS), end)
         if len(edges) > 2 and edges[-1] - edges[-2] < FRAME_SECONDS / 2:
             edges = np.delete(edges, -2)
-        near = (windows.times[:, 1] > start - WINDOW_SECONDS) & (windows.times[:, 0] < end + WINDOW_SECONDS)
+        reach = EMBEDDING_WINDOW_SECONDS
+        near = (windows.times[:, 1] > start - reach) & (windows.times[:, 0] < end + reach)
         if not near.any():
             near[:] = True
         frames = _smoothed(_frame_labels((edges[:-1] + edges[1:]) / 2, windows.times[near], sims[near]))

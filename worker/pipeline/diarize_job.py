@@ -3,7 +3,8 @@
 Pure code, no Celery. A job with ``diarize=true`` is decoded with word timings (the
 words place the cuts where the speaker changes; they stay out of the result unless
 the job asked for them), then :func:`worker.pipeline.diarization.diarize` finds the speakers
-of the mono audio and :mod:`worker.pipeline.speakers` labels the transcript. A per-channel job
+of the mono audio, :mod:`worker.pipeline.known_speakers` names those who match a reference,
+and :mod:`worker.pipeline.speakers` labels the transcript. A per-channel job
 (``channels``) is not diarized: each channel is one speaker.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ __all__ = [
     "check_diarization",
     "decoding_options",
     "label_transcript",
+    "load_known",
     "merge_speakers",
     "piece_windows",
     "warm",
@@ -60,14 +62,16 @@ def label_transcript(
     options: TranscribeOptions,
     *,
     channels: Sequence[ChannelLabel] = (),
+    known: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[Transcript, dict[str, Any]]:
     """``transcript`` with speaker labels, and what the result adds (``speakers``, seconds spent).
 
     Args:
         audio: the job's 16 kHz mono audio (unused for a per-channel job).
         channels: the channel labels of a per-channel job: each channel is a speaker.
+        known: reference embeddings of known speakers by name (:func:`load_known`).
     """
-    from worker.pipeline import diarization, speakers
+    from worker.pipeline import diarization, known_speakers, speakers
 
     if channels:
         labelled, summary = speakers.channel_speakers(
@@ -81,7 +85,10 @@ def label_transcript(
         min_speakers=options.min_speakers,
         max_speakers=options.max_speakers,
     )
-    labelled, summary = speakers.add_speakers(transcript, found.turns, keep_words=options.word_timestamps)
+    names = known_speakers.match_names(found.windows, found.labels, known or {})
+    labelled, summary = speakers.add_speakers(
+        transcript, found.turns, keep_words=options.word_timestamps, names=names
+    )
     log.info(
         "diarized %.1f s of audio: %d speakers in %.2f s", transcript.duration, len(summary), found.seconds
     )
@@ -97,7 +104,10 @@ def piece_windows(audio: np.ndarray, start: float) -> dict[str, Any]:
 
 
 def merge_speakers(
-    transcript: Transcript, pieces: Sequence[PieceRecord], options: TranscribeOptions
+    transcript: Transcript,
+    pieces: Sequence[PieceRecord],
+    options: TranscribeOptions,
+    known: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[Transcript, dict[str, Any]]:
     """Label a merged transcript by clustering all its pieces' embeddings at once.
 
@@ -105,18 +115,34 @@ def merge_speakers(
     """
     import time
 
-    from worker.pipeline import diarization, speakers
+    from worker.pipeline import diarization, known_speakers, speakers
 
     started = time.perf_counter()
     windows = diarization.Windows.join([speakers.windows_from(p["speaker_windows"]) for p in pieces])
-    turns, _ = diarization.label(
+    turns, labels = diarization.label(
         windows,
         num_speakers=options.num_speakers,
         min_speakers=options.min_speakers,
         max_speakers=options.max_speakers,
     )
-    labelled, summary = speakers.add_speakers(transcript, turns, keep_words=options.word_timestamps)
+    names = known_speakers.match_names(windows, labels, known or {})
+    labelled, summary = speakers.add_speakers(
+        transcript, turns, keep_words=options.word_timestamps, names=names
+    )
     return labelled, {"speakers": summary, "diarize_seconds": time.perf_counter() - started}
+
+
+def load_known(options: TranscribeOptions, settings: Settings) -> dict[str, np.ndarray]:
+    """The reference embeddings of the job's ``known_speakers`` (none without them).
+
+    Raises:
+        InvalidOptionsError: a reference cannot be read, is too short or long, or has no speech.
+    """
+    if not options.known_speakers or not settings.diarization:
+        return {}
+    from worker.pipeline.known_speakers import load_references
+
+    return load_references(options.known_speakers, settings)
 
 
 def warm() -> None:

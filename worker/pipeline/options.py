@@ -30,7 +30,9 @@ __all__ = [
 
 TASKS = ("transcribe", "translate")
 #: Options about the job rather than the decoder: not passed to ``WhisperModel.transcribe``.
-JOB_OPTIONS = WHOLE_JOB_OPTIONS | {"channels", "diarize", "num_speakers", "min_speakers", "max_speakers"}
+JOB_OPTIONS = WHOLE_JOB_OPTIONS | {
+    "channels", "diarize", "num_speakers", "min_speakers", "max_speakers", "known_speakers",
+}  # fmt: skip
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 #: The longest piece a job may ask for: a day of audio.
 MAX_PIECE_SECONDS = 86400.0
@@ -72,6 +74,9 @@ class TranscribeOptions:
     num_speakers: int | None = None
     min_speakers: int | None = None
     max_speakers: int | None = None
+    #: ``(name, reference)`` pairs: a 2-10 s recording (path or URL, read like the job's audio)
+    #: of each speaker to name (``worker.pipeline.known_speakers``).
+    known_speakers: tuple[tuple[str, str], ...] | None = None
 
     def to_kwargs(self, default_beam_size: int) -> dict[str, Any]:
         """Keyword arguments for ``WhisperModel.transcribe``."""
@@ -147,6 +152,38 @@ def _channels(value: Any) -> str | tuple[str, ...] | None:
 
 #: The most speakers a job may name.
 MAX_SPEAKERS = 32
+#: The most known speakers (references) a job may give, and the longest name.
+MAX_KNOWN_SPEAKERS = 16
+MAX_NAME_LENGTH = 100
+
+
+def _known_speakers(value: Any, diarize: bool) -> tuple[tuple[str, str], ...] | None:
+    """``known_speakers``: a non-empty object of distinct names to reference paths or URLs."""
+    if value is None:
+        return None
+    if not diarize:
+        raise InvalidOptionsError("option known_speakers needs diarize=true")
+    if not isinstance(value, Mapping) or not 1 <= len(value) <= MAX_KNOWN_SPEAKERS:
+        raise InvalidOptionsError(
+            f"option known_speakers must be an object of 1 to {MAX_KNOWN_SPEAKERS} names, each to a "
+            f"reference recording (path or URL), not {value!r:.80}"
+        )
+    out: dict[str, str] = {}
+    for name, source in value.items():
+        shown = name.strip() if isinstance(name, str) else ""
+        if not shown or len(shown) > MAX_NAME_LENGTH:
+            raise InvalidOptionsError(
+                f"option known_speakers: a name must be 1 to {MAX_NAME_LENGTH} characters, not {name!r:.80}"
+            )
+        if shown in out:
+            raise InvalidOptionsError(f"option known_speakers names {shown!r:.80} twice")
+        if not isinstance(source, str) or not source.strip():
+            raise InvalidOptionsError(
+                f"option known_speakers[{shown!r:.80}] must be a path or URL of a recording, "
+                f"not {source!r:.80}"
+            )
+        out[shown] = source.strip()
+    return tuple(out.items())
 
 
 def _speakers(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -167,7 +204,11 @@ def _speakers(raw: Mapping[str, Any]) -> dict[str, Any]:
     lowest, highest = counts["min_speakers"], counts["max_speakers"]
     if lowest is not None and highest is not None and lowest > highest:
         raise InvalidOptionsError(f"option min_speakers={lowest} is more than max_speakers={highest}")
-    return {"diarize": diarize, **counts}
+    return {
+        "diarize": diarize,
+        **counts,
+        "known_speakers": _known_speakers(raw.get("known_speakers"), diarize),
+    }
 
 
 def _host_port(netloc: str) -> tuple[str, int | None]:

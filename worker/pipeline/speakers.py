@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -32,8 +32,14 @@ __all__ = [
 ]
 
 
-def speaker_name(index: int) -> str:
-    """``SPEAKER_00`` for 0 (pyannote's and WhisperX's labels)."""
+#: Names of some speakers by their index (known speakers, ``worker.pipeline.known_speakers``).
+Names = Mapping[int, str]
+
+
+def speaker_name(index: int, names: Names | None = None) -> str:
+    """The name ``names`` gives ``index``, else ``SPEAKER_00`` for 0 (pyannote's and WhisperX's labels)."""
+    if names and index in names:
+        return names[index]
     return f"SPEAKER_{index:02d}"
 
 
@@ -68,47 +74,53 @@ def _split(segment: dict[str, Any], words: list[dict[str, Any]]) -> list[dict[st
 
 
 def label_segments(
-    segments: Sequence[dict[str, Any]], turns: Sequence[Turn], *, keep_words: bool = True
+    segments: Sequence[dict[str, Any]],
+    turns: Sequence[Turn],
+    *,
+    keep_words: bool = True,
+    names: Names | None = None,
 ) -> list[dict[str, Any]]:
     """``segments`` with a ``speaker`` on each (and on each word), cut at speaker changes, renumbered.
 
     Args:
         keep_words: keep the ``words`` (with their speakers) in the segments; the job may have
             asked for none and had them timed only to place the cuts.
+        names: names of known speakers by index; the others are ``SPEAKER_xx``.
     """
     out: list[dict[str, Any]] = []
     for segment in segments:
         if segment.get("words"):
             words = [
-                w | {"speaker": speaker_name(_speaker_at(w["start"], w["end"], turns) or 0)}
+                w | {"speaker": speaker_name(_speaker_at(w["start"], w["end"], turns) or 0, names)}
                 for w in segment["words"]
             ]
             out += _split(segment, words)
         else:
             speaker = _speaker_at(segment["start"], segment["end"], turns) or 0
-            out.append(segment | {"speaker": speaker_name(speaker)})
+            out.append(segment | {"speaker": speaker_name(speaker, names)})
     if not keep_words:
         out = [{k: v for k, v in s.items() if k != "words"} for s in out]
     return [s | {"id": number} for number, s in enumerate(out, 1)]
 
 
-def speakers_summary(turns: Sequence[Turn]) -> list[dict[str, Any]]:
+def speakers_summary(turns: Sequence[Turn], names: Names | None = None) -> list[dict[str, Any]]:
     """One entry per speaker: its label and its total speaking time in seconds."""
     seconds: dict[int, float] = {}
     for turn in turns:
         seconds[turn.speaker] = seconds.get(turn.speaker, 0.0) + turn.end - turn.start
-    return [{"speaker": speaker_name(i), "seconds": round(seconds[i], 3)} for i in sorted(seconds)]
+    return [{"speaker": speaker_name(i, names), "seconds": round(seconds[i], 3)} for i in sorted(seconds)]
 
 
 def add_speakers(
-    transcript: Transcript, turns: Sequence[Turn], *, keep_words: bool
+    transcript: Transcript, turns: Sequence[Turn], *, keep_words: bool, names: Names | None = None
 ) -> tuple[Transcript, list[dict[str, Any]]]:
-    """``transcript`` with speaker labels, and its ``speakers`` list."""
+    """``transcript`` with speaker labels (``names`` for known speakers), and its ``speakers`` list."""
     # Segments are plain dicts while they are cut and labelled, records again after.
-    segments = label_segments(cast(list[dict[str, Any]], transcript.segments), turns, keep_words=keep_words)
-    return dataclasses.replace(transcript, segments=cast(list[SegmentRecord], segments)), speakers_summary(
-        turns
+    segments = label_segments(
+        cast(list[dict[str, Any]], transcript.segments), turns, keep_words=keep_words, names=names
     )
+    summary = speakers_summary(turns, names)
+    return dataclasses.replace(transcript, segments=cast(list[SegmentRecord], segments)), summary
 
 
 def channel_speakers(

@@ -33,7 +33,13 @@ from asr_protocol.redact import reprs
 from worker.celery import app
 from worker.pipeline import errors
 from worker.pipeline.audio import SAMPLE_RATE, decode_range
-from worker.pipeline.diarize_job import check_diarization, decoding_options, merge_speakers, piece_windows
+from worker.pipeline.diarize_job import (
+    check_diarization,
+    decoding_options,
+    load_known,
+    merge_speakers,
+    piece_windows,
+)
 from worker.pipeline.errors import ASRError, InputError, TransientError
 from worker.pipeline.options import WHOLE_JOB_OPTIONS, parse_options
 from worker.pipeline.plan import BATCHED, SEQUENTIAL
@@ -335,7 +341,7 @@ def merge_pieces(
     )
     speakers = None
     if opts.diarize:  # every piece's speaker windows clustered at once: one label per speaker
-        transcript, labelled = merge_speakers(transcript, pieces, opts)
+        transcript, labelled = merge_speakers(transcript, pieces, opts, load_known(opts, settings))
         speakers, timings["diarize"] = labelled["speakers"], labelled["diarize_seconds"]
     redis = _redis(self.backend)
     if redis is not None:

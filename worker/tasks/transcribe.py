@@ -14,7 +14,7 @@ from asr_protocol.names import TASK_NAME
 from asr_protocol.records import JobResult
 from worker.celery import app
 from worker.pipeline.audio import SAMPLE_RATE, check_duration, decode_tracks
-from worker.pipeline.diarize_job import check_diarization, decoding_options, label_transcript
+from worker.pipeline.diarize_job import check_diarization, decoding_options, label_transcript, load_known
 from worker.pipeline.options import TranscribeOptions
 from worker.pipeline.plan import FANOUT, plan_job
 from worker.pipeline.progress import PROGRESS, ProgressReporter, progress_meta
@@ -50,13 +50,14 @@ def transcribe(self: AudioTask, audio_path: Any, **options: Any) -> JobResult:
     (a webhook, see ``worker.tasks.webhooks``), ``fanout_seconds`` (split longer
     audio across the fleet, see ``worker.tasks.fanout``), ``output_url`` and
     ``output_formats`` (write the transcript there too, see ``worker.pipeline.outputs``),
-    ``diarize`` with ``num_speakers``, ``min_speakers``, ``max_speakers`` (speaker labels,
-    see ``worker.pipeline.diarize_job``).
+    ``diarize`` with ``num_speakers``, ``min_speakers``, ``max_speakers`` and ``known_speakers``
+    (speaker labels, names for known voices, see ``worker.pipeline.diarize_job``).
     """
     started_at, started = time.time(), time.perf_counter()
     with self.job() as job:
         opts = job.options(options)
         check_diarization(opts, job.settings)
+        known = load_known(opts, job.settings)  # bad references fail the job before decoding
         path = job.audio_path(audio_path)
         decode_started = time.perf_counter()
         tracks, labels = decode_tracks(path, opts.channels)
@@ -83,7 +84,7 @@ def transcribe(self: AudioTask, audio_path: Any, **options: Any) -> JobResult:
                 multilingual=config["multilingual"],
                 job={"started_at": started_at, "decode": decode_seconds, "deliveries": job.deliveries},
             )
-        done = _transcribe_here(self, settings, opts, model, tracks, labels)
+        done = _transcribe_here(self, settings, opts, model, tracks, labels, known)
         timings = {"decode": decode_seconds, **done.timings, "total": time.perf_counter() - started}
         return job_result(
             audio_path,
@@ -116,6 +117,7 @@ def _transcribe_here(
     model: Any,
     tracks: list[np.ndarray],
     labels: list[Any],
+    known: dict[str, np.ndarray],
 ) -> _Done:
     """Decode the job's tracks in this child (per channel when there are several), label speakers."""
     # Every channel is decoded in turn: the deadline and the progress cover their sum.
@@ -132,6 +134,8 @@ def _transcribe_here(
         transcript = transcribe_array(model, tracks[0], decoding, on_progress=report, **settings.decoding())
     timings = {"transcribe": transcript.seconds}
     if opts.diarize:
-        transcript, labelled = label_transcript(tracks[0], transcript, opts, channels=labels or ())
+        transcript, labelled = label_transcript(
+            tracks[0], transcript, opts, channels=labels or (), known=known
+        )
         speakers, timings["diarize"] = labelled["speakers"], labelled["diarize_seconds"]
     return _Done(transcript, timings, channels, speakers)

@@ -1,0 +1,181 @@
+"""Run diarization methods over built conversations and score them (``bench/diarization.py`` prints them).
+
+A conversation's speaker windows are embedded once; each method (the worker's threshold and
+silhouette count, or NME-SC) clusters those same windows, and the worker's own
+:func:`~worker.pipeline.diarization.speaker_turns` makes the turns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from evaluation.conversations import Conversation
+from evaluation.diarization_scores import Score, der_parts, pooled, words_right
+
+__all__ = [
+    "Embedded",
+    "Method",
+    "count_rates",
+    "embed",
+    "known_speaker_rates",
+    "nme_sc_method",
+    "threshold_method",
+    "turns_of",
+    "word_rate",
+]
+
+#: A clustering: L2-normalised embeddings in, a speaker (0..k-1) per embedding out.
+Method = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """A conversation and its speaker windows."""
+
+    conversation: Conversation
+    windows: Any  #: worker.pipeline.diarization.Windows
+
+
+def embed(conversations: Sequence[Conversation]) -> list[Embedded]:
+    """Each conversation's speaker windows (Silero VAD, resemblyzer), as the worker computes them."""
+    from worker.pipeline.diarization import embed_windows, speech_regions
+
+    return [Embedded(c, embed_windows(c.audio, speech_regions(c.audio))) for c in conversations]
+
+
+@contextmanager
+def _tie(value: float) -> Iterator[None]:
+    from worker.pipeline import diarization
+
+    saved, diarization.SILHOUETTE_TIE = diarization.SILHOUETTE_TIE, value
+    try:
+        yield
+    finally:
+        diarization.SILHOUETTE_TIE = saved
+
+
+def threshold_method(threshold: float, tie: float) -> Method:
+    """The worker's count: average-linkage cut at ``threshold`` bounds it, the best silhouette (ties
+    within ``tie`` to the fewer speakers) picks it."""
+    from worker.pipeline.diarization import cluster
+
+    def run(embeddings: np.ndarray) -> np.ndarray:
+        with _tie(tie):
+            return cluster(embeddings, threshold=threshold)
+
+    return run
+
+
+def nme_sc_method(fraction: float) -> Method:
+    """NME-SC (``evaluation/nme_sc.py``) searching ``p`` up to ``fraction`` of the windows."""
+    from evaluation import nme_sc
+
+    def run(embeddings: np.ndarray) -> np.ndarray:
+        if len(embeddings) < 3:
+            return np.zeros(len(embeddings), dtype=np.int64)
+        saved, nme_sc.MAX_NEIGHBOUR_FRACTION = nme_sc.MAX_NEIGHBOUR_FRACTION, fraction
+        try:
+            return nme_sc.count_and_labels(embeddings)[0]
+        finally:
+            nme_sc.MAX_NEIGHBOUR_FRACTION = saved
+
+    return run
+
+
+def turns_of(item: Embedded, method: Method) -> tuple[list[Any], np.ndarray]:
+    """The turns (numbered by first turn) and window labels ``method`` gives ``item``."""
+    from worker.pipeline.diarization import _by_first_turn, _compact, speaker_turns
+
+    labels = _compact(method(item.windows.embeddings)) if len(item.windows.embeddings) else np.zeros(0, int)
+    return _by_first_turn(speaker_turns(item.windows, labels), labels)
+
+
+def score(item: Embedded, turns: Sequence[Any]) -> Score:
+    return der_parts(item.conversation.truth, [(t.start, t.end, t.speaker) for t in turns])
+
+
+def count_rates(rows: Sequence[tuple[Conversation, Score]]) -> dict[str, Any]:
+    """Pooled DER and the share of conversations whose count is exact, 2-3 and 4-6 speakers apart."""
+    small = [s for c, s in rows if c.count <= 3]
+    large = [s for c, s in rows if c.count >= 4]
+
+    def exact(scores: Sequence[Score]) -> float | None:
+        return (
+            round(100 * float(np.mean([s.speakers_found == s.speakers_true for s in scores])), 1)
+            if scores
+            else None
+        )
+
+    return {
+        "conversations": len(rows),
+        "der": round(100 * pooled(s for _, s in rows), 1),
+        "count_exact_2_3": exact(small),
+        "count_exact_4_6": exact(large),
+        "found_minus_true": {
+            str(d): int(sum(s.speakers_found - s.speakers_true == d for _, s in rows)) for d in range(-3, 4)
+        },
+    }
+
+
+def word_rate(item: Embedded, turns: Sequence[Any], segments: Sequence[dict[str, Any]]) -> tuple[int, int]:
+    """Words (of the real transcript of ``item``) given to the right speaker, and words scored."""
+    from worker.pipeline.speakers import label_segments, speaker_name
+
+    labelled = label_segments(segments, turns)
+    words = [(w["start"], w["end"], w["speaker"]) for s in labelled for w in s.get("words", [])]
+    found = [(t.start, t.end, speaker_name(t.speaker)) for t in turns]
+    return words_right(item.conversation.truth, found, words)
+
+
+def _named_turns(item: Embedded, turns: Sequence[Any], names: dict[int, str]) -> list[tuple[str, str | None]]:
+    """``(true speaker, name given)`` of each true phrase: the name of the found speaker it overlaps most."""
+    out = []
+    for start, end, who in item.conversation.truth:
+        overlap: dict[int, float] = {}
+        for t in turns:
+            length = min(end, t.end) - max(start, t.start)
+            if length > 0:
+                overlap[t.speaker] = overlap.get(t.speaker, 0.0) + length
+        speaker = max(overlap, key=overlap.__getitem__) if overlap else None
+        out.append((who, None if speaker is None else names.get(speaker)))
+    return out
+
+
+def known_speaker_rates(
+    items: Sequence[Embedded],
+    method: Method,
+    references: dict[str, np.ndarray],
+    thresholds: Sequence[float],
+) -> dict[float, dict[str, Any]]:
+    """For each threshold: of the true phrases of speakers with a reference, the share named
+    right; of all phrases, the share given a name not theirs.
+
+    Every conversation is given every reference of its side of the split: those of speakers
+    in it and those of speakers not in it (impostors).
+    """
+    from worker.pipeline.known_speakers import match_names
+
+    labelled = [(item, *turns_of(item, method)) for item in items]
+    out: dict[float, dict[str, Any]] = {}
+    for threshold in thresholds:
+        right = known = wrong = total = 0
+        for item, turns, labels in labelled:
+            names = match_names(item.windows, labels, references, threshold)
+            for who, given in _named_turns(item, turns, names):
+                total += 1
+                if who in references:
+                    known += 1
+                    right += given == who
+                wrong += given is not None and given != who
+        out[threshold] = {
+            "named_right": round(100 * right / max(known, 1), 1),
+            "named_wrongly": round(100 * wrong / max(total, 1), 2),
+            "known_turns": known,
+            "turns": total,
+        }
+    return out

@@ -1,0 +1,133 @@
+"""Known speakers: the option's checks, the name matching, the API's form fields, the CLI flag (no model)."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+
+import numpy as np
+import pytest
+
+from worker.pipeline.diarization import Windows
+from worker.pipeline.errors import InvalidOptionsError
+from worker.pipeline.options import parse_options
+from worker.pipeline.speakers import label_segments, speaker_name, speakers_summary
+
+needs_scipy = pytest.mark.skipif(
+    importlib.util.find_spec("scipy") is None,
+    reason="scipy not installed: pip install -r requirements-diarization.txt",
+)
+
+
+def test_known_speakers_option_is_checked() -> None:
+    options = parse_options(
+        {"diarize": True, "known_speakers": {" Ann ": "/refs/ann.wav", "Bo": "s3://b/bo.wav"}}
+    )
+    assert options.known_speakers == (("Ann", "/refs/ann.wav"), ("Bo", "s3://b/bo.wav"))
+    assert "known_speakers" not in options.to_kwargs(5)
+    for bad, words in (
+        ({"known_speakers": {"Ann": "/a.wav"}}, "needs diarize=true"),
+        ({"diarize": True, "known_speakers": {"  ": "/a.wav"}}, "name must be"),
+        ({"diarize": True, "known_speakers": {"Ann": ""}}, "path or URL"),
+        ({"diarize": True, "known_speakers": {}}, "1 to 16"),
+        ({"diarize": True, "known_speakers": ["/a.wav"]}, "1 to 16"),
+        ({"diarize": True, "known_speakers": {"Ann": "/a", " Ann": "/b"}}, "twice"),
+    ):
+        with pytest.raises(InvalidOptionsError, match=words):
+            parse_options(bad)
+
+
+def test_named_speakers_replace_their_labels_only() -> None:
+    from worker.pipeline.diarization import Turn
+
+    turns = [Turn(0.0, 1.0, 0), Turn(1.0, 2.0, 1)]
+    segments = [
+        {"id": 1, "start": 0.1, "end": 0.9, "text": "a"},
+        {"id": 2, "start": 1.1, "end": 1.9, "text": "b"},
+    ]
+    names = {1: "Ann"}
+    assert [s["speaker"] for s in label_segments(segments, turns, names=names)] == ["SPEAKER_00", "Ann"]
+    assert [s["speaker"] for s in speakers_summary(turns, names)] == ["SPEAKER_00", "Ann"]
+    assert speaker_name(3) == "SPEAKER_03"
+
+
+def _voices() -> tuple[Windows, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    axes = np.eye(256)
+    points = np.concatenate([axes[i] + rng.normal(0, 0.02, (8, 256)) for i in range(2)])
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    times = np.array([[i, i + 2.0] for i in range(16)], dtype=float)
+    return Windows([(0.0, 18.0)], times, points.astype(np.float32)), np.repeat([0, 1], 8), axes
+
+
+@needs_scipy
+def test_a_reference_names_the_speaker_it_matches_and_no_other() -> None:
+    from worker.pipeline.known_speakers import match_names
+
+    windows, labels, axes = _voices()
+    impostor = (axes[0] + axes[2] * 1.5) / np.linalg.norm(axes[0] + axes[2] * 1.5)  # 0.55 alike speaker 0
+    references = {"Bo": axes[1], "Cy": impostor}
+    assert match_names(windows, labels, references, threshold=0.8) == {1: "Bo"}
+    assert match_names(windows, labels, references, threshold=0.5) == {0: "Cy", 1: "Bo"}
+    # One name per speaker: two references of one voice name it once, by the closer.
+    near = (axes[1] + 0.1 * axes[3]) / np.linalg.norm(axes[1] + 0.1 * axes[3])
+    assert match_names(windows, labels, {"Bo": axes[1], "Bob": near}, threshold=0.8) == {1: "Bo"}
+    assert match_names(windows, labels, {}, threshold=0.8) == {}
+
+
+def _wav_data_url(seconds: float = 3.0) -> str:
+    import io
+    import wave
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(b"\0\0" * int(16000 * seconds))
+    return "data:audio/wav;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_api_known_speaker_fields_are_checked() -> None:
+    from producer.api.errors import ApiError
+    from producer.api.references import known_speakers
+
+    url = _wav_data_url()
+    fields = {"known_speaker_names[]": ["agent"], "known_speaker_references[]": [url]}
+    [(name, audio, suffix)] = known_speakers(fields, diarized=True)
+    assert (name, suffix) == ("agent", ".wav") and audio.startswith(b"RIFF")
+    assert known_speakers({}, diarized=False) == []
+    for bad, diarized, words in (
+        (fields, False, "diarized_json"),
+        (
+            {"known_speaker_names[]": ["a", "b"], "known_speaker_references[]": [url]},
+            True,
+            "2 known_speaker_names",
+        ),
+        ({"known_speaker_names[]": [" "], "known_speaker_references[]": [url]}, True, "empty"),
+        ({"known_speaker_names[]": ["a"], "known_speaker_references[]": ["/etc/passwd"]}, True, "data URL"),
+        (
+            {"known_speaker_names[]": ["a"], "known_speaker_references[]": ["data:audio/wav;base64,@@"]},
+            True,
+            "base64",
+        ),
+        (
+            {"known_speaker_names[]": list("abcde"), "known_speaker_references[]": [url] * 5},
+            True,
+            "at most 4",
+        ),
+    ):
+        with pytest.raises(ApiError, match=words) as caught:
+            known_speakers(bad, diarized=diarized)
+        assert caught.value.status == 400
+
+
+def test_cli_known_speaker_flag() -> None:
+    import argparse
+
+    from producer.cli.submit import _known_speaker
+
+    assert _known_speaker(" Ann = /refs/ann.wav") == ("Ann", "/refs/ann.wav")
+    for bad in ("Ann", "=x.wav", "Ann="):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _known_speaker(bad)
