@@ -16,7 +16,7 @@ from typing import Any
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from producer import config, redact
+from producer import broker, config, redact
 from producer.job import (
     CLIP_TASK_NAME,
     DETECT_LANGUAGE_TASK,
@@ -61,7 +61,13 @@ class Client:
         self.broker_url = broker_url or config.broker_url()
         self.backend_url = backend_url or config.backend_url()
         self.queue = queue or config.default_queue()
-        self.app = Celery("producer", broker=self.broker_url, backend=self.backend_url, set_as_current=False)
+        self.app = Celery(
+            "producer",
+            broker=self.broker_url,
+            backend=self.backend_url,
+            set_as_current=False,
+            amqp=broker.AMQP_CLASS,
+        )
         self.app.conf.update(
             task_serializer="json",
             accept_content=["json"],
@@ -71,16 +77,14 @@ class Client:
             # Fail fast when the broker is down instead of hanging a caller.
             broker_connection_timeout=5,
             task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
-            broker_transport_options={
-                "visibility_timeout": config.visibility_timeout(),
-                **config.sentinel_options(self.broker_url),
-            },
             result_backend_transport_options={
                 "retry_policy": {"max_retries": 3},
                 "visibility_timeout": config.visibility_timeout(),
                 **config.sentinel_options(self.backend_url),
             },
+            **broker.app_settings(self.broker_url, self.backend_url, self.queue),
         )
+        self._publish = broker.publish_options(self.broker_url)
         self._connected = False
 
     def check_connection(self) -> None:
@@ -106,6 +110,14 @@ class Client:
                 ) from None
         self._connected = True
 
+    def _not_sent(self, exc: BaseException) -> BrokerUnavailableError:
+        where = config.mask_url(self.broker_url)
+        if isinstance(exc, OperationalError):
+            return BrokerUnavailableError(f"cannot reach the broker at {where}: {exc}")
+        return BrokerUnavailableError(
+            f"the broker at {where} did not confirm the job: {type(exc).__name__} {exc}".rstrip()
+        )
+
     def submit(
         self, path: str | os.PathLike[str], *, queue: str | None = None, batch: bool = False, **options: Any
     ) -> Job:
@@ -129,11 +141,10 @@ class Client:
                 kwargs=options,
                 queue=queue or self.queue,
                 **redact.reprs([audio_path], options),
+                **self._publish,
             )
-        except OperationalError as exc:
-            raise BrokerUnavailableError(
-                f"cannot reach the broker at {config.mask_url(self.broker_url)}: {exc}"
-            ) from None
+        except broker.NOT_CONFIRMED as exc:
+            raise self._not_sent(exc) from None
         return Job(result.id, audio_path, self)
 
     def submit_many(
@@ -186,11 +197,10 @@ class Client:
                 args=[audio_path],
                 queue=queue or self.queue,
                 **redact.reprs([audio_path]),
+                **self._publish,
             )
-        except OperationalError as exc:
-            raise BrokerUnavailableError(
-                f"cannot reach the broker at {config.mask_url(self.broker_url)}: {exc}"
-            ) from None
+        except broker.NOT_CONFIRMED as exc:
+            raise self._not_sent(exc) from None
         return Job(sent.id, audio_path, self).result(timeout)
 
     def status(self, task_id: str, *, queue: str | None = None) -> JobStatus:
