@@ -277,7 +277,7 @@ class RabbitCluster:
 
 
 def first_message(url: str, queue: str) -> Any:
-    """One message taken (and acked) from ``queue`` at ``url``, or None: for inspecting a dead-letter queue."""
+    """One message taken (and acked) from ``queue`` at ``url``, or None: to look into a dead-letter queue."""
     from kombu import Connection
 
     with Connection(url) as connection:

@@ -37,6 +37,7 @@ __all__ = [
     "load_verifier",
     "never",
     "normalise",
+    "rabbit_stack",
     "references",
     "run_module",
     "start_flower",
@@ -58,6 +59,7 @@ SECRETS = {
     "REDIS_PASSWORD": "test-password",
     "FLOWER_BASIC_AUTH": "test:test-password",
     "ASR_API_KEYS": "test-api-key",
+    "RABBITMQ_PASSWORD": "test-rabbit-password",
 }
 _VAR = re.compile(r"\$\{(?P<name>\w+)(?::(?P<op>[-?])(?P<arg>[^}]*))?\}")
 
@@ -110,10 +112,32 @@ def worker_stack(tmp_path_factory: pytest.TempPathFactory, name: str, **env: str
         yield running
 
 
+@contextmanager
+def rabbit_stack(logs: Path, *, concurrency: int = 2, **env: str) -> Iterator[LocalStack]:
+    """A 2-child worker on a fresh vhost of the machine's RabbitMQ (deleted afterwards), results in
+    a private Redis; skips when RabbitMQ cannot be used here."""
+    from evaluation import rabbitmq
+
+    why = rabbitmq.available() or (None if rabbitmq.shared_server_up() else "no RabbitMQ on 127.0.0.1:5672")
+    if why:
+        pytest.skip(why)
+    env = {"ASR_CACHE_DIR": str(logs / "cache"), **env}
+    with (
+        rabbitmq.vhost() as url,
+        LocalStack(concurrency=concurrency, env=env, log_path=logs / "worker.log", broker_url=url) as running,
+    ):
+        yield running
+
+
 def run_module(
-    module: str, *args: str, redis_url: str | None, timeout: float = 300
+    module: str,
+    *args: str,
+    redis_url: str | None,
+    timeout: float = 300,
+    broker_url: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m module args`` as a user would, against ``redis_url`` (None: no Redis configured)."""
+    """Run ``python -m module args`` as a user would, against ``redis_url`` (None: no Redis configured)
+    and ``broker_url`` when the broker is another (RabbitMQ)."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -121,6 +145,8 @@ def run_module(
     }
     if redis_url:
         env["REDIS_URL"] = redis_url
+    if broker_url:
+        env["CELERY_BROKER_URL"] = broker_url
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=ROOT,
