@@ -121,6 +121,7 @@ def rabbit_stack(logs: Path, *, concurrency: int = 2, **env: str) -> Iterator[Lo
     why = rabbitmq.available() or (None if rabbitmq.shared_server_up() else "no RabbitMQ on 127.0.0.1:5672")
     if why:
         pytest.skip(why)
+    logs.mkdir(parents=True, exist_ok=True)
     env = {"ASR_CACHE_DIR": str(logs / "cache"), **env}
     with (
         rabbitmq.vhost() as url,

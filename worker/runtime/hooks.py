@@ -17,7 +17,15 @@ from celery import signals
 from celery.utils.dispatch import Signal
 
 from worker.celery import app
-from worker.runtime import lifecycle, liveness, preemption, privacy, recovery, reports
+from worker.runtime import (
+    consumer_timeout,
+    lifecycle,
+    liveness,
+    preemption,
+    privacy,
+    recovery,
+    reports,
+)
 from worker.runtime.transport import broker_transport
 from worker.tasks import webhooks
 
@@ -35,6 +43,8 @@ HOOKS: list[tuple[Signal, Callable[..., Any]]] = [
     (signals.worker_process_init, reports.report_after_load),
     # The parent, once consuming: SIGTERM starts a soft shutdown with ASR_SHUTDOWN_GRACE.
     (signals.worker_ready, preemption.on_worker_ready),
+    # ... and, on RabbitMQ, says when the server would take long jobs back (consumer_timeout).
+    (signals.worker_ready, consumer_timeout.check_server),
     # The parent, for each message: remember its delivery tag, to requeue it after a lost
     # connection, and record this node as its holder, for node-loss recovery.
     (signals.task_received, recovery.remember_received),
