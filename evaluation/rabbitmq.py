@@ -140,6 +140,7 @@ class RabbitNode:
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.base / "enabled_plugins"),
             # Not the machine's rabbitmq-env.conf: it names the shared node.
             "RABBITMQ_CONF_ENV_FILE": "/dev/null",
+            **self.extra,
         }
         with open(self.base / "stdout.log", "ab") as log:
             self.process = subprocess.Popen(
@@ -188,9 +189,17 @@ class RabbitNode:
 
 
 class RabbitCluster:
-    """``size`` RabbitMQ nodes on loopback, clustered; ``rabbitmq_conf`` is added to each node's config."""
+    """``size`` RabbitMQ nodes on loopback, clustered; ``rabbitmq_conf`` is added to each node's
+    config, ``env`` to each node's environment, ``management`` enables the first node's HTTP API."""
 
-    def __init__(self, size: int = 3, *, rabbitmq_conf: str = "", management: bool = False) -> None:
+    def __init__(
+        self,
+        size: int = 3,
+        *,
+        rabbitmq_conf: str = "",
+        management: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.base = Path(tempfile.mkdtemp(prefix="asr-rabbit-"))
         shutil.chown(self.base, "rabbitmq", "rabbitmq")
         tag = uuid.uuid4().hex[:6]
@@ -209,6 +218,7 @@ class RabbitCluster:
                     base=self.base / f"n{index + 1}",
                     config=config,
                     management_port=management_port,
+                    extra=dict(env or {}),
                 )
             )
 

@@ -279,7 +279,17 @@ class Flower:
                 self.process.wait()
 
 
-def start_flower(redis_url: str, db: Path, log: Path, *, auth_from_env: bool = False) -> Flower:
+def start_flower(
+    redis_url: str,
+    db: Path,
+    log: Path,
+    *,
+    auth_from_env: bool = False,
+    broker_url: str | None = None,
+    broker_api: str | None = None,
+) -> Flower:
+    """Flower on ``redis_url`` (or ``broker_url`` with Redis results; ``broker_api``: RabbitMQ's
+    management API, for queue lengths)."""
     port = free_port()
     env = {**os.environ, "REDIS_URL": redis_url}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
@@ -289,6 +299,10 @@ def start_flower(redis_url: str, db: Path, log: Path, *, auth_from_env: bool = F
         sys.executable, "-m", "celery", "-A", "worker", "flower",
         f"--port={port}", "--address=127.0.0.1", "--persistent=True", f"--db={db}",
     ]  # fmt: skip
+    if broker_url:
+        env["CELERY_BROKER_URL"] = broker_url
+    if broker_api:
+        args.append(f"--broker_api={broker_api}")
     if auth_from_env:
         env["FLOWER_BASIC_AUTH"] = ":".join(AUTH)
     else:
