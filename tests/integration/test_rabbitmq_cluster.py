@@ -91,7 +91,7 @@ def test_flower_shows_rabbitmq_queue_lengths_through_the_management_api(
 
             def asr_length() -> int | None:
                 queues = flower.get("/api/queues/length").json()["active_queues"]
-                return next((q["messages"] for q in queues if q["name"] == "asr" and q["messages"]), None)
+                return next((q.get("messages") for q in queues if q["name"] == "asr" and q.get("messages")), None)
 
             assert wait_until(asr_length, 90, "Flower never showed the queued jobs") == len(jobs)
         finally:
