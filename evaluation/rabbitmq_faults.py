@@ -59,6 +59,16 @@ def _node(hostname: str) -> str:
     return hostname.split("@")[0] + "@"
 
 
+def _ready(url: str) -> int:
+    """Messages ready in the ``asr`` queue at ``url``."""
+    from kombu import Connection
+
+    from producer.broker import queue_length
+
+    with Connection(url) as connection:
+        return queue_length(connection.default_channel, "asr")
+
+
 def _workers_of(client: Client, jobs: Sequence[Job]) -> dict[str, str]:
     """``{job id: worker hostname}`` of the jobs that have started (PROGRESS or later)."""
     found = {}
@@ -104,13 +114,14 @@ def worker_node_loss(
             killed = time.monotonic()
             lost = [j for j in submitted if j.id in lost_ids]
 
-            def moved_to_survivor() -> bool:
-                now = _workers_of(client, lost)
-                there = [w for w in now.values() if w.startswith(_node(survivor.hostname))]
-                return len(there) == len(lost)
+            def back_in_queue() -> bool:
+                # Ready in the queue again, or already taken by the survivor.
+                taken = _workers_of(client, lost).values()
+                there = [w for w in taken if w.startswith(_node(survivor.hostname))]
+                return _ready(broker) + len(there) >= len(lost)
 
-            moved = _wait(moved_to_survivor, 300, "the lost jobs start on the survivor", every=0.1)
-            requeued_after = time.monotonic() - killed if moved else None
+            _wait(back_in_queue, 300, "the lost jobs are back in the queue", every=0.05)
+            requeued_after = time.monotonic() - killed
             done_at: dict[str, float] = {}
             deadline = time.monotonic() + 600
             while len(done_at) < len(lost_ids) and time.monotonic() < deadline:
@@ -127,7 +138,7 @@ def worker_node_loss(
                 [s.log_path for s in stacks],
                 kills=1,
                 lost_jobs=len(lost_ids),
-                running_elsewhere_after_s=round(requeued_after or -1, 1),
+                requeued_after_s=round(requeued_after, 2),
                 lost_jobs_success_after_s=round(max(lost_done), 1) if lost_done else None,
                 all_success=all(isinstance(o, dict) for o in outcomes.values()),
             )

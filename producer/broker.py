@@ -49,6 +49,20 @@ def app_settings(broker_url: str, backend_url: str, queue: str) -> dict[str, Any
     }
 
 
+def queue_length(channel: Any, queue: str) -> int:
+    """Messages ready in RabbitMQ queue ``queue`` (0 when it does not exist), by a passive declare."""
+    probe = channel.connection.channel()
+    try:
+        return int(probe.queue_declare(queue, passive=True).message_count)
+    except Exception as exc:
+        if getattr(exc, "code", None) == 404:
+            return 0
+        raise
+    finally:
+        if probe.is_open:
+            probe.close()
+
+
 def publish_options(broker_url: str) -> dict[str, Any]:
     """Options for each ``send_task``: a bound wait for RabbitMQ's confirm."""
     return {"confirm_timeout": CONFIRM_TIMEOUT} if is_amqp(broker_url) else {}

@@ -85,6 +85,7 @@ class Client:
             **broker.app_settings(self.broker_url, self.backend_url, self.queue),
         )
         self._publish = broker.publish_options(self.broker_url)
+        self._searchable = not broker.is_amqp(self.broker_url)
         self._connected = False
 
     def check_connection(self) -> None:
@@ -209,7 +210,7 @@ class Client:
         Celery stores nothing for a job no worker has taken yet (its state is
         PENDING, as for an id never submitted), so for PENDING the workers are
         asked whether they hold it and ``queue`` (default: this client's) is
-        searched; ``known`` is False when neither has it.
+        searched (a Redis queue; a RabbitMQ one cannot be); ``known`` is False when neither has it.
 
         Raises:
             BrokerUnavailableError: the broker or the result backend cannot be reached.
@@ -229,9 +230,9 @@ class Client:
             found = self._stored_status(task_id)
             if found.state != "PENDING":
                 return found
-        return JobStatus(
-            task_id, "PENDING", name=name, path=path, queue_position=position, known=position is not None
-        )
+        # A RabbitMQ queue cannot be searched without taking its messages: PENDING is all we know.
+        known = position is not None or not self._searchable
+        return JobStatus(task_id, "PENDING", name=name, path=path, queue_position=position, known=known)
 
     def cancel(self, task_id: str, *, timeout: float = 10.0, queue: str | None = None) -> JobStatus:
         """Cancel a job: a queued one never runs, a running one is stopped; it ends REVOKED.

@@ -8,7 +8,8 @@ server), a real worker, the real model and real speech.
 * Long jobs: a node whose ``consumer_timeout`` is deliberately short (4 s, checked every
   second) takes a running job back; the worker named the setting it needs at start, and
   with the server set as docs/deploy.md says, the same long job runs once.
-* Flower, given RabbitMQ's management API (``--broker_api``), shows the queue's length.
+* Flower, given RabbitMQ's management API (``--broker_api``), shows the queue's length, as
+  the HTTP API's queue gauge does.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from evaluation.audio import SEQUENTIAL
 from evaluation.faults import speech_file
 from evaluation.rabbitmq_faults import leader_loss
 from producer import Client
+from producer.api.models import queue_depth
 from producer.local import LocalStack, RedisServer
 from tests.helpers import audio_file, start_flower, wait_for_log, wait_until, worker_log
 
@@ -81,9 +83,13 @@ def test_flower_shows_rabbitmq_queue_lengths_through_the_management_api(
         stack_redis = RedisServer().start()
         flower = None
         try:
-            # No worker: the jobs wait in the quorum queue, and Flower counts them.
+            # No worker: the jobs wait in the quorum queue, and Flower counts them (and so do
+            # the API's queue gauge and a job's status).
             with Client(node.url, stack_redis.url) as client:
                 jobs = client.submit_many([audio_file("jfk.flac")] * 3)
+                assert queue_depth(client, "asr") == 3
+                status = client.status(jobs[0].id)
+                assert (status.state, status.known) == ("PENDING", True)
             flower = start_flower(
                 stack_redis.url, tmp_path / "flower.db", tmp_path / "flower.log",
                 broker_url=node.url, broker_api=api,
@@ -91,7 +97,8 @@ def test_flower_shows_rabbitmq_queue_lengths_through_the_management_api(
 
             def asr_length() -> int | None:
                 queues = flower.get("/api/queues/length").json()["active_queues"]
-                return next((q.get("messages") for q in queues if q["name"] == "asr" and q.get("messages")), None)
+                lengths = [q.get("messages") for q in queues if q["name"] == "asr"]
+                return lengths[0] if lengths else None
 
             assert wait_until(asr_length, 90, "Flower never showed the queued jobs") == len(jobs)
         finally:
