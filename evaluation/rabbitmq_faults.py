@@ -5,8 +5,8 @@ integration tests run them small and assert on the report. Real RabbitMQ (a fres
 the machine's server, or a private three-node cluster), a private Redis for the results,
 real worker processes (each in a process group of its own), the real model, real speech.
 
-* ``worker_node_loss``: one of two workers is SIGKILLed with its children while it runs
-  jobs. Its connection dies with it, and RabbitMQ hands its unacknowledged deliveries to the
+* ``worker_node_loss``: a worker is SIGKILLed with its children while it runs jobs, another
+  idle. Its connection dies with it, and RabbitMQ hands its unacknowledged deliveries to the
   other worker at once: no liveness record, no node-loss timeout.
 * ``leader_loss``: the RabbitMQ node that leads the ``asr`` quorum queue is SIGKILLed while
   jobs are queued and running, and more are submitted during the failover. Every job the
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -79,36 +80,35 @@ def _workers_of(client: Client, jobs: Sequence[Job]) -> dict[str, str]:
     return found
 
 
-def worker_node_loss(
-    folder: Path, audio: Path, *, per_worker: int = 1, jobs: int | None = None
-) -> dict[str, Any]:
-    """Two workers of ``per_worker`` children on a fresh vhost; the second is SIGKILLed whole
-    once each of its children runs a job."""
-    jobs = jobs or 2 * per_worker
+def worker_node_loss(folder: Path, audio: Path, *, per_worker: int = 1) -> dict[str, Any]:
+    """Two workers of ``per_worker`` children on a fresh vhost; the first runs ``per_worker``
+    jobs while the second waits on a standby queue; the second is told to consume the jobs'
+    queue, and the first is SIGKILLed whole."""
     env = {**SEQUENTIAL, "ASR_CACHE_DIR": str(folder / "cache"), "ASR_NODE_LOSS_SECONDS": "3600"}
     with _redis() as redis, rabbitmq.vhost("asr-faults") as broker:
-        stacks = [
+        victim, survivor = (
             LocalStack(
                 concurrency=per_worker,
                 env=env,
                 redis_url=redis.url,
                 broker_url=broker,
-                log_path=folder / f"rabbit-node-{index}.log",
+                log_path=folder / f"rabbit-{role}.log",
                 new_session=True,
+                queues=queues,
             )
-            for index in range(2)
-        ]
-        with stacks[0], stacks[1], Client(broker, redis.url) as client:
-            survivor, victim = stacks
-            submitted = [client.submit(audio) for _ in range(jobs)]
-
-            def victim_busy() -> dict[str, str] | None:
-                held = _workers_of(client, submitted)
-                mine = [w for w in held.values() if w.startswith(_node(victim.hostname))]
-                return held if len(mine) >= per_worker else None
-
-            held = _wait(victim_busy, 180, "the victim runs its jobs")
-            lost_ids = [i for i, worker in held.items() if worker.startswith(_node(victim.hostname))]
+            for role, queues in (("victim", ()), ("survivor", ("asr-standby",)))
+        )
+        stacks = [victim, survivor]
+        with victim, survivor, Client(broker, redis.url) as client:
+            submitted = [client.submit(audio) for _ in range(per_worker)]
+            held = _wait(
+                lambda: len(found := _workers_of(client, submitted)) == per_worker and found,
+                180,
+                "the victim runs its jobs",
+            )
+            standby = survivor.hostname.replace("%h", socket.gethostname())
+            client.app.control.add_consumer("asr", destination=[standby], reply=True, timeout=10)
+            lost_ids = list(held)
             assert victim.worker is not None
             os.killpg(victim.worker.pid, signal.SIGKILL)
             killed = time.monotonic()
