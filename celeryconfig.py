@@ -3,16 +3,17 @@
 Only lowercase Celery setting names live here (Celery's "new" setting names);
 the worker's ASR settings are in ``worker/pipeline/settings.py``. ``REDIS_URL`` sets the
 broker and the result backend together; ``CELERY_BROKER_URL`` and
-``CELERY_RESULT_BACKEND`` override each.
+``CELERY_RESULT_BACKEND`` override each. With an ``amqp://`` broker (RabbitMQ) the job
+queues are quorum queues and every publish waits for the broker's confirm
+(docs/deploy.md "RabbitMQ as the broker"); results stay in Redis.
 """
 
 from __future__ import annotations
 
 import os
 
-from kombu import Queue
-
 from asr_protocol.names import DEFAULT_QUEUE
+from asr_protocol.queues import CONSUMER_TIMEOUT_MARGIN, is_amqp, job_queue
 
 
 def _env_number(name: str, default: float) -> float:
@@ -44,7 +45,9 @@ result_accept_content = ["json"]
 task_default_queue = os.environ.get("ASR_QUEUE", "").strip() or DEFAULT_QUEUE
 # A worker started without -Q reads these: its own queue and Celery's default one,
 # where a bare Celery client that names no queue sends its task (else it would wait forever).
-task_queues = [Queue(name) for name in dict.fromkeys([task_default_queue, "celery"])]
+# On RabbitMQ each is a quorum queue (asr_protocol.queues), with a dead-letter queue for
+# jobs past ASR_MAX_DELIVERIES and a consumer timeout longer than the hard time limit.
+broker_is_amqp = is_amqp(broker_url)
 
 # Loading and warming a model takes longer than Celery's 4 s default for a
 # child's init handler; a child still loading then would be killed and forked again.
@@ -68,6 +71,18 @@ task_reject_on_worker_lost = True
 task_soft_time_limit = _env_number("ASR_SOFT_TIME_LIMIT", 6 * 3600.0) or None
 task_time_limit = _env_number("ASR_HARD_TIME_LIMIT", 6 * 3600.0 + 600) or None
 
+task_queues = [
+    job_queue(
+        name,
+        amqp=broker_is_amqp,
+        max_deliveries=int(_env_number("ASR_MAX_DELIVERIES", 3)) or 1,
+        # RabbitMQ closes the channel of a consumer that holds a delivery unacknowledged
+        # longer than this (30 min by default), and this worker acks after the job.
+        consumer_timeout=task_time_limit + CONSUMER_TIMEOUT_MARGIN if task_time_limit else None,
+    )
+    for name in dict.fromkeys([task_default_queue, "celery"])
+]
+
 # Redis redelivers an unacked job after the visibility timeout; a job running
 # longer than it would run twice (#5935), so it must outlast the hard limit, and
 # Celery's Redis docs ask for the same value in all three places.
@@ -77,8 +92,19 @@ if task_time_limit and visibility_timeout <= task_time_limit:
         f"ASR_VISIBILITY_TIMEOUT={visibility_timeout} must be longer than "
         f"ASR_HARD_TIME_LIMIT={task_time_limit:g}"
     )
-broker_transport_options: dict[str, object] = {"visibility_timeout": visibility_timeout}
+# The visibility timeout is the Redis transport's; RabbitMQ redelivers a lost consumer's
+# deliveries at once. There, each publish waits for the broker's confirm instead: a job
+# is confirmed only once a majority of a quorum queue's replicas hold it.
+broker_transport_options: dict[str, object] = (
+    {"confirm_publish": True} if broker_is_amqp else {"visibility_timeout": visibility_timeout}
+)
 result_backend_transport_options: dict[str, object] = {"visibility_timeout": visibility_timeout}
+
+# Retries with a countdown (webhooks, transient errors) on RabbitMQ: Celery's native
+# delayed delivery needs topic exchanges, and these queues keep Celery's direct ones (so a
+# plain Celery client publishes to them as before); such a retry waits in the worker, as
+# on Redis. The delay queues Celery still declares stay empty: classic ones cost least.
+broker_native_delayed_delivery_queue_type = "classic"
 
 # Redis Sentinel: sentinel://host:26379;sentinel://host2:26379;... URLs, as Celery documents;
 # REDIS_SENTINEL_MASTER names the master (default mymaster), REDIS_SENTINEL_PASSWORD the

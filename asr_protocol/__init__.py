@@ -12,6 +12,7 @@ package, and nothing of the model.
 - :mod:`asr_protocol.redact`: URLs as they may be shown (no signature, no password)
 - :mod:`asr_protocol.formats`: a result rendered as json, txt, srt, vtt, tsv or rttm
 - :mod:`asr_protocol.cancel`: both halves of the fan-out cancel protocol (redis-py only)
+- :mod:`asr_protocol.queues`: the job queues both sides declare (quorum queues on RabbitMQ)
 
 The submodules are not imported here: each side loads what it uses.
 """

@@ -1,4 +1,5 @@
-"""python -m bench.faults kill|redis|shutdown|soak|node-loss|preempt|failover (evaluation.faults)."""
+"""python -m bench.faults kill|redis|shutdown|soak|node-loss|preempt|failover, and on RabbitMQ
+rabbitmq-node-loss|rabbitmq-leader (evaluation.faults, evaluation.rabbitmq_faults)."""
 
 from evaluation.faults import main
 

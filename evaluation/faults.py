@@ -235,7 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "scenario",
         nargs="?",
         default="all",
-        choices=["kill", "redis", "shutdown", "soak", "node-loss", "preempt", "failover", "all"],
+        choices=[
+            "kill", "redis", "shutdown", "soak", "node-loss", "preempt", "failover",
+            "rabbitmq-node-loss", "rabbitmq-leader", "all",
+        ],
     )
     parser.add_argument("--jobs", type=int, default=30, help="jobs per fault scenario (default 30)")
     parser.add_argument("--kills", type=int, default=6, help="children to SIGKILL (default 6)")
@@ -287,6 +290,27 @@ def _node_faults(args: argparse.Namespace, folder: Path, audio: Path) -> list[di
         reports.append(preempt(folder, speech_file(8, folder), grace=args.grace))
     if args.scenario in ("failover", "all"):
         reports.append(failover(folder, audio, jobs=args.jobs))
+    reports += _rabbitmq_faults(args, folder, audio)
+    return reports
+
+
+def _rabbitmq_faults(args: argparse.Namespace, folder: Path, audio: Path) -> list[dict[str, Any]]:
+    """RabbitMQ as the broker (evaluation/rabbitmq_faults.py): a worker node and a broker node lost."""
+    from evaluation import rabbitmq
+    from evaluation.rabbitmq_faults import leader_loss, worker_node_loss
+
+    wanted = args.scenario in ("rabbitmq-node-loss", "rabbitmq-leader")
+    why = rabbitmq.available()
+    if not wanted or why:
+        if wanted:
+            print(f"skipped: {why}")
+        return []
+    reports = []
+    if args.scenario == "rabbitmq-node-loss":
+        reports.append(worker_node_loss(folder, audio, per_worker=args.per_worker))
+    if args.scenario == "rabbitmq-leader":
+        half = max(1, args.jobs // 2)
+        reports.append(leader_loss(folder, audio, before=half, during=half))
     return reports
 
 

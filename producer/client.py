@@ -19,6 +19,7 @@ from kombu.exceptions import OperationalError
 from asr_protocol import cancel, redact
 from asr_protocol.names import CLIP_TASK_NAME, DETECT_LANGUAGE_TASK, PIECE_TASK_NAME, TASK_NAME
 from asr_protocol.states import ENDED_STATES, PENDING_STATES
+from producer import broker
 from producer.config import ProducerSettings
 from producer.errors import BrokerUnavailableError, JobTimeoutError, ProducerError, TranscriptionFailed
 from producer.job import Job, JobStatus, first_arg, message_path
@@ -53,7 +54,13 @@ class Client:
         self.broker_url = broker_url or self.settings.broker_url
         self.backend_url = backend_url or self.settings.backend_url
         self.queue = queue or self.settings.queue
-        self.app = Celery("producer", broker=self.broker_url, backend=self.backend_url, set_as_current=False)
+        self.app = Celery(
+            "producer",
+            broker=self.broker_url,
+            backend=self.backend_url,
+            set_as_current=False,
+            amqp=broker.AMQP_CLASS,
+        )
         self.app.conf.update(
             task_serializer="json",
             accept_content=["json"],
@@ -63,16 +70,15 @@ class Client:
             # Fail fast when the broker is down instead of hanging a caller.
             broker_connection_timeout=5,
             task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
-            broker_transport_options={
-                "visibility_timeout": self.settings.visibility_timeout,
-                **self.settings.sentinel_options(self.broker_url),
-            },
             result_backend_transport_options={
                 "retry_policy": {"max_retries": 3},
                 "visibility_timeout": self.settings.visibility_timeout,
                 **self.settings.sentinel_options(self.backend_url),
             },
+            **broker.app_settings(self.settings, self.broker_url, self.queue),
         )
+        self._publish = broker.publish_options(self.broker_url)
+        self._searchable = not broker.is_amqp(self.broker_url)
         self._connected = False
 
     def check_connection(self) -> None:
@@ -97,6 +103,14 @@ class Client:
                     f"cannot reach the result backend at {redact.mask_url(self.backend_url)}: {exc}"
                 ) from None
         self._connected = True
+
+    def _not_sent(self, exc: BaseException) -> BrokerUnavailableError:
+        where = redact.mask_url(self.broker_url)
+        if isinstance(exc, OperationalError):
+            return BrokerUnavailableError(f"cannot reach the broker at {where}: {exc}")
+        return BrokerUnavailableError(
+            f"the broker at {where} did not confirm the job: {type(exc).__name__} {exc}".rstrip()
+        )
 
     def submit(
         self, path: str | os.PathLike[str], *, queue: str | None = None, batch: bool = False, **options: Any
@@ -124,11 +138,10 @@ class Client:
                 kwargs=options,
                 queue=queue or self.queue,
                 **redact.reprs([audio_path], options),
+                **self._publish,
             )
-        except OperationalError as exc:
-            raise BrokerUnavailableError(
-                f"cannot reach the broker at {redact.mask_url(self.broker_url)}: {exc}"
-            ) from None
+        except broker.NOT_CONFIRMED as exc:
+            raise self._not_sent(exc) from None
         return Job(result.id, audio_path, self)
 
     def submit_many(
@@ -181,11 +194,10 @@ class Client:
                 args=[audio_path],
                 queue=queue or self.queue,
                 **redact.reprs([audio_path]),
+                **self._publish,
             )
-        except OperationalError as exc:
-            raise BrokerUnavailableError(
-                f"cannot reach the broker at {redact.mask_url(self.broker_url)}: {exc}"
-            ) from None
+        except broker.NOT_CONFIRMED as exc:
+            raise self._not_sent(exc) from None
         return Job(sent.id, audio_path, self).result(timeout)
 
     def status(self, task_id: str, *, queue: str | None = None) -> JobStatus:
@@ -194,7 +206,7 @@ class Client:
         Celery stores nothing for a job no worker has taken yet (its state is
         PENDING, as for an id never submitted), so for PENDING the workers are
         asked whether they hold it and ``queue`` (default: this client's) is
-        searched; ``known`` is False when neither has it.
+        searched (a Redis queue; a RabbitMQ one cannot be); ``known`` is False when neither has it.
 
         Raises:
             BrokerUnavailableError: the broker or the result backend cannot be reached.
@@ -214,9 +226,9 @@ class Client:
             found = self._stored_status(task_id)
             if found.state != "PENDING":
                 return found
-        return JobStatus(
-            task_id, "PENDING", name=name, path=path, queue_position=position, known=position is not None
-        )
+        # A RabbitMQ queue cannot be searched without taking its messages: PENDING is all we know.
+        known = position is not None or not self._searchable
+        return JobStatus(task_id, "PENDING", name=name, path=path, queue_position=position, known=known)
 
     def cancel(self, task_id: str, *, timeout: float = 10.0, queue: str | None = None) -> JobStatus:
         """Cancel a job: a queued one never runs, a running one is stopped; it ends REVOKED.

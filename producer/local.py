@@ -178,8 +178,11 @@ class LocalStack:
         log_path: str | os.PathLike[str] | None = None,
         ready_timeout: float = 180.0,
         new_session: bool = False,
+        broker_url: str | None = None,
     ) -> None:
         self.concurrency = concurrency
+        #: The broker, when it is not the Redis server (``amqp://``: RabbitMQ; Redis keeps the results).
+        self._broker_url = broker_url
         #: Start the worker in a session (and process group) of its own, so a test can kill the whole node.
         self._new_session = new_session
         self._redis = None if redis_url else RedisServer()
@@ -196,6 +199,11 @@ class LocalStack:
         self._log_file: IO[bytes] | None = None
 
     @property
+    def broker_url(self) -> str:
+        """The broker a :class:`producer.Client` of this stack sends to (``url`` unless another was given)."""
+        return self._broker_url or self.url
+
+    @property
     def log_path(self) -> Path:
         """The worker's log file (its start-up banner, model banner and task lines)."""
         return self._log_path
@@ -207,6 +215,8 @@ class LocalStack:
         env = {**os.environ, **self._env, "REDIS_URL": self.url}
         env.pop("CELERY_BROKER_URL", None)
         env.pop("CELERY_RESULT_BACKEND", None)
+        if self._broker_url:
+            env["CELERY_BROKER_URL"] = self._broker_url
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         args = [
             sys.executable,
@@ -265,7 +275,7 @@ class LocalStack:
         """The PIDs of the worker's prefork children."""
         if self.worker is None:
             return []
-        app = Celery(broker=self.url, backend=self.url, set_as_current=False)
+        app = Celery(broker=self.broker_url, backend=self.url, set_as_current=False)
         try:
             stats = (
                 app.control.inspect(

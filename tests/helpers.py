@@ -37,6 +37,7 @@ __all__ = [
     "load_verifier",
     "never",
     "normalise",
+    "rabbit_stack",
     "references",
     "run_module",
     "start_flower",
@@ -58,6 +59,7 @@ SECRETS = {
     "REDIS_PASSWORD": "test-password",
     "FLOWER_BASIC_AUTH": "test:test-password",
     "ASR_API_KEYS": "test-api-key",
+    "RABBITMQ_PASSWORD": "test-rabbit-password",
 }
 _VAR = re.compile(r"\$\{(?P<name>\w+)(?::(?P<op>[-?])(?P<arg>[^}]*))?\}")
 
@@ -110,10 +112,34 @@ def worker_stack(tmp_path_factory: pytest.TempPathFactory, name: str, **env: str
         yield running
 
 
+@contextmanager
+def rabbit_stack(logs: Path, *, concurrency: int = 2, **env: str) -> Iterator[LocalStack]:
+    """A 2-child worker on a fresh vhost of the machine's RabbitMQ (deleted afterwards), results in
+    a private Redis; skips when RabbitMQ cannot be used here."""
+    from evaluation import rabbitmq
+
+    why = rabbitmq.available() or (None if rabbitmq.shared_server_up() else "no RabbitMQ on 127.0.0.1:5672")
+    if why:
+        pytest.skip(why)
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {"ASR_CACHE_DIR": str(logs / "cache"), **env}
+    with (
+        rabbitmq.vhost() as url,
+        LocalStack(concurrency=concurrency, env=env, log_path=logs / "worker.log", broker_url=url) as running,
+    ):
+        yield running
+
+
 def run_module(
-    module: str, *args: str, redis_url: str | None, timeout: float = 300, root: Path = ROOT
+    module: str,
+    *args: str,
+    redis_url: str | None,
+    timeout: float = 300,
+    root: Path = ROOT,
+    broker_url: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m module args`` as a user would, against ``redis_url`` (None: no Redis configured).
+    """Run ``python -m module args`` as a user would, against ``redis_url`` (None: no Redis configured)
+    and ``broker_url`` when the broker is another (RabbitMQ).
 
     ``root``: the directory it runs from, and the only one on its ``PYTHONPATH`` when not this checkout.
     """
@@ -126,6 +152,8 @@ def run_module(
         env["REDIS_URL"] = redis_url
     if root != ROOT:
         env["PYTHONPATH"] = str(root)
+    if broker_url:
+        env["CELERY_BROKER_URL"] = broker_url
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=root,
@@ -257,7 +285,17 @@ class Flower:
                 self.process.wait()
 
 
-def start_flower(redis_url: str, db: Path, log: Path, *, auth_from_env: bool = False) -> Flower:
+def start_flower(
+    redis_url: str,
+    db: Path,
+    log: Path,
+    *,
+    auth_from_env: bool = False,
+    broker_url: str | None = None,
+    broker_api: str | None = None,
+) -> Flower:
+    """Flower on ``redis_url`` (or ``broker_url`` with Redis results; ``broker_api``: RabbitMQ's
+    management API, for queue lengths)."""
     port = free_port()
     env = {**os.environ, "REDIS_URL": redis_url}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
@@ -267,6 +305,10 @@ def start_flower(redis_url: str, db: Path, log: Path, *, auth_from_env: bool = F
         sys.executable, "-m", "celery", "-A", "worker", "flower",
         f"--port={port}", "--address=127.0.0.1", "--persistent=True", f"--db={db}",
     ]  # fmt: skip
+    if broker_url:
+        env["CELERY_BROKER_URL"] = broker_url
+    if broker_api:
+        args.append(f"--broker_api={broker_api}")
     if auth_from_env:
         env["FLOWER_BASIC_AUTH"] = ":".join(AUTH)
     else:

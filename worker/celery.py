@@ -4,8 +4,9 @@ Tasks: ``asr.transcribe`` (worker.tasks.transcribe), ``asr.transcribe_piece`` an
 ``asr.merge_pieces`` (worker.tasks.fanout), ``asr.transcribe_clip`` (worker.tasks.clips,
 cross-job batches), ``asr.detect_language`` (worker.tasks.language), ``asr.info``
 (worker.tasks.info), ``asr.deliver_webhook`` (worker.tasks.webhooks). Lifecycle hooks:
-:mod:`worker.runtime.hooks`, one ordered list. Consumer bootsteps: requeue what a lost
-broker connection stranded, and what a lost node held.
+:mod:`worker.runtime.hooks`, one ordered list. Consumer bootsteps, on a Redis broker only
+(RabbitMQ returns a lost consumer's deliveries itself): requeue what a lost broker
+connection stranded, and what a lost node held. Queues: :mod:`asr_protocol.queues`.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from celery import Celery
 
 # Registers the asr_info inspect command: `celery inspect` clients import this module only.
 import worker.runtime.reports  # noqa: F401
-from worker.runtime.nodeloss import RecoverLostNodes
-from worker.runtime.recovery import RestoreOrphanedJobs
+from worker.runtime import nodeloss, recovery
+from worker.runtime.transport import broker_transport
 
 app = Celery(
     "asr",
+    amqp="asr_protocol.queues:JobAMQP",
     include=[
         "worker.tasks.transcribe",
         "worker.tasks.fanout",
@@ -31,5 +33,6 @@ app = Celery(
     ],
 )
 app.config_from_object("celeryconfig")
-app.steps["consumer"].add(RestoreOrphanedJobs)
-app.steps["consumer"].add(RecoverLostNodes)
+for _module, _step in ((recovery, recovery.RestoreOrphanedJobs), (nodeloss, nodeloss.RecoverLostNodes)):
+    if _module.TRANSPORT == broker_transport(app.conf.broker_url):
+        app.steps["consumer"].add(_step)

@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio.to_thread
 
+from producer import broker
 from producer.client import Client
 from producer.ops import worker_info
 
@@ -113,7 +114,7 @@ def queue_depth(client: Client, queue: str) -> int:
     with client.app.connection_for_read() as connection:
         channel = connection.default_channel
         redis = getattr(channel, "client", None)
-        if redis is None:  # not a Redis broker
-            return 0
+        if redis is None:  # RabbitMQ: the broker counts them
+            return broker.queue_length(channel, queue) if broker.is_amqp(client.broker_url) else 0
         # kombu keeps one list per priority level (the same keys Client.status searches).
         return sum(int(redis.llen(channel._q_for_pri(queue, pri))) for pri in channel.priority_steps)

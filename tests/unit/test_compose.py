@@ -129,7 +129,9 @@ def compose_cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]
     yield run
 
 
-@pytest.mark.parametrize("profile", [[], ["--profile", "gpu"]], ids=["default", "gpu"])
+@pytest.mark.parametrize(
+    "profile", [[], ["--profile", "gpu"], ["--profile", "rabbitmq"]], ids=["default", "gpu", "rabbitmq"]
+)
 def test_compose_config_is_valid(compose_cli: Any, profile: list[str]) -> None:
     result = compose_cli(*profile, "config", "-q")
     assert result.returncode == 0, result.stderr
@@ -160,6 +162,24 @@ def test_services(services: dict[str, dict[str, Any]]) -> None:
         assert "container_name" not in service, f"{name}: container_name breaks --scale"
         assert "healthcheck" in service, f"{name} has no healthcheck"
         assert service.get("restart") == "unless-stopped", name
+
+
+def test_rabbitmq_profile(services: dict[str, dict[str, Any]]) -> None:
+    """RabbitMQ as the broker: its services start only with the profile, Redis keeps the results,
+    and a delivery may stay unacknowledged longer than a job may run."""
+    password = SECRETS["RABBITMQ_PASSWORD"]
+    for name in ("rabbitmq", "worker-rabbitmq", "flower-rabbitmq"):
+        assert services[name].get("profiles") == ["rabbitmq"], name
+    for name in ("worker-rabbitmq", "flower-rabbitmq"):
+        env = environment(services[name])
+        assert env["CELERY_BROKER_URL"] == f"amqp://asr:{password}@rabbitmq:5672//", name
+        assert env["REDIS_URL"] == f"redis://:{SECRETS['REDIS_PASSWORD']}@redis:6379/0", name
+        assert password not in " ".join(command_args(services[name]["command"])), name
+    assert environment(services["flower-rabbitmq"])["FLOWER_BROKER_API"].endswith("@rabbitmq:15672/api/")
+    rabbit = environment(services["rabbitmq"])
+    assert rabbit["RABBITMQ_DEFAULT_PASS"] == password
+    timeout_ms = int(rabbit["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"].split("consumer_timeout")[1])
+    assert timeout_ms >= (6 * 3600 + 600 + 600) * 1000, "past ASR_HARD_TIME_LIMIT's default + 10 min"
 
 
 def test_workers_scale(services: dict[str, dict[str, Any]]) -> None:

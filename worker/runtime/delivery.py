@@ -2,19 +2,25 @@
 
 With ``task_reject_on_worker_lost`` a job whose child dies goes back on the
 queue. A file that kills the decoder every time would loop forever, so each
-start of a job increments a counter in Redis (the result backend), and past
-``ASR_MAX_DELIVERIES`` the job fails with :class:`RedeliveryLimitError`.
-Retries that the task asks for (``self.retry``) count separately.
+start of a job is counted, and past ``ASR_MAX_DELIVERIES`` the job fails with
+:class:`RedeliveryLimitError`. On Redis the count is a counter in the result
+backend; on RabbitMQ it is the quorum queue's own ``x-delivery-count``, and a job
+refused there is dead-lettered to ``<queue>.dead-letter`` (:func:`dead_letter`),
+its error stored as its result. Retries that the task asks for (``self.retry``)
+count separately.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NoReturn
+
+from celery import signals
+from celery.exceptions import Reject
 
 from worker.pipeline.errors import RedeliveryLimitError
 
-__all__ = ["check_delivery", "uncount_delivery"]
+__all__ = ["check_delivery", "dead_letter", "uncount_delivery"]
 
 log = logging.getLogger(__name__)
 
@@ -26,20 +32,29 @@ def _key(task_id: str, retries: int) -> str:
     return f"asr:deliveries:{task_id}:{retries}"
 
 
-def check_delivery(backend: Any, task_id: str | None, retries: int, limit: int) -> int:
+def check_delivery(
+    backend: Any, task_id: str | None, retries: int, limit: int, *, broker_count: int | None = None
+) -> int:
     """Record one more start of this job and return how many there have been.
+
+    Args:
+        broker_count: earlier deliveries as the broker counted them (RabbitMQ's
+            ``x-delivery-count``); None counts in the Redis result backend instead.
 
     Raises:
         RedeliveryLimitError: the job has started more than ``limit`` times.
     """
-    client = getattr(backend, "client", None)
-    if not task_id or client is None:  # not a Redis backend, or called directly
-        return 1
-    key = _key(task_id, retries)
-    pipe = client.pipeline()
-    pipe.incr(key)
-    pipe.expire(key, COUNTER_TTL)
-    count = int(pipe.execute()[0])
+    if broker_count is not None:
+        count = broker_count + 1
+    else:
+        client = getattr(backend, "client", None)
+        if not task_id or client is None:  # not a Redis backend, or called directly
+            return 1
+        key = _key(task_id, retries)
+        pipe = client.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, COUNTER_TTL)
+        count = int(pipe.execute()[0])
     if count > limit:
         raise RedeliveryLimitError(
             f"job {task_id} was started {count} times and its worker process died each time "
@@ -55,3 +70,20 @@ def uncount_delivery(backend: Any, task_id: str | None, retries: int) -> None:
     client = getattr(backend, "client", None)
     if task_id and client is not None:
         client.decr(_key(task_id, retries))
+
+
+def dead_letter(task: Any, exc: RedeliveryLimitError) -> NoReturn:
+    """Fail the running job with ``exc`` and have the broker dead-letter its message.
+
+    The error is stored as the job's result (and its webhook told) before the
+    message is rejected without requeue, which the quorum queue's
+    ``x-dead-letter-routing-key`` sends to ``<queue>.dead-letter``.
+    """
+    request = task.request
+    task.backend.mark_as_failure(request.id, exc, request=request)
+    signals.task_failure.send(
+        sender=task, task_id=request.id, exception=exc, args=request.args, kwargs=request.kwargs,
+        traceback=None, einfo=None,
+    )
+    log.error("job %s dead-lettered: %s", request.id, exc)
+    raise Reject(str(exc), requeue=False) from exc

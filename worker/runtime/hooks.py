@@ -3,18 +3,30 @@
 Celery calls the handlers of one signal in the order they were connected; the list
 below is that order, written down instead of implied by import order. Celery imports
 this module with the tasks (it is the last of the app's ``include``), before it sends
-``worker_init``.
+``worker_init``. A handler whose module declares ``TRANSPORT`` (the broker transport it
+serves, :mod:`worker.runtime.transport`) is connected only on that transport.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from celery import signals
 from celery.utils.dispatch import Signal
 
-from worker.runtime import lifecycle, liveness, preemption, privacy, recovery, reports
+from worker.celery import app
+from worker.runtime import (
+    consumer_timeout,
+    lifecycle,
+    liveness,
+    preemption,
+    privacy,
+    recovery,
+    reports,
+)
+from worker.runtime.transport import broker_transport
 from worker.tasks import webhooks
 
 __all__ = ["HOOKS", "connect"]
@@ -31,6 +43,8 @@ HOOKS: list[tuple[Signal, Callable[..., Any]]] = [
     (signals.worker_process_init, reports.report_after_load),
     # The parent, once consuming: SIGTERM starts a soft shutdown with ASR_SHUTDOWN_GRACE.
     (signals.worker_ready, preemption.on_worker_ready),
+    # ... and, on RabbitMQ, says when the server would take long jobs back (consumer_timeout).
+    (signals.worker_ready, consumer_timeout.check_server),
     # The parent, for each message: remember its delivery tag, to requeue it after a lost
     # connection, and record this node as its holder, for node-loss recovery.
     (signals.task_received, recovery.remember_received),
@@ -52,10 +66,19 @@ HOOKS: list[tuple[Signal, Callable[..., Any]]] = [
 ]
 
 
+def serves(handler: Callable[..., Any], transport: str) -> bool:
+    """False for a handler of a mechanism that serves another broker transport."""
+    module = sys.modules.get(handler.__module__)
+    return getattr(module, "TRANSPORT", transport) == transport
+
+
 def connect() -> None:
     """Connect :data:`HOOKS` (once: each handler has its own dispatch id)."""
     privacy.install()  # Celery's task-success line without the transcript
+    transport = broker_transport(app.conf.broker_url)
     for signal, handler in HOOKS:
+        if not serves(handler, transport):
+            continue
         signal.connect(handler, weak=False, dispatch_uid=f"{handler.__module__}.{handler.__qualname__}")
 
 

@@ -33,6 +33,7 @@ import time
 from typing import Any
 
 from worker.pipeline.settings import get_settings
+from worker.runtime.transport import REDIS
 
 __all__ = [
     "holder_key",
@@ -47,6 +48,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: The broker transport this serves (worker.runtime.transport): off on RabbitMQ.
+TRANSPORT = REDIS
 
 NODE_PREFIX = "asr:node:"
 HOLDER_PREFIX = "asr:holder:"

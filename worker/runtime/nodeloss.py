@@ -40,10 +40,14 @@ from kombu.utils.json import loads
 
 from worker.pipeline.settings import get_settings
 from worker.runtime.liveness import holder_key, node_id, node_key, steady_for, timings
+from worker.runtime.transport import REDIS
 
 __all__ = ["RecoverLostNodes", "sweep"]
 
 log = logging.getLogger(__name__)
+
+#: The broker transport this serves (worker.runtime.transport): off on RabbitMQ.
+TRANSPORT = REDIS
 
 LOCK_KEY = "asr:node-loss:lock"
 

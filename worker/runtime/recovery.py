@@ -20,9 +20,14 @@ from typing import Any
 from celery import bootsteps
 from celery.worker import state
 
+from worker.runtime.transport import REDIS
+
 __all__ = ["RestoreOrphanedJobs", "remember_received"]
 
 log = logging.getLogger(__name__)
+
+#: The broker transport this serves (worker.runtime.transport): off on RabbitMQ.
+TRANSPORT = REDIS
 
 #: Delivery tag -> task id of the jobs this worker process received.
 _received: dict[str, str] = {}

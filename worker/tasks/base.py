@@ -18,12 +18,14 @@ from typing import Any
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
+from asr_protocol.queues import delivery_count
 from asr_protocol.redact import reprs
 from worker.asr import get_model, get_model_config
 from worker.pipeline.audio import check_duration, probe_duration
 from worker.pipeline.errors import (
     InputError,
     ModelUnavailableError,
+    RedeliveryLimitError,
     TranscriptionTimeoutError,
     TransientError,
 )
@@ -31,7 +33,7 @@ from worker.pipeline.options import TranscribeOptions, parse_options
 from worker.pipeline.settings import Settings, get_settings
 from worker.pipeline.spool import open_audio
 from worker.pipeline.transcription import check_model_supports
-from worker.runtime.delivery import check_delivery
+from worker.runtime.delivery import check_delivery, dead_letter
 from worker.runtime.privacy import sent_args
 
 __all__ = ["AudioTask", "Job"]
@@ -101,9 +103,19 @@ class AudioTask(Task):
         """Count the delivery, check the worker serves ASR, and map errors; yields the :class:`Job`."""
         with self.typed_errors():
             settings = get_settings()
-            deliveries = check_delivery(
-                self.backend, self.request.id, self.request.retries, settings.max_deliveries
-            )
+            broker_count = delivery_count(self.request)
+            try:
+                deliveries = check_delivery(
+                    self.backend,
+                    self.request.id,
+                    self.request.retries,
+                    settings.max_deliveries,
+                    broker_count=broker_count,
+                )
+            except RedeliveryLimitError as exc:
+                if broker_count is not None:  # RabbitMQ: the job goes to its dead-letter queue
+                    dead_letter(self, exc)
+                raise
             if not settings.enable_faster_whisper:
                 raise ModelUnavailableError("ASR is disabled on this worker (ENABLE_FASTER_WHISPER=false)")
             with ExitStack() as holds:

@@ -51,6 +51,7 @@ from celery_batches import SimpleRequest
 from kombu.utils.uuid import uuid
 
 from asr_protocol.names import CLIP_TASK_NAME, TASK_NAME
+from asr_protocol.queues import delivery_count
 from asr_protocol.redact import masked, reprs
 from worker.asr import get_model, get_model_config
 from worker.celery import app
@@ -224,7 +225,9 @@ def _prepare_file(run: _BatchRun, job: _Job, path: Path) -> bool:
         return _hand_over(job, "longer than one window")
     # A job back after its batch's child died may hold the file that killed it: alone,
     # under asr.transcribe's delivery cap, it cannot take other jobs down again.
-    job.deliveries = check_delivery(task.backend, job.id, job.retries, settings.max_deliveries)
+    job.deliveries = check_delivery(
+        task.backend, job.id, job.retries, settings.max_deliveries, broker_count=delivery_count(job.request)
+    )
     job.counted = True
     if job.deliveries > 1:
         return _hand_over(job, f"delivery {job.deliveries}")
