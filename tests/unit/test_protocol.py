@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from asr_protocol import names, options, redact, states
-from tests.helpers import ROOT
+from tests.helpers import ROOT, dockerfile_instructions
 
 #: Which top-level packages each side may not import.
 FORBIDDEN = {
@@ -58,6 +58,33 @@ def test_the_check_sees_lazy_and_plain_imports(tmp_path):
         "producer/api/x.py:2 imports worker",
         "producer/y.py:2 imports worker",
     ]
+
+
+def _copied_packages(dockerfile: Path) -> set[str]:
+    copies = [args.split() for keyword, args in dockerfile_instructions(dockerfile) if keyword == "COPY"]
+    return {
+        source.strip("/")
+        for parts in copies
+        for source in parts[:-1]
+        if not source.startswith("--") and (ROOT / source.strip("/") / "__init__.py").exists()
+    }
+
+
+@pytest.mark.parametrize("dockerfile", sorted((ROOT / "docker").glob("Dockerfile*")), ids=lambda p: p.name)
+def test_every_image_carries_the_protocol_and_what_its_code_imports(dockerfile: Path):
+    packages = _copied_packages(dockerfile)
+    assert "asr_protocol" in packages
+    first_party = set(FORBIDDEN)
+    missing = [
+        f"{path.relative_to(ROOT)}:{line} imports {target}"
+        for package in packages & first_party
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for line, target in _imports(path, package)
+        if target in first_party - packages
+    ]
+    assert missing == []
+    if dockerfile.name == "Dockerfile.api":
+        assert packages == {"producer", "asr_protocol"}
 
 
 def test_the_option_names_are_the_workers_options():
