@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from worker.pipeline.errors import RedeliveryLimitError
+from worker.runtime.connections import backend_client, riding_out
 
 __all__ = ["check_delivery", "uncount_delivery"]
 
@@ -32,14 +33,19 @@ def check_delivery(backend: Any, task_id: str | None, retries: int, limit: int) 
     Raises:
         RedeliveryLimitError: the job has started more than ``limit`` times.
     """
-    client = getattr(backend, "client", None)
+    client = backend_client(backend)
     if not task_id or client is None:  # not a Redis backend, or called directly
         return 1
     key = _key(task_id, retries)
-    pipe = client.pipeline()
-    pipe.incr(key)
-    pipe.expire(key, COUNTER_TTL)
-    count = int(pipe.execute()[0])
+
+    def count_one() -> int:
+        # A Redis outage at the start is ridden out: failing here would lose the job.
+        pipe = client.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, COUNTER_TTL)
+        return int(pipe.execute()[0])
+
+    count = riding_out(count_one)
     if count > limit:
         raise RedeliveryLimitError(
             f"job {task_id} was started {count} times and its worker process died each time "
@@ -52,6 +58,6 @@ def check_delivery(backend: Any, task_id: str | None, retries: int, limit: int) 
 
 def uncount_delivery(backend: Any, task_id: str | None, retries: int) -> None:
     """Take back the start :func:`check_delivery` just counted: the job is handed on, not run here."""
-    client = getattr(backend, "client", None)
+    client = backend_client(backend)
     if task_id and client is not None:
-        client.decr(_key(task_id, retries))
+        riding_out(lambda: client.decr(_key(task_id, retries)))

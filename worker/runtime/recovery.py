@@ -5,11 +5,18 @@ acked. When the connection drops, Celery cancels the running acks_late jobs
 (``worker_cancel_long_running_tasks_on_connection_loss``) and tries to put the
 unstarted ones back, but Redis is unreachable at that moment, so they stay in
 ``unacked`` until the visibility timeout (hours, so long jobs never run twice)
-redelivers them. This consumer step runs on every (re)connection and puts back
-at once the jobs this worker received earlier and no longer holds.
+redelivers them. This consumer step puts them back at once: on every
+(re)connection and then every few seconds (a cancelled job leaves the worker's
+books only once its child is gone, after the reconnection), it looks at each job
+this worker received and no longer holds:
 
-Only this worker's own delivery tags are touched, so jobs held by other
-workers are never moved.
+* still in ``unacked`` and its result not stored yet: requeued (kombu's own restore);
+* its result already stored (SUCCESS, FAILURE or REVOKED): acknowledged, never run again;
+* gone from ``unacked``: acked or requeued already, forgotten.
+
+Only this worker's own delivery tags are touched, so jobs held by other workers are
+never moved. Every command goes over a connection of its own
+(:mod:`worker.runtime.connections`), never the consumer's.
 """
 
 from __future__ import annotations
@@ -17,10 +24,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery import bootsteps
+from celery import bootsteps, states
 from celery.worker import state
 
-__all__ = ["RestoreOrphanedJobs", "remember_received"]
+from worker.runtime.connections import broker_client
+
+__all__ = ["RestoreOrphanedJobs", "remember_received", "settle"]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +37,10 @@ log = logging.getLogger(__name__)
 _received: dict[str, str] = {}
 #: Past this many remembered tags, forget the ones of finished jobs.
 _PRUNE_AT = 1000
+#: Seconds between two looks after the (re)connection.
+EVERY = 5.0
+#: States after which a delivery is acknowledged instead of run again.
+_SETTLED = states.READY_STATES
 
 
 def _held_ids() -> set[str]:
@@ -47,24 +60,60 @@ def remember_received(request: Any = None, **_: Any) -> None:
     _received[str(tag)] = request.id
 
 
+def settle(channel: Any, client: Any, backend: Any) -> list[str]:
+    """Requeue, or acknowledge if its result is stored, each remembered job no longer held.
+
+    ``channel`` is the consumer's (its key names and kombu's restore); ``client`` a
+    connection of our own. Returns the task ids requeued.
+    """
+    qos = channel.qos
+    held = _held_ids()
+    requeued = []
+    for tag, task_id in list(_received.items()):
+        if task_id in held:
+            continue
+        if client.hexists(qos.unacked_key, tag):
+            stored = backend.get_state(task_id)
+            if stored in _SETTLED:
+                qos._remove_from_indices(tag, client.pipeline()).execute()
+                log.warning("job %s already ended %s: acknowledged, not run again", task_id, stored)
+            else:
+                qos.restore_by_tag(tag, client=client, leftmost=True)
+                log.warning("requeued job %s, stranded by the lost broker connection", task_id)
+                requeued.append(task_id)
+        if _received.get(tag) == task_id and task_id not in _held_ids():
+            del _received[tag]
+    return requeued
+
+
 class RestoreOrphanedJobs(bootsteps.StartStopStep):
-    """On each broker (re)connection, requeue our unacked jobs that no child runs any more."""
+    """On each broker (re)connection and every :data:`EVERY` s, requeue our jobs that no child runs."""
 
     requires = ("celery.worker.consumer.tasks:Tasks",)
 
+    def __init__(self, c: Any, **kwargs: Any) -> None:
+        super().__init__(c, **kwargs)
+        self._tref: Any = None
+
     def start(self, c: Any) -> None:
-        if not _received:
-            return
         channel: Any = getattr(getattr(c, "task_consumer", None), "channel", None)
-        qos = getattr(channel, "qos", None)
-        if channel is None or qos is None or not hasattr(qos, "restore_by_tag"):
+        if channel is None or not hasattr(getattr(channel, "qos", None), "restore_by_tag"):
             return  # not the Redis transport: the broker redelivers by itself
-        held = _held_ids()
-        client = channel.client
-        for tag, task_id in list(_received.items()):
-            if task_id in held:
-                continue
-            if client.hexists(qos.unacked_key, tag):
-                qos.restore_by_tag(tag, leftmost=True)
-                log.warning("requeued job %s, stranded by the lost broker connection", task_id)
-            del _received[tag]
+
+        def run() -> None:
+            if not _received:
+                return
+            try:
+                client = broker_client(c.app)
+                if client is not None:
+                    settle(channel, client, c.app.backend)
+            except Exception as exc:  # Redis away again: the next look tries again
+                log.warning("stranded jobs not looked at: %s: %s", type(exc).__name__, exc)
+
+        run()
+        self._tref = c.timer.call_repeatedly(EVERY, run)
+
+    def stop(self, c: Any) -> None:
+        if self._tref is not None:
+            self._tref.cancel()
+            self._tref = None

@@ -42,6 +42,7 @@ from worker.pipeline.speech import split_points
 from worker.pipeline.spool import discard, retain
 from worker.pipeline.transcription import Transcript, transcribe_array
 from worker.runtime import cancel
+from worker.runtime.connections import backend_client
 from worker.tasks.base import AudioTask
 from worker.tasks.webhooks import queue_revoked
 
@@ -115,7 +116,7 @@ def _shown(signature: Signature) -> Signature:
 
 def _redis(backend: Any) -> Any:
     """The result backend's Redis client (None for another backend: no progress, no cancel)."""
-    return getattr(backend, "client", None)
+    return backend_client(backend)
 
 
 def _keep_seconds(settings: Settings, job_seconds: float) -> float:
