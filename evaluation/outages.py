@@ -10,7 +10,6 @@ reference, and a worker that must stay up throughout.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,9 +28,11 @@ __all__ = [
     "bare_celery",
     "check_jobs",
     "jfk_reference",
+    "kill_redis",
     "redis_crash",
     "sentinel_crash",
     "wait_ready",
+    "worker_exits",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +44,11 @@ EXIT_LINES = ("Unrecoverable error", "CRITICAL/MainProcess")
 
 
 def jfk_reference(copies: int) -> str:
-    refs = json.loads((ROOT.parent / "shared" / "audio" / "references.json").read_text())
+    """The reference of jfk.flac repeated ``copies`` times (the shared copy, else the shipped one)."""
+    path = ROOT.parent / "shared" / "audio" / "references.json"
+    if not path.is_file():
+        path = ROOT / "tests" / "data" / "references.json"
+    refs = json.loads(path.read_text())
     return " ".join([refs["jfk.flac"]["text"]] * copies)
 
 
@@ -226,10 +231,3 @@ def kill_redis(redis: RedisServer) -> None:
     redis.process.wait()
     redis.process = None
 
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True

@@ -59,7 +59,8 @@ def take(app: Celery, job_id: str) -> str:
     Producer(channel).publish({"job": job_id}, exchange="asr", routing_key="asr", headers={"id": job_id})
     message = queue.get(no_ack=False)
     assert message is not None
-    recovery._received[str(message.delivery_tag)] = job_id  # received by this worker, then stranded
+    # Received by this worker on a connection since lost, then stranded.
+    recovery._received[str(message.delivery_tag)] = (job_id, channel)
     return str(message.delivery_tag)
 
 

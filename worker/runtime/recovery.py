@@ -8,7 +8,8 @@ unstarted ones back, but Redis is unreachable at that moment, so they stay in
 redelivers them. This consumer step puts them back at once: on every
 (re)connection and then every few seconds (a cancelled job leaves the worker's
 books only once its child is gone, after the reconnection), it looks at each job
-this worker received and no longer holds:
+this worker received before the connection dropped and no longer holds (not
+running, reserved, or gathered for a clip batch):
 
 * still in ``unacked`` and its result not stored yet: requeued (kombu's own restore);
 * its result already stored (SUCCESS, FAILURE or REVOKED): acknowledged, never run again;
@@ -33,8 +34,8 @@ __all__ = ["RestoreOrphanedJobs", "remember_received", "settle"]
 
 log = logging.getLogger(__name__)
 
-#: Delivery tag -> task id of the jobs this worker process received.
-_received: dict[str, str] = {}
+#: Delivery tag -> (task id, the channel it came on) of the jobs this worker process received.
+_received: dict[str, tuple[str, Any]] = {}
 #: Past this many remembered tags, forget the ones of finished jobs.
 _PRUNE_AT = 1000
 #: Seconds between two looks after the (re)connection.
@@ -43,8 +44,13 @@ EVERY = 5.0
 _SETTLED = states.READY_STATES
 
 
-def _held_ids() -> set[str]:
-    return {r.id for r in state.active_requests} | {r.id for r in state.reserved_requests}
+def _held_ids(app: Any = None) -> set[str]:
+    """Ids of the jobs this worker holds: reserved, running, or gathered for a clip batch."""
+    held = {r.id for r in state.active_requests} | {r.id for r in state.reserved_requests}
+    for task in (app.tasks.values() if app is not None else ()):
+        for queue in (getattr(task, "_buffer", None), getattr(task, "_pending", None)):  # celery-batches
+            held.update(r.id for r in list(getattr(queue, "queue", ())))
+    return held
 
 
 def remember_received(request: Any = None, **_: Any) -> None:
@@ -53,35 +59,35 @@ def remember_received(request: Any = None, **_: Any) -> None:
     if tag is None:
         return
     if len(_received) >= _PRUNE_AT:
-        held = _held_ids()
-        for old_tag, task_id in list(_received.items()):
+        held = _held_ids(getattr(request, "app", None))
+        for old_tag, (task_id, _channel) in list(_received.items()):
             if task_id not in held:
                 del _received[old_tag]
-    _received[str(tag)] = request.id
+    _received[str(tag)] = (request.id, getattr(message, "channel", None))
 
 
-def settle(channel: Any, client: Any, backend: Any) -> list[str]:
-    """Requeue, or acknowledge if its result is stored, each remembered job no longer held.
+def settle(channel: Any, client: Any, app: Any) -> list[str]:
+    """Requeue, or acknowledge if its result is stored, each job received before the consumer's
+    current ``channel`` (so, before a lost connection) that this worker no longer holds.
 
-    ``channel`` is the consumer's (its key names and kombu's restore); ``client`` a
-    connection of our own. Returns the task ids requeued.
+    ``client`` is a connection of our own. Returns the task ids requeued.
     """
     qos = channel.qos
-    held = _held_ids()
+    held = _held_ids(app)
     requeued = []
-    for tag, task_id in list(_received.items()):
-        if task_id in held:
-            continue
+    for tag, (task_id, came_on) in list(_received.items()):
+        if came_on is channel or task_id in held:
+            continue  # received on this connection (the consumer acks or rejects it), or still ours
         if client.hexists(qos.unacked_key, tag):
-            stored = backend.get_state(task_id)
-            if stored in _SETTLED:
+            stored = app.backend.get_state(task_id)
+            if stored in _SETTLED:  # acknowledged as kombu's QoS.ack does, on our connection
                 qos._remove_from_indices(tag, client.pipeline()).execute()
                 log.warning("job %s already ended %s: acknowledged, not run again", task_id, stored)
             else:
                 qos.restore_by_tag(tag, client=client, leftmost=True)
                 log.warning("requeued job %s, stranded by the lost broker connection", task_id)
                 requeued.append(task_id)
-        if _received.get(tag) == task_id and task_id not in _held_ids():
+        if _received.get(tag, (None,))[0] == task_id and task_id not in _held_ids(app):
             del _received[tag]
     return requeued
 
@@ -106,7 +112,7 @@ class RestoreOrphanedJobs(bootsteps.StartStopStep):
             try:
                 client = broker_client(c.app)
                 if client is not None:
-                    settle(channel, client, c.app.backend)
+                    settle(channel, client, c.app)
             except Exception as exc:  # Redis away again: the next look tries again
                 log.warning("stranded jobs not looked at: %s: %s", type(exc).__name__, exc)
 
