@@ -122,3 +122,24 @@ def test_a_job_started_again_after_its_success_was_stored_is_not_run_again(stack
         wait_for_log(stack, f"job {job_id} already succeeded: not run again", timeout=120)
         assert client.app.AsyncResult(job_id).result == stored
         assert f"asr.transcribe[{job_id}] succeeded" not in worker_log(stack)
+
+
+def test_a_piece_s_progress_report_that_meets_a_dead_redis_is_skipped_and_the_piece_goes_on(
+    redis_server_binary: str,
+):
+    # A fan-out piece reports progress through the backend's Redis; a report during a Redis
+    # restart raised ConnectionError, failed the piece and so the whole job's chord.
+    from worker.tasks.fanout import _piece_publisher
+
+    server = RedisServer().start()
+    app = Celery(broker=server.url, backend=server.url, set_as_current=False)
+    try:
+        publish = _piece_publisher(app.backend, "split-job", 0, 2, 120.0)
+        assert publish is not None
+        publish(10.0, 60.0)  # Redis up: published
+        assert app.backend.client.hget("asr:fanout:split-job", "0") == b"10.0"
+        server.stop(keep_data=True)
+        publish(20.0, 60.0)  # Redis down: skipped, no error
+    finally:
+        app.close()
+        server.stop()
