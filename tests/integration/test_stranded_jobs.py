@@ -34,6 +34,7 @@ def app(redis_server_binary: str) -> Iterator[Celery]:
         yield app
     finally:
         recovery._received.clear()
+        recovery._unheld.clear()
         connections.reset()
         app.close()
         server.stop()
@@ -73,7 +74,8 @@ def reconnect(app: Celery, channel: Any) -> None:
     )
     step = recovery.RestoreOrphanedJobs.__new__(recovery.RestoreOrphanedJobs)
     step._tref = None
-    step.start(consumer)
+    step.start(consumer)  # the first look: the job is seen unheld
+    recovery.settle(channel, connections.broker_client(app), app)  # the next look settles it
 
 
 def test_a_stranded_job_is_requeued_without_a_word_on_the_consumer_s_brpop_connection(app: Celery):

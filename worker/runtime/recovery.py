@@ -5,11 +5,12 @@ acked. When the connection drops, Celery cancels the running acks_late jobs
 (``worker_cancel_long_running_tasks_on_connection_loss``) and tries to put the
 unstarted ones back, but Redis is unreachable at that moment, so they stay in
 ``unacked`` until the visibility timeout (hours, so long jobs never run twice)
-redelivers them. This consumer step puts them back at once: on every
+redelivers them. This consumer step puts them back within seconds: on every
 (re)connection and then every few seconds (a cancelled job leaves the worker's
 books only once its child is gone, after the reconnection), it looks at each job
 this worker received before the connection dropped and no longer holds (not
-running, reserved, or gathered for a clip batch):
+running, reserved, or gathered for a clip batch) at two looks in a row (a job sent
+to a child just before the drop is in no book until the child accepts it):
 
 * still in ``unacked`` and its result not stored yet: requeued (kombu's own restore);
 * its result already stored (SUCCESS, FAILURE or REVOKED): acknowledged, never run again;
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: Delivery tag -> (task id, the channel it came on) of the jobs this worker process received.
 _received: dict[str, tuple[str, Any]] = {}
+#: Tags seen unheld at the last look: requeued only if still unheld at the next.
+_unheld: set[str] = set()
 #: Past this many remembered tags, forget the ones of finished jobs.
 _PRUNE_AT = 1000
 #: Seconds between two looks after the (re)connection.
@@ -63,6 +66,7 @@ def remember_received(request: Any = None, **_: Any) -> None:
         for old_tag, (task_id, _channel) in list(_received.items()):
             if task_id not in held:
                 del _received[old_tag]
+                _unheld.discard(old_tag)
     _received[str(tag)] = (request.id, getattr(message, "channel", None))
 
 
@@ -77,7 +81,14 @@ def settle(channel: Any, client: Any, app: Any) -> list[str]:
     requeued = []
     for tag, (task_id, came_on) in list(_received.items()):
         if came_on is channel or task_id in held:
+            _unheld.discard(tag)
             continue  # received on this connection (the consumer acks or rejects it), or still ours
+        if tag not in _unheld:
+            # Seen unheld once: a job handed to a child just before the connection dropped is
+            # in none of the worker's books until the child accepts it. Judge at the next look.
+            _unheld.add(tag)
+            continue
+        _unheld.discard(tag)
         if client.hexists(qos.unacked_key, tag):
             stored = app.backend.get_state(task_id)
             if stored in _SETTLED:  # acknowledged as kombu's QoS.ack does, on our connection
