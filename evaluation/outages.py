@@ -230,4 +230,3 @@ def kill_redis(redis: RedisServer) -> None:
     redis.process.kill()
     redis.process.wait()
     redis.process = None
-

@@ -50,7 +50,7 @@ _SETTLED = states.READY_STATES
 def _held_ids(app: Any = None) -> set[str]:
     """Ids of the jobs this worker holds: reserved, running, or gathered for a clip batch."""
     held = {r.id for r in state.active_requests} | {r.id for r in state.reserved_requests}
-    for task in (app.tasks.values() if app is not None else ()):
+    for task in app.tasks.values() if app is not None else ():
         for queue in (getattr(task, "_buffer", None), getattr(task, "_pending", None)):  # celery-batches
             held.update(r.id for r in list(getattr(queue, "queue", ())))
     return held
