@@ -132,9 +132,15 @@ worker_soft_shutdown_timeout = _env_number("ASR_SHUTDOWN_GRACE", 0.0)
 # A redelivered job whose result is already SUCCESS is not transcribed again.
 worker_deduplicate_successful_tasks = True
 
-# Keep storing results through short Redis outages instead of losing them.
+# Keep storing results through short Redis outages instead of losing them: a write that
+# meets a dead master is tried again (up to 30 times, backing off to 10 s) and, through
+# Sentinel, lands on the promoted one.
 result_backend_always_retry = True
 result_backend_max_retries = 30
+
+# A retry (self.retry) or a chord part published while Redis restarts or fails over is
+# published again for up to about two minutes, not the default 0.6 s, so it is not lost.
+task_publish_retry_policy = {"max_retries": 30, "interval_start": 0, "interval_step": 1, "interval_max": 5}
 
 # Recycle children: after N jobs, or when a child's RSS passes N KiB (0 = never).
 worker_max_tasks_per_child = int(_env_number("CELERY_WORKER_MAX_TASKS_PER_CHILD", 0)) or None

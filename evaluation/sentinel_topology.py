@@ -37,9 +37,12 @@ def _wait(check: object, timeout: float, what: str) -> None:
 class SentinelTopology:
     """Master, replica and three Sentinels watching ``master_name``; a context manager."""
 
-    def __init__(self, master_name: str = "asr-master", *, down_after_ms: int = 1000) -> None:
+    def __init__(
+        self, master_name: str = "asr-master", *, down_after_ms: int = 1000, failover_timeout_ms: int = 5000
+    ) -> None:
         self.master_name = master_name
         self.down_after_ms = down_after_ms
+        self.failover_timeout_ms = failover_timeout_ms
         self.dir = Path(tempfile.mkdtemp(prefix="asr-sentinel-"))
         self.master_port, self.replica_port = free_port(), free_port()
         self.sentinel_ports = [free_port() for _ in range(3)]
@@ -52,7 +55,7 @@ class SentinelTopology:
 
     def _server(self, port: int, *extra: str) -> None:
         folder = self.dir / str(port)
-        folder.mkdir()
+        folder.mkdir(exist_ok=True)
         args = [find_redis_server(), "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
         args += ["--appendonly", "no", "--dir", str(folder), "--logfile", str(folder / "redis.log"), *extra]
         self.processes[port] = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -66,7 +69,7 @@ class SentinelTopology:
             f"bind 127.0.0.1\nport {port}\ndir {folder}\nlogfile {folder / 'sentinel.log'}\n"
             f"sentinel monitor {self.master_name} 127.0.0.1 {self.master_port} 2\n"
             f"sentinel down-after-milliseconds {self.master_name} {self.down_after_ms}\n"
-            f"sentinel failover-timeout {self.master_name} 5000\n"
+            f"sentinel failover-timeout {self.master_name} {self.failover_timeout_ms}\n"
             f"sentinel parallel-syncs {self.master_name} 1\n"
         )
         args = [find_redis_server(), str(conf), "--sentinel"]
@@ -108,6 +111,18 @@ class SentinelTopology:
         self.processes[port].kill()
         self.processes[port].wait()
         return port
+
+    def restart_as_replica(self, port: int) -> None:
+        """Start the killed server on ``port`` again as a replica of the master now named, so
+        that the next failover has a replica to promote."""
+        master = self.master()
+        self._server(port, "--replicaof", "127.0.0.1", str(master))
+
+    def replica_in_sync(self, port: int) -> bool:
+        try:
+            return self.client(port).info("replication").get("master_link_status") == "up"
+        except redis.RedisError:
+            return False
 
     def wait_for_failover(self, old_port: int, timeout: float = 60.0) -> float:
         """Seconds until every Sentinel names a new master that answers as one."""

@@ -19,6 +19,7 @@ from celery import signals
 from celery.exceptions import Reject
 
 from worker.pipeline.errors import RedeliveryLimitError
+from worker.runtime.connections import backend_client, riding_out
 
 __all__ = ["check_delivery", "dead_letter", "uncount_delivery"]
 
@@ -47,14 +48,19 @@ def check_delivery(
     if broker_count is not None:
         count = broker_count + 1
     else:
-        client = getattr(backend, "client", None)
+        client = backend_client(backend)
         if not task_id or client is None:  # not a Redis backend, or called directly
             return 1
         key = _key(task_id, retries)
-        pipe = client.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, COUNTER_TTL)
-        count = int(pipe.execute()[0])
+
+        def count_one() -> int:
+            # A Redis outage at the start is ridden out: failing here would lose the job.
+            pipe = client.pipeline()
+            pipe.incr(key)
+            pipe.expire(key, COUNTER_TTL)
+            return int(pipe.execute()[0])
+
+        count = riding_out(count_one)
     if count > limit:
         raise RedeliveryLimitError(
             f"job {task_id} was started {count} times and its worker process died each time "
@@ -67,9 +73,9 @@ def check_delivery(
 
 def uncount_delivery(backend: Any, task_id: str | None, retries: int) -> None:
     """Take back the start :func:`check_delivery` just counted: the job is handed on, not run here."""
-    client = getattr(backend, "client", None)
+    client = backend_client(backend)
     if task_id and client is not None:
-        client.decr(_key(task_id, retries))
+        riding_out(lambda: client.decr(_key(task_id, retries)))
 
 
 def dead_letter(task: Any, exc: RedeliveryLimitError) -> NoReturn:

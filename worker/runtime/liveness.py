@@ -33,6 +33,7 @@ import time
 from typing import Any
 
 from worker.pipeline.settings import get_settings
+from worker.runtime.connections import broker_client
 from worker.runtime.transport import REDIS
 
 __all__ = [
@@ -107,29 +108,23 @@ def timings(node_loss_seconds: float) -> tuple[float, int, float]:
 def _beat(app: Any, node: str, ttl: int, interval: float, started: float) -> None:
     global _steady_since
     value = json.dumps({"pid": os.getpid(), "started": started})
-    conn = None
     while not _stop.is_set():
         try:
-            if conn is None:
-                conn = app.connection_for_write()
-            with conn.default_channel.conn_or_acquire() as client:
+            client = broker_client(app)
+            if client is not None:
                 client.set(node_key(node), value, ex=ttl)
             if _steady_since is None:
                 _steady_since = time.monotonic()
         except Exception as exc:
-            _steady_since = None  # the broker is away: try again next beat, on a new connection
+            _steady_since = None  # the broker is away: try again next beat (the pool reconnects)
             log.warning("liveness record not refreshed (%s); retry in %.1f s", type(exc).__name__, interval)
-            if conn is not None:
-                conn.collect()
-            conn = None
         _stop.wait(interval)
-    if conn is not None:
-        try:  # a clean stop: no need to wait for the TTL
-            with conn.default_channel.conn_or_acquire() as client:
-                client.delete(node_key(node))
-        except Exception:
-            pass
-        conn.release()
+    try:  # a clean stop: no need to wait for the TTL
+        client = broker_client(app)
+        if client is not None:
+            client.delete(node_key(node))
+    except Exception:
+        pass
 
 
 def start_heartbeat(sender: Any = None, **_: Any) -> None:
@@ -149,10 +144,14 @@ def stop_heartbeat(**_: Any) -> None:
     _stop.set()
 
 
-def record_holder(channel: Any, tag: str, node: str) -> bool:
-    """Record ``node`` as the holder of the unacked delivery ``tag``; False if it is no longer unacked."""
+def record_holder(channel: Any, tag: str, node: str, client: Any = None) -> bool:
+    """Record ``node`` as the holder of the unacked delivery ``tag``; False if it is no longer unacked.
+
+    ``client``: a connection of the worker's own (:mod:`worker.runtime.connections`); by
+    default one from the channel's pool.
+    """
     ttl = int(channel.visibility_timeout) + 3600  # outlives any unacked message
-    with channel.conn_or_acquire() as client:
+    with channel.conn_or_acquire(client) as client:
         score = client.eval(_RECORD_HOLDER, 2, channel.unacked_index_key, holder_key(tag), tag, node, ttl)
     return score is not None
 
@@ -164,7 +163,7 @@ def record_received(request: Any = None, **_: Any) -> None:
     if _node_id is None or tag is None or not hasattr(channel, "unacked_index_key"):
         return  # not a worker's main process, or not the Redis transport
     try:
-        record_holder(channel, str(tag), _node_id)
+        record_holder(channel, str(tag), _node_id, broker_client(request.app))
     except Exception:
         # Without a record the job is left to the visibility timeout, as before.
         log.warning("could not record the holder of job %s", getattr(request, "id", "?"), exc_info=True)

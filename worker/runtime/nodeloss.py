@@ -39,6 +39,7 @@ from celery import bootsteps
 from kombu.utils.json import loads
 
 from worker.pipeline.settings import get_settings
+from worker.runtime.connections import broker_client
 from worker.runtime.liveness import holder_key, node_id, node_key, steady_for, timings
 from worker.runtime.transport import REDIS
 
@@ -56,7 +57,7 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def sweep(channel: Any, *, own_node: str | None, lock_seconds: float = 60.0) -> list[str]:
+def sweep(channel: Any, *, own_node: str | None, lock_seconds: float = 60.0, client: Any = None) -> list[str]:
     """Restore the deliveries held by lost nodes; return the task ids put back.
 
     Does nothing (returns ``[]``) while another live worker holds the sweep lock. The
@@ -65,7 +66,7 @@ def sweep(channel: Any, *, own_node: str | None, lock_seconds: float = 60.0) -> 
     lock does (which held the lost node's jobs back by up to ``lock_seconds``).
     """
     token = own_node or uuid.uuid4().hex
-    with channel.conn_or_acquire() as client:
+    with channel.conn_or_acquire(client) as client:
         lock = client.lock(LOCK_KEY, timeout=lock_seconds, blocking=False)
         if not lock.acquire(blocking=False, token=token):
             if not _release_if_holder_lost(client) or not lock.acquire(blocking=False, token=token):
@@ -166,7 +167,8 @@ class RecoverLostNodes(bootsteps.StartStopStep):
             if steady_for() < ttl:
                 return  # just started, or back from an outage: live nodes may not have beaten yet
             try:
-                sweep(channel, own_node=node_id(), lock_seconds=max(every, 30.0))
+                client = broker_client(c.app)
+                sweep(channel, own_node=node_id(), lock_seconds=max(every, 30.0), client=client)
             except Exception as exc:  # Redis away for a moment: the next sweep tries again
                 log.warning("node-loss sweep failed: %s: %s", type(exc).__name__, exc)
 

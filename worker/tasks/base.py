@@ -1,7 +1,8 @@
 """What every task that reads audio does, written once: :class:`AudioTask`.
 
 A task body opens ``with self.job() as job:``. Inside it, the job has been counted
-as a delivery (and refused past ``ASR_MAX_DELIVERIES``), the worker is known to
+as a delivery (and refused past ``ASR_MAX_DELIVERIES``; a start again of a job whose
+result is already SUCCESS is acknowledged and skipped), the worker is known to
 serve ASR, and ``job`` checks the path, the duration, the options and the model
 the same way for every task. Errors raised inside become the project's typed
 errors (soft time limit, out of memory) before Celery's retry policy sees them.
@@ -9,14 +10,15 @@ errors (soft time limit, out of memory) before Celery's retry policy sees them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from celery import Task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery import Task, states
+from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
 from asr_protocol.queues import delivery_count
 from asr_protocol.redact import reprs
@@ -37,6 +39,8 @@ from worker.runtime.delivery import check_delivery, dead_letter
 from worker.runtime.privacy import sent_args
 
 __all__ = ["AudioTask", "Job"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,12 @@ class AudioTask(Task):
                 if broker_count is not None:  # RabbitMQ: the job goes to its dead-letter queue
                     dead_letter(self, exc)
                 raise
+            if deliveries > 1 and self.AsyncResult(self.request.id).state == states.SUCCESS:
+                # A start of a job that already succeeded (its ack was lost with the broker
+                # connection): acknowledged, its stored result kept, not run again. Celery's
+                # worker_deduplicate_successful_tasks catches only messages marked redelivered.
+                log.warning("job %s already succeeded: not run again", self.request.id)
+                raise Ignore()
             if not settings.enable_faster_whisper:
                 raise ModelUnavailableError("ASR is disabled on this worker (ENABLE_FASTER_WHISPER=false)")
             with ExitStack() as holds:

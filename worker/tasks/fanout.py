@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from celery import Signature, Task, chord, states
 from celery.exceptions import Ignore
+from redis import exceptions as redis_errors
 
 from asr_protocol import cancel
 from asr_protocol.names import MERGE_TASK_NAME, PIECE_TASK_NAME
@@ -50,6 +51,7 @@ from worker.pipeline.settings import Settings, get_settings
 from worker.pipeline.speech import split_points
 from worker.pipeline.spool import discard, retain
 from worker.pipeline.transcription import Transcript, transcribe_array
+from worker.runtime.connections import backend_client, riding_out
 from worker.tasks.base import AudioTask
 from worker.tasks.webhooks import queue_revoked
 
@@ -104,7 +106,7 @@ def fan_out(
     retain(audio_path, get_settings(), _keep_seconds(get_settings(), seconds))
     redis = _redis(task.backend)
     if redis is not None:
-        cancel.mark_split(redis, task.request.id, len(bounds))
+        riding_out(lambda: cancel.mark_split(redis, task.request.id, len(bounds)))
     task.update_state(state=PROGRESS, meta=progress_meta(0.0, seconds, pieces=len(bounds), pieces_done=0))
     log.info(
         "job %s: %.0f s of audio split into %d pieces of at most %.0f s for the fleet",
@@ -123,7 +125,7 @@ def _shown(signature: Signature) -> Signature:
 
 def _redis(backend: Any) -> Any:
     """The result backend's Redis client (None for another backend: no progress, no cancel)."""
-    return getattr(backend, "client", None)
+    return backend_client(backend)
 
 
 def _keep_seconds(settings: Settings, job_seconds: float) -> float:
@@ -133,7 +135,18 @@ def _keep_seconds(settings: Settings, job_seconds: float) -> float:
 
 def is_cancelled(backend: Any, job_id: str) -> bool:
     redis = _redis(backend)
-    return redis is not None and cancel.is_cancelled(redis, job_id)
+    return redis is not None and riding_out(lambda: cancel.is_cancelled(redis, job_id))
+
+
+def _forget(backend: Any, job_id: str) -> None:
+    """The job ended: its pieces' hash goes (if Redis is away, it expires by itself)."""
+    redis = _redis(backend)
+    if redis is None:
+        return
+    try:
+        cancel.forget(redis, job_id)
+    except redis_errors.RedisError as exc:
+        log.warning("job %s: pieces' hash left to expire (%s)", job_id, type(exc).__name__)
 
 
 def _summed_progress(fields: dict[Any, Any], pieces: int, job_seconds: float) -> dict[str, Any]:
@@ -155,8 +168,16 @@ def _piece_publisher(
     def store(fields: dict[Any, Any]) -> None:
         backend.store_result(job_id, _summed_progress(fields, pieces, job_seconds), PROGRESS)
 
+    def publish(done: float, total: float, _heard: str = "") -> None:
+        try:
+            cancel.publish_piece(redis, job_id, index, done, total, store)
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+            # Progress is advisory: a report that meets a Redis restart or failover is skipped,
+            # the piece goes on (failing it would fail the whole job's chord).
+            log.warning("job %s: progress of piece %d not published (%s)", job_id, index, type(exc).__name__)
+
     # A piece's text is not published: the job's text comes in order only from the merge.
-    return lambda done, total, _heard="": cancel.publish_piece(redis, job_id, index, done, total, store)
+    return publish
 
 
 @app.task(name=PIECE_TASK_NAME, base=AudioTask, bind=True)
@@ -282,9 +303,7 @@ def _summary(piece: PieceRecord) -> PieceSummary:
 
 def _end_cancelled(task: Task, options: dict[str, Any]) -> None:
     """Leave a cancelled job REVOKED (the producer stored it), tell its webhook, store nothing more."""
-    redis = _redis(task.backend)
-    if redis is not None:
-        cancel.forget(redis, task.request.id)
+    _forget(task.backend, task.request.id)
     reason = "cancelled while split into pieces"
     if task.backend.get_state(task.request.id) != states.REVOKED:
         task.backend.mark_as_revoked(task.request.id, reason)
@@ -343,9 +362,7 @@ def merge_pieces(
     if opts.diarize:  # every piece's speaker windows clustered at once: one label per speaker
         transcript, labelled = merge_speakers(transcript, pieces, opts, load_known(opts, settings))
         speakers, timings["diarize"] = labelled["speakers"], labelled["diarize_seconds"]
-    redis = _redis(self.backend)
-    if redis is not None:
-        cancel.forget(redis, self.request.id)
+    _forget(self.backend, self.request.id)
     return job_result(
         audio_path,
         transcript,
