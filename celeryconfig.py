@@ -3,9 +3,9 @@
 Only lowercase Celery setting names live here (Celery's "new" setting names); the
 environment is read once, into ``worker.pipeline.settings.Settings``, which names every
 variable and its default. ``REDIS_URL`` sets the broker and the result backend together;
-``CELERY_BROKER_URL`` and ``CELERY_RESULT_BACKEND`` override each. With an ``amqp://`` broker (RabbitMQ) the job
-queues are quorum queues and every publish waits for the broker's confirm
-(docs/deploy.md "RabbitMQ as the broker"); results stay in Redis.
+``CELERY_BROKER_URL`` and ``CELERY_RESULT_BACKEND`` override each. With an ``amqp://``
+broker (RabbitMQ) the job queues are quorum queues and every publish waits for the
+broker's confirm (docs/deploy.md "RabbitMQ as the broker"); results stay in Redis.
 """
 
 from __future__ import annotations
