@@ -85,6 +85,12 @@ def test_a_producer_declares_a_queue_as_the_workers_would(env: dict[str, str], e
         assert declared == expected, type(side).__name__
 
 
+@pytest.mark.parametrize("name", ["ASR_MAX_DELIVERIES", "ASR_HARD_TIME_LIMIT"])
+def test_a_producer_names_a_queue_variable_it_cannot_read(name: str) -> None:
+    with pytest.raises(ValueError, match=f"{name}='x' is not a number"):
+        ProducerSettings.from_env({name: "x"})
+
+
 def test_the_delivery_count_comes_from_the_broker_header() -> None:
     assert delivery_count(SimpleNamespace(**{"x-delivery-count": 2})) == 2
     assert delivery_count(SimpleNamespace(request_dict={"x-delivery-count": 0})) == 0

@@ -81,6 +81,10 @@ class EnvReader:
             raise ConfigError(f"{name}={raw!r} must be at least {minimum:g}")
         return value
 
+    def whole(self, name: str, default: int) -> int:
+        """A count or a number of seconds not below 0, written as any number (``2.5`` reads as 2)."""
+        return int(self.number(name, default, minimum=0))
+
     def piece_length(self, name: str, default: float) -> float:
         """0 (off) or a length of audio of at least :data:`MIN_PIECE_SECONDS`."""
         value = self.number(name, default, minimum=0)

@@ -166,6 +166,14 @@ class Settings:
         """
         env = os.environ if env is None else env
         reader = EnvReader(env)
+        redis_url = reader.text("REDIS_URL", DEFAULT_REDIS_URL)
+        hard = reader.number("ASR_HARD_TIME_LIMIT", 6 * 3600.0 + 600, minimum=0)
+        visibility = int(reader.number("ASR_VISIBILITY_TIMEOUT", 7 * 3600.0, minimum=0))
+        # Redis would hand a still-running job to a second worker (celery/celery#5935).
+        if hard and visibility <= hard:
+            raise ConfigError(
+                f"ASR_VISIBILITY_TIMEOUT={visibility} must be longer than ASR_HARD_TIME_LIMIT={hard:g}"
+            )
         return cls(
             enable_faster_whisper=reader.boolean("ENABLE_FASTER_WHISPER", True),
             model_id=reader.text("ASR_MODEL_ID", "tiny.en"),
@@ -206,7 +214,20 @@ class Settings:
             ),
             aws_region=reader.text("AWS_REGION", reader.text("AWS_DEFAULT_REGION", "")),
             diarization=reader.boolean("ASR_DIARIZATION", False),
-            **_celery_fields(reader),
+            broker_url=reader.text("CELERY_BROKER_URL", redis_url),
+            result_backend=reader.text("CELERY_RESULT_BACKEND", redis_url),
+            queue=reader.text("ASR_QUEUE", DEFAULT_QUEUE),
+            soft_time_limit=reader.number("ASR_SOFT_TIME_LIMIT", 6 * 3600.0, minimum=0),
+            hard_time_limit=hard,
+            visibility_timeout=visibility,
+            sentinel_master=reader.text("REDIS_SENTINEL_MASTER", DEFAULT_SENTINEL_MASTER),
+            sentinel_password=reader.text("REDIS_SENTINEL_PASSWORD", ""),
+            shutdown_grace=reader.number("ASR_SHUTDOWN_GRACE", 0.0, minimum=0),
+            result_expires=reader.whole("ASR_RESULT_EXPIRES", 7 * 24 * 3600),
+            proc_alive_timeout=reader.number("CELERY_WORKER_PROC_ALIVE_TIMEOUT", 300.0, minimum=0),
+            prefetch_multiplier=reader.whole("CELERY_WORKER_PREFETCH_MULTIPLIER", 1) or 1,
+            max_tasks_per_child=reader.whole("CELERY_WORKER_MAX_TASKS_PER_CHILD", 0),
+            max_memory_per_child=reader.whole("CELERY_WORKER_MAX_MEMORY_PER_CHILD", 0),
         )
 
     def decoding(self) -> dict[str, Any]:
@@ -227,34 +248,6 @@ class Settings:
         if not self.timeout_per_audio_second:
             return None
         return self.timeout_base + self.timeout_per_audio_second * audio_seconds
-
-
-def _celery_fields(reader: EnvReader) -> dict[str, Any]:
-    """The fields ``celeryconfig.py`` turns into Celery's settings."""
-    redis_url = reader.text("REDIS_URL", DEFAULT_REDIS_URL)
-    hard = reader.number("ASR_HARD_TIME_LIMIT", 6 * 3600.0 + 600, minimum=0)
-    visibility = int(reader.number("ASR_VISIBILITY_TIMEOUT", 7 * 3600.0, minimum=0))
-    # Redis would hand a still-running job to a second worker (celery/celery#5935).
-    if hard and visibility <= hard:
-        raise ConfigError(
-            f"ASR_VISIBILITY_TIMEOUT={visibility} must be longer than ASR_HARD_TIME_LIMIT={hard:g}"
-        )
-    return {
-        "broker_url": reader.text("CELERY_BROKER_URL", redis_url),
-        "result_backend": reader.text("CELERY_RESULT_BACKEND", redis_url),
-        "queue": reader.text("ASR_QUEUE", DEFAULT_QUEUE),
-        "soft_time_limit": reader.number("ASR_SOFT_TIME_LIMIT", 6 * 3600.0, minimum=0),
-        "hard_time_limit": hard,
-        "visibility_timeout": visibility,
-        "sentinel_master": reader.text("REDIS_SENTINEL_MASTER", DEFAULT_SENTINEL_MASTER),
-        "sentinel_password": reader.text("REDIS_SENTINEL_PASSWORD", ""),
-        "shutdown_grace": reader.number("ASR_SHUTDOWN_GRACE", 0.0, minimum=0),
-        "result_expires": int(reader.number("ASR_RESULT_EXPIRES", 7 * 24 * 3600.0, minimum=0)),
-        "proc_alive_timeout": reader.number("CELERY_WORKER_PROC_ALIVE_TIMEOUT", 300.0, minimum=0),
-        "prefetch_multiplier": int(reader.number("CELERY_WORKER_PREFETCH_MULTIPLIER", 1, minimum=0)) or 1,
-        "max_tasks_per_child": int(reader.number("CELERY_WORKER_MAX_TASKS_PER_CHILD", 0, minimum=0)),
-        "max_memory_per_child": int(reader.number("CELERY_WORKER_MAX_MEMORY_PER_CHILD", 0, minimum=0)),
-    }
 
 
 @functools.lru_cache(maxsize=1)
