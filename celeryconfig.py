@@ -1,38 +1,28 @@
-"""Celery settings for the transcription worker, read from the environment once.
+"""Celery settings for the transcription worker, computed from its one :class:`Settings`.
 
-Only lowercase Celery setting names live here (Celery's "new" setting names);
-the worker's ASR settings are in ``worker/pipeline/settings.py``. ``REDIS_URL`` sets the
-broker and the result backend together; ``CELERY_BROKER_URL`` and
-``CELERY_RESULT_BACKEND`` override each. With an ``amqp://`` broker (RabbitMQ) the job
-queues are quorum queues and every publish waits for the broker's confirm
-(docs/deploy.md "RabbitMQ as the broker"); results stay in Redis.
+Only lowercase Celery setting names live here (Celery's "new" setting names); the
+environment is read once, into ``worker.pipeline.settings.Settings``, which names every
+variable and its default. ``REDIS_URL`` sets the broker and the result backend together;
+``CELERY_BROKER_URL`` and ``CELERY_RESULT_BACKEND`` override each. With an ``amqp://``
+broker (RabbitMQ) the job queues are quorum queues and every publish waits for the
+broker's confirm (docs/deploy.md "RabbitMQ as the broker"); results stay in Redis.
 """
 
 from __future__ import annotations
 
-import os
+from asr_protocol.queues import is_amqp, job_queue, queue_settings
+from asr_protocol.sentinel import sentinel_options
+from worker.pipeline.errors import ConfigError
+from worker.pipeline.settings import get_settings
 
-from asr_protocol.names import DEFAULT_QUEUE
-from asr_protocol.queues import CONSUMER_TIMEOUT_MARGIN, is_amqp, job_queue
+try:
+    _settings = get_settings()
+except ConfigError as exc:
+    # The one line the operator sees, as for every other setting the worker refuses.
+    raise SystemExit(f"worker cannot start: {type(exc).__name__}: {exc}") from None
 
-
-def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SystemExit(f"{name}={raw!r} is not a number") from None
-    if value < 0:
-        raise SystemExit(f"{name}={raw!r} must not be negative")
-    return value
-
-
-_redis_url = os.environ.get("REDIS_URL", "").strip() or "redis://localhost:6379/0"
-
-broker_url = os.environ.get("CELERY_BROKER_URL", "").strip() or _redis_url
-result_backend = os.environ.get("CELERY_RESULT_BACKEND", "").strip() or _redis_url
+broker_url = _settings.broker_url
+result_backend = _settings.result_backend
 
 # JSON everywhere: a pickled message could run code in the worker.
 task_serializer = "json"
@@ -42,7 +32,7 @@ accept_content = ["json"]
 result_accept_content = ["json"]
 
 # Producers and workers meet on this queue unless a job names another.
-task_default_queue = os.environ.get("ASR_QUEUE", "").strip() or DEFAULT_QUEUE
+task_default_queue = _settings.queue
 # A worker started without -Q reads these: its own queue and Celery's default one,
 # where a bare Celery client that names no queue sends its task (else it would wait forever).
 # On RabbitMQ each is a quorum queue (asr_protocol.queues), with a dead-letter queue for
@@ -51,14 +41,14 @@ broker_is_amqp = is_amqp(broker_url)
 
 # Loading and warming a model takes longer than Celery's 4 s default for a
 # child's init handler; a child still loading then would be killed and forked again.
-worker_proc_alive_timeout = _env_number("CELERY_WORKER_PROC_ALIVE_TIMEOUT", 300.0)
+worker_proc_alive_timeout = _settings.proc_alive_timeout
 
 # One job at a time per child: a transcription is long, and a prefetched job
 # would wait behind it while another child sits idle. A worker that batches clip
 # jobs (asr.transcribe_clip) holds a batch's messages unacknowledged while it
 # gathers and decodes them: give it a queue of its own and a multiplier of at
 # least ASR_CLIP_BATCH (README "Cross-job batching").
-worker_prefetch_multiplier = int(_env_number("CELERY_WORKER_PREFETCH_MULTIPLIER", 1)) or 1
+worker_prefetch_multiplier = _settings.prefetch_multiplier
 
 # Ack after the job ends, and give a job back when its child dies, so a crash
 # does not lose it: without task_reject_on_worker_lost a killed child's job is
@@ -68,30 +58,24 @@ task_reject_on_worker_lost = True
 
 # A job may run this long: the soft limit raises inside the job (it fails with
 # TranscriptionTimeoutError), the hard limit replaces the child.
-task_soft_time_limit = _env_number("ASR_SOFT_TIME_LIMIT", 6 * 3600.0) or None
-task_time_limit = _env_number("ASR_HARD_TIME_LIMIT", 6 * 3600.0 + 600) or None
+task_soft_time_limit = _settings.soft_time_limit or None
+task_time_limit = _settings.hard_time_limit or None
 
+# RabbitMQ closes the channel of a consumer that holds a delivery unacknowledged longer
+# than the queue's consumer timeout (30 min by default), and this worker acks after the job.
 task_queues = [
     job_queue(
         name,
         amqp=broker_is_amqp,
-        max_deliveries=int(_env_number("ASR_MAX_DELIVERIES", 3)) or 1,
-        # RabbitMQ closes the channel of a consumer that holds a delivery unacknowledged
-        # longer than this (30 min by default), and this worker acks after the job.
-        consumer_timeout=task_time_limit + CONSUMER_TIMEOUT_MARGIN if task_time_limit else None,
+        **queue_settings(max_deliveries=_settings.max_deliveries, hard_time_limit=_settings.hard_time_limit),
     )
     for name in dict.fromkeys([task_default_queue, "celery"])
 ]
 
 # Redis redelivers an unacked job after the visibility timeout; a job running
 # longer than it would run twice (#5935), so it must outlast the hard limit, and
-# Celery's Redis docs ask for the same value in all three places.
-visibility_timeout = int(_env_number("ASR_VISIBILITY_TIMEOUT", 7 * 3600.0))
-if task_time_limit and visibility_timeout <= task_time_limit:
-    raise SystemExit(
-        f"ASR_VISIBILITY_TIMEOUT={visibility_timeout} must be longer than "
-        f"ASR_HARD_TIME_LIMIT={task_time_limit:g}"
-    )
+# Celery's Redis docs ask for the same value in all three places (Settings checks it).
+visibility_timeout = _settings.visibility_timeout
 # The visibility timeout is the Redis transport's; RabbitMQ redelivers a lost consumer's
 # deliveries at once. There, each publish waits for the broker's confirm instead: a job
 # is confirmed only once a majority of a quorum queue's replicas hold it.
@@ -109,15 +93,12 @@ broker_native_delayed_delivery_queue_type = "classic"
 # Redis Sentinel: sentinel://host:26379;sentinel://host2:26379;... URLs, as Celery documents;
 # REDIS_SENTINEL_MASTER names the master (default mymaster), REDIS_SENTINEL_PASSWORD the
 # Sentinels' own password. docs/reliability.md says what a failover can and cannot keep.
-for _url, _options in (
-    (broker_url, broker_transport_options),
-    (result_backend, result_backend_transport_options),
-):
-    if _url.lower().startswith("sentinel://"):
-        _options["master_name"] = os.environ.get("REDIS_SENTINEL_MASTER", "").strip() or "mymaster"
-        if os.environ.get("REDIS_SENTINEL_PASSWORD", "").strip():
-            _options["sentinel_kwargs"] = {"password": os.environ["REDIS_SENTINEL_PASSWORD"].strip()}
-del _url, _options
+broker_transport_options.update(
+    sentinel_options(broker_url, _settings.sentinel_master, _settings.sentinel_password)
+)
+result_backend_transport_options.update(
+    sentinel_options(result_backend, _settings.sentinel_master, _settings.sentinel_password)
+)
 
 # When the broker connection drops, running acks_late jobs cannot be acked any
 # more and will be redelivered: cancel them instead of finishing twice.
@@ -127,7 +108,7 @@ worker_cancel_long_running_tasks_on_connection_loss = True
 # taking jobs, lets running ones go on this long, then stops their children and hands
 # their unacknowledged messages back to the queue (Celery 5.5's soft shutdown, which
 # worker/runtime/preemption.py starts on SIGTERM). 0 keeps the warm shutdown: jobs finish.
-worker_soft_shutdown_timeout = _env_number("ASR_SHUTDOWN_GRACE", 0.0)
+worker_soft_shutdown_timeout = _settings.shutdown_grace
 
 # A redelivered job whose result is already SUCCESS is not transcribed again.
 worker_deduplicate_successful_tasks = True
@@ -143,8 +124,8 @@ result_backend_max_retries = 30
 task_publish_retry_policy = {"max_retries": 30, "interval_start": 0, "interval_step": 1, "interval_max": 5}
 
 # Recycle children: after N jobs, or when a child's RSS passes N KiB (0 = never).
-worker_max_tasks_per_child = int(_env_number("CELERY_WORKER_MAX_TASKS_PER_CHILD", 0)) or None
-worker_max_memory_per_child = int(_env_number("CELERY_WORKER_MAX_MEMORY_PER_CHILD", 0)) or None
+worker_max_tasks_per_child = _settings.max_tasks_per_child or None
+worker_max_memory_per_child = _settings.max_memory_per_child or None
 
 # States and events for Flower and for the producer's progress bars.
 task_track_started = True
@@ -156,4 +137,4 @@ result_extended = True
 broker_connection_retry_on_startup = True
 
 # How long results stay in Redis (seconds); 0 keeps them until deleted.
-result_expires = int(_env_number("ASR_RESULT_EXPIRES", 7 * 24 * 3600.0)) or None
+result_expires = _settings.result_expires or None

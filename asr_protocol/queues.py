@@ -18,7 +18,6 @@ with ``PRECONDITION_FAILED``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 from celery.app.amqp import AMQP, Queues
@@ -53,20 +52,13 @@ def is_amqp(broker_url: str) -> bool:
     return bool(Connection(broker_url).transport.driver_type == "amqp")
 
 
-def queue_settings(env: Mapping[str, str]) -> dict[str, Any]:
-    """``max_deliveries`` and ``consumer_timeout`` for :func:`job_queue` from the workers' variables
-    (a producer that declares a queue first declares it as the workers would)."""
-
-    def number(name: str, default: float) -> float:
-        try:
-            return float(env.get(name, "").strip() or default)
-        except ValueError:
-            return default
-
-    hard = number("ASR_HARD_TIME_LIMIT", DEFAULT_HARD_TIME_LIMIT)
+def queue_settings(*, max_deliveries: int, hard_time_limit: float) -> dict[str, Any]:
+    """``max_deliveries`` and ``consumer_timeout`` for :func:`job_queue` from the workers'
+    ``ASR_MAX_DELIVERIES`` and ``ASR_HARD_TIME_LIMIT`` (0: none), so that a producer that
+    declares a queue first declares it as the workers would."""
     return {
-        "max_deliveries": max(1, int(number("ASR_MAX_DELIVERIES", DEFAULT_MAX_DELIVERIES))),
-        "consumer_timeout": hard + CONSUMER_TIMEOUT_MARGIN if hard > 0 else None,
+        "max_deliveries": max(1, int(max_deliveries)),
+        "consumer_timeout": hard_time_limit + CONSUMER_TIMEOUT_MARGIN if hard_time_limit > 0 else None,
     }
 
 

@@ -10,7 +10,6 @@ replicas hold the job; a nack, a confirm that does not come within
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from amqp.exceptions import MessageNacked
@@ -43,7 +42,13 @@ def app_settings(settings: ProducerSettings, broker_url: str, queue: str) -> dic
         # Declared as the workers declare it, when no worker has yet; an existing
         # queue is used as it is.
         "task_queues": [
-            job_queue(queue, amqp=True, **queue_settings(os.environ))
+            job_queue(
+                queue,
+                amqp=True,
+                **queue_settings(
+                    max_deliveries=settings.max_deliveries, hard_time_limit=settings.hard_time_limit
+                ),
+            )
         ],
         "task_default_queue": queue,
     }

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from asr_protocol.names import DEFAULT_QUEUE
+from asr_protocol.queues import DEFAULT_HARD_TIME_LIMIT, DEFAULT_MAX_DELIVERIES
 from asr_protocol.redact import mask_url
+from asr_protocol.sentinel import DEFAULT_SENTINEL_MASTER, sentinel_options
 
 __all__ = [
     "DEFAULT_QUEUE",
@@ -25,8 +27,6 @@ __all__ = [
 ]
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
-#: The Sentinel master name when ``REDIS_SENTINEL_MASTER`` is not set (Redis's own example name).
-DEFAULT_SENTINEL_MASTER = "mymaster"
 #: Seconds; the worker's default too (7 h: longer than its hard time limit).
 DEFAULT_VISIBILITY_TIMEOUT = 7 * 3600
 
@@ -51,44 +51,50 @@ class ProducerSettings:
     upload_url: str = ""
     #: ``REDIS_URL`` as set (empty when not): ``asr --local`` uses it instead of starting its own Redis.
     redis_url: str = ""
+    #: ``ASR_MAX_DELIVERIES`` and ``ASR_HARD_TIME_LIMIT`` (s), the workers': a producer that declares
+    #: a RabbitMQ job queue first declares it as they would (:func:`asr_protocol.queues.queue_settings`).
+    max_deliveries: int = DEFAULT_MAX_DELIVERIES
+    hard_time_limit: float = DEFAULT_HARD_TIME_LIMIT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ProducerSettings:
         """Read the settings from ``env`` (default ``os.environ``).
 
         Raises:
-            ValueError: ``ASR_VISIBILITY_TIMEOUT`` is not a number of seconds (the message names it).
+            ValueError: ``ASR_VISIBILITY_TIMEOUT``, ``ASR_MAX_DELIVERIES`` or ``ASR_HARD_TIME_LIMIT``
+                is not a number (the message names it).
         """
         env = os.environ if env is None else env
 
         def get(name: str) -> str:
             return env.get(name, "").strip()
 
+        def number(name: str, default: float, what: str = "a number") -> float:
+            raw = get(name)
+            try:
+                return float(raw) if raw else default
+            except ValueError:
+                raise ValueError(f"{name}={raw!r} is not {what}") from None
+
         redis_url = get("REDIS_URL")
-        raw_timeout = get("ASR_VISIBILITY_TIMEOUT")
-        try:
-            timeout = int(float(raw_timeout)) if raw_timeout else DEFAULT_VISIBILITY_TIMEOUT
-        except ValueError:
-            raise ValueError(f"ASR_VISIBILITY_TIMEOUT={raw_timeout!r} is not a number of seconds") from None
         return cls(
             broker_url=get("CELERY_BROKER_URL") or redis_url or DEFAULT_REDIS_URL,
             backend_url=get("CELERY_RESULT_BACKEND") or redis_url or DEFAULT_REDIS_URL,
             queue=get("ASR_QUEUE") or DEFAULT_QUEUE,
-            visibility_timeout=timeout,
+            visibility_timeout=int(
+                number("ASR_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT, "a number of seconds")
+            ),
             sentinel_master=get("REDIS_SENTINEL_MASTER") or DEFAULT_SENTINEL_MASTER,
             sentinel_password=get("REDIS_SENTINEL_PASSWORD"),
             upload_url=get("ASR_UPLOAD_URL"),
             redis_url=redis_url,
+            max_deliveries=int(number("ASR_MAX_DELIVERIES", DEFAULT_MAX_DELIVERIES)),
+            hard_time_limit=number("ASR_HARD_TIME_LIMIT", DEFAULT_HARD_TIME_LIMIT),
         )
 
     def sentinel_options(self, url: str) -> dict[str, object]:
         """Transport options a ``sentinel://`` broker or backend URL needs; ``{}`` for other URLs."""
-        if not url.lower().startswith("sentinel://"):
-            return {}
-        options: dict[str, object] = {"master_name": self.sentinel_master}
-        if self.sentinel_password:
-            options["sentinel_kwargs"] = {"password": self.sentinel_password}
-        return options
+        return sentinel_options(url, self.sentinel_master, self.sentinel_password)
 
 
 @dataclass(frozen=True)

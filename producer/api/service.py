@@ -21,6 +21,7 @@ import anyio.to_thread
 import redis.asyncio
 import redis.asyncio.sentinel
 
+from asr_protocol.sentinel import is_sentinel
 from producer.api.metrics import Metrics
 from producer.api.models import ModelDirectory
 from producer.api.settings import ApiSettings
@@ -43,7 +44,7 @@ def async_redis(url: str, settings: ProducerSettings | None = None) -> redis.asy
 
     The Sentinel client asks the Sentinels for the master on each new connection, so it follows a failover.
     """
-    if not url.lower().startswith("sentinel://"):
+    if not is_sentinel(url):
         return redis.asyncio.Redis.from_url(url)
     parsed = parse_sentinel_url(url, settings)
     sentinel = redis.asyncio.sentinel.Sentinel(

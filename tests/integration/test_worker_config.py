@@ -46,7 +46,7 @@ def test_disabled_asr_refuses_jobs_with_a_clear_error(redis_server_binary):
     ("env", "message"),
     [
         ({"ASR_HARD_TIME_LIMIT": "abc"}, "ASR_HARD_TIME_LIMIT='abc' is not a number"),
-        ({"ASR_SOFT_TIME_LIMIT": "-5"}, "ASR_SOFT_TIME_LIMIT='-5' must not be negative"),
+        ({"ASR_SOFT_TIME_LIMIT": "-5"}, "ASR_SOFT_TIME_LIMIT='-5' must be at least 0"),
         (
             {"ASR_VISIBILITY_TIMEOUT": "60"},
             "ASR_VISIBILITY_TIMEOUT=60 must be longer than ASR_HARD_TIME_LIMIT",

@@ -15,7 +15,9 @@ from asr_protocol.queues import (
     job_queue,
     queue_settings,
 )
+from producer.config import ProducerSettings
 from worker.pipeline.errors import RedeliveryLimitError
+from worker.pipeline.settings import Settings
 from worker.runtime import consumer_timeout, hooks, liveness, nodeloss, recovery
 from worker.runtime.delivery import check_delivery
 from worker.runtime.transport import AMQP, REDIS, broker_transport
@@ -67,12 +69,26 @@ def test_a_missing_queue_is_declared_like_the_job_queues() -> None:
     assert not isinstance(JobQueues([])["plain"], JobQueue), "no job queue to copy: Celery's own"
 
 
-def test_a_producer_declares_a_queue_as_the_workers_would() -> None:
-    assert queue_settings({}) == {"max_deliveries": 3, "consumer_timeout": 6 * 3600 + 600 + 600}
-    assert queue_settings({"ASR_MAX_DELIVERIES": "5", "ASR_HARD_TIME_LIMIT": "0"}) == {
-        "max_deliveries": 5,
-        "consumer_timeout": None,
-    }
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, {"max_deliveries": 3, "consumer_timeout": 6 * 3600 + 600 + 600}),
+        (
+            {"ASR_MAX_DELIVERIES": "5", "ASR_HARD_TIME_LIMIT": "0"},
+            {"max_deliveries": 5, "consumer_timeout": None},
+        ),
+    ],
+)
+def test_a_producer_declares_a_queue_as_the_workers_would(env: dict[str, str], expected: object) -> None:
+    for side in (ProducerSettings.from_env(env), Settings.from_env(env)):
+        declared = queue_settings(max_deliveries=side.max_deliveries, hard_time_limit=side.hard_time_limit)
+        assert declared == expected, type(side).__name__
+
+
+@pytest.mark.parametrize("name", ["ASR_MAX_DELIVERIES", "ASR_HARD_TIME_LIMIT"])
+def test_a_producer_names_a_queue_variable_it_cannot_read(name: str) -> None:
+    with pytest.raises(ValueError, match=f"{name}='x' is not a number"):
+        ProducerSettings.from_env({name: "x"})
 
 
 def test_the_delivery_count_comes_from_the_broker_header() -> None:

@@ -10,8 +10,10 @@ from unittest import mock
 
 import pytest
 
+from asr_protocol.sentinel import sentinel_options
 from producer.config import ProducerSettings, mask_url, parse_sentinel_url
 from tests.helpers import ROOT
+from worker.pipeline.settings import Settings
 
 URL = "sentinel://:pw@10.0.0.1:26379/0;sentinel://:pw@10.0.0.2:26379/0"
 
@@ -24,6 +26,15 @@ def test_sentinel_urls_get_the_master_name_and_other_urls_nothing():
     assert options(URL, {"REDIS_SENTINEL_MASTER": "asr"}) == {"master_name": "asr"}
     assert options(URL, {"REDIS_SENTINEL_PASSWORD": "s3"})["sentinel_kwargs"] == {"password": "s3"}
     assert options("redis://localhost:6379/0", {"REDIS_SENTINEL_MASTER": "asr"}) == {}
+
+
+def test_workers_and_producers_pass_the_same_sentinel_options():
+    env = {"REDIS_URL": URL, "REDIS_SENTINEL_MASTER": "asr", "REDIS_SENTINEL_PASSWORD": "s3"}
+    worker = Settings.from_env(env)
+    producer = ProducerSettings.from_env(env)
+    assert sentinel_options(URL, worker.sentinel_master, worker.sentinel_password) == (
+        producer.sentinel_options(URL)
+    ) == {"master_name": "asr", "sentinel_kwargs": {"password": "s3"}}
 
 
 def test_every_password_of_a_sentinel_list_is_masked():

@@ -63,6 +63,11 @@ def test_blank_values_mean_the_default():
         ("ASR_MAX_AUDIO_SECONDS", "nan"),
         ("ASR_MAX_AUDIO_SECONDS", "-5"),
         ("ASR_MAX_FILE_BYTES", "1e9"),
+        ("ASR_HARD_TIME_LIMIT", "abc"),
+        ("ASR_SOFT_TIME_LIMIT", "-5"),
+        ("ASR_SHUTDOWN_GRACE", "nan"),
+        ("ASR_RESULT_EXPIRES", "a week"),
+        ("CELERY_WORKER_PREFETCH_MULTIPLIER", "-1"),
     ],
 )
 def test_a_bad_value_names_its_variable(name, value):
@@ -86,3 +91,33 @@ def test_delivery_cap_must_allow_one_delivery():
     assert Settings.from_env({"ASR_MAX_DELIVERIES": "5"}).max_deliveries == 5
     with pytest.raises(ConfigError, match="ASR_MAX_DELIVERIES"):
         Settings.from_env({"ASR_MAX_DELIVERIES": "0"})
+
+
+def test_celery_settings_have_their_defaults_and_read_the_same_variables():
+    settings = Settings.from_env({})
+    assert settings.broker_url == settings.result_backend == "redis://localhost:6379/0"
+    assert (settings.queue, settings.sentinel_master, settings.sentinel_password) == ("asr", "mymaster", "")
+    assert (settings.soft_time_limit, settings.hard_time_limit) == (6 * 3600, 6 * 3600 + 600)
+    assert (settings.visibility_timeout, settings.result_expires) == (7 * 3600, 7 * 24 * 3600)
+    assert (settings.shutdown_grace, settings.proc_alive_timeout, settings.prefetch_multiplier) == (0, 300, 1)
+    assert (settings.max_tasks_per_child, settings.max_memory_per_child) == (0, 0)
+    read = Settings.from_env(
+        {
+            "REDIS_URL": "redis://r:1/0",
+            "CELERY_RESULT_BACKEND": "redis://b:2/1",
+            "REDIS_SENTINEL_PASSWORD": " pw ",
+            "CELERY_WORKER_PREFETCH_MULTIPLIER": "0",
+            "CELERY_WORKER_MAX_MEMORY_PER_CHILD": "2000.7",
+        }
+    )
+    assert (read.broker_url, read.result_backend) == ("redis://r:1/0", "redis://b:2/1")
+    assert read.sentinel_password == "pw" and "pw" not in repr(read)
+    assert (read.prefetch_multiplier, read.max_memory_per_child) == (1, 2000)
+
+
+def test_the_visibility_timeout_must_outlast_the_hard_time_limit():
+    message = "ASR_VISIBILITY_TIMEOUT=60 must be longer than ASR_HARD_TIME_LIMIT=22200"
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env({"ASR_VISIBILITY_TIMEOUT": "60"})
+    no_limit = Settings.from_env({"ASR_VISIBILITY_TIMEOUT": "60", "ASR_HARD_TIME_LIMIT": "0"})
+    assert no_limit.visibility_timeout == 60

@@ -1,9 +1,8 @@
-"""The worker's ASR settings, read from the environment once.
+"""The worker's settings, read from the environment once.
 
-Celery's own settings live in ``celeryconfig.py``; this module holds what the
-model loader and the tasks need. A bad value raises :class:`ConfigError` with
-the variable's name, so a worker with a typo stops at start instead of
-failing every job.
+What the model loader and the tasks need, and what ``celeryconfig.py`` turns into
+Celery's lowercase settings. A bad value raises :class:`ConfigError` with the
+variable's name, so a worker with a typo stops at start instead of failing every job.
 """
 
 from __future__ import annotations
@@ -14,15 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from worker.pipeline.errors import ConfigError, InvalidPathError
-from worker.pipeline.urls import parse_prefix
+from asr_protocol.names import DEFAULT_QUEUE
+from asr_protocol.sentinel import DEFAULT_SENTINEL_MASTER
+from worker.pipeline.env import MIN_PIECE_SECONDS, EnvReader
+from worker.pipeline.errors import ConfigError
 
-#: The shortest piece a long file is split into for the fleet: shorter ones cost more than they gain.
-MIN_PIECE_SECONDS = 60.0
+__all__ = ["COMPUTE_TYPES", "DEVICES", "MIN_PIECE_SECONDS", "Settings", "get_settings"]
 
-__all__ = ["COMPUTE_TYPES", "DEVICES", "Settings", "get_settings"]
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
 DEVICES = ("auto", "cpu", "cuda")
 # CTranslate2's quantisation types (docs: quantization.html), plus "auto".
@@ -37,8 +36,6 @@ COMPUTE_TYPES = (
     "bfloat16",
     "float32",
 )
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 def _default_spool_dir() -> Path:
@@ -130,6 +127,36 @@ class Settings:
     #: ASR_DIARIZATION: load the speaker encoder (requirements-diarization.txt) and serve diarize=true.
     diarization: bool = False
 
+    # Celery's settings (celeryconfig.py); times in seconds.
+    #: CELERY_BROKER_URL, else REDIS_URL, else Redis on localhost.
+    broker_url: str = DEFAULT_REDIS_URL
+    #: CELERY_RESULT_BACKEND, else REDIS_URL, else Redis on localhost.
+    result_backend: str = DEFAULT_REDIS_URL
+    #: ASR_QUEUE: the queue producers and workers meet on unless a job names another.
+    queue: str = DEFAULT_QUEUE
+    #: ASR_SOFT_TIME_LIMIT: a job running this long fails with TranscriptionTimeoutError; 0 = none.
+    soft_time_limit: float = 6 * 3600.0
+    #: ASR_HARD_TIME_LIMIT: a job running this long has its child replaced; 0 = none.
+    hard_time_limit: float = 6 * 3600.0 + 600
+    #: ASR_VISIBILITY_TIMEOUT: Redis redelivers a job unacknowledged this long; longer than the hard limit.
+    visibility_timeout: int = 7 * 3600
+    #: REDIS_SENTINEL_MASTER: the master the Sentinels of a ``sentinel://`` URL watch.
+    sentinel_master: str = DEFAULT_SENTINEL_MASTER
+    #: REDIS_SENTINEL_PASSWORD: the Sentinels' own password (kept out of repr and logs).
+    sentinel_password: str = field(default="", repr=False)
+    #: ASR_SHUTDOWN_GRACE: on SIGTERM, running jobs go on this long before they are handed back; 0 = off.
+    shutdown_grace: float = 0.0
+    #: ASR_RESULT_EXPIRES: how long results stay in Redis; 0 keeps them until deleted.
+    result_expires: int = 7 * 24 * 3600
+    #: CELERY_WORKER_PROC_ALIVE_TIMEOUT: how long a child may take to load and warm its model.
+    proc_alive_timeout: float = 300.0
+    #: CELERY_WORKER_PREFETCH_MULTIPLIER: messages a child reserves (0 means 1).
+    prefetch_multiplier: int = 1
+    #: CELERY_WORKER_MAX_TASKS_PER_CHILD: a child is replaced after this many jobs; 0 = never.
+    max_tasks_per_child: int = 0
+    #: CELERY_WORKER_MAX_MEMORY_PER_CHILD: a child is replaced past this RSS in KiB; 0 = never.
+    max_memory_per_child: int = 0
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``env`` (default ``os.environ``).
@@ -138,7 +165,15 @@ class Settings:
             ConfigError: a variable has a value that cannot be used; the message names it.
         """
         env = os.environ if env is None else env
-        reader = _Reader(env)
+        reader = EnvReader(env)
+        redis_url = reader.text("REDIS_URL", DEFAULT_REDIS_URL)
+        hard = reader.number("ASR_HARD_TIME_LIMIT", 6 * 3600.0 + 600, minimum=0)
+        visibility = int(reader.number("ASR_VISIBILITY_TIMEOUT", 7 * 3600.0, minimum=0))
+        # Redis would hand a still-running job to a second worker (celery/celery#5935).
+        if hard and visibility <= hard:
+            raise ConfigError(
+                f"ASR_VISIBILITY_TIMEOUT={visibility} must be longer than ASR_HARD_TIME_LIMIT={hard:g}"
+            )
         return cls(
             enable_faster_whisper=reader.boolean("ENABLE_FASTER_WHISPER", True),
             model_id=reader.text("ASR_MODEL_ID", "tiny.en"),
@@ -179,6 +214,20 @@ class Settings:
             ),
             aws_region=reader.text("AWS_REGION", reader.text("AWS_DEFAULT_REGION", "")),
             diarization=reader.boolean("ASR_DIARIZATION", False),
+            broker_url=reader.text("CELERY_BROKER_URL", redis_url),
+            result_backend=reader.text("CELERY_RESULT_BACKEND", redis_url),
+            queue=reader.text("ASR_QUEUE", DEFAULT_QUEUE),
+            soft_time_limit=reader.number("ASR_SOFT_TIME_LIMIT", 6 * 3600.0, minimum=0),
+            hard_time_limit=hard,
+            visibility_timeout=visibility,
+            sentinel_master=reader.text("REDIS_SENTINEL_MASTER", DEFAULT_SENTINEL_MASTER),
+            sentinel_password=reader.text("REDIS_SENTINEL_PASSWORD", ""),
+            shutdown_grace=reader.number("ASR_SHUTDOWN_GRACE", 0.0, minimum=0),
+            result_expires=reader.whole("ASR_RESULT_EXPIRES", 7 * 24 * 3600),
+            proc_alive_timeout=reader.number("CELERY_WORKER_PROC_ALIVE_TIMEOUT", 300.0, minimum=0),
+            prefetch_multiplier=reader.whole("CELERY_WORKER_PREFETCH_MULTIPLIER", 1) or 1,
+            max_tasks_per_child=reader.whole("CELERY_WORKER_MAX_TASKS_PER_CHILD", 0),
+            max_memory_per_child=reader.whole("CELERY_WORKER_MAX_MEMORY_PER_CHILD", 0),
         )
 
     def decoding(self) -> dict[str, Any]:
@@ -199,133 +248,6 @@ class Settings:
         if not self.timeout_per_audio_second:
             return None
         return self.timeout_base + self.timeout_per_audio_second * audio_seconds
-
-
-class _Reader:
-    """Parses environment variables, naming the variable in every error."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
-
-    def _raw(self, name: str) -> str | None:
-        value = self._env.get(name)
-        if value is None or value.strip() == "":
-            return None
-        return value.strip()
-
-    def text(self, name: str, default: str) -> str:
-        return self._raw(name) or default
-
-    def boolean(self, name: str, default: bool) -> bool:
-        raw = self._raw(name)
-        if raw is None:
-            return default
-        if raw.lower() in _TRUE:
-            return True
-        if raw.lower() in _FALSE:
-            return False
-        raise ConfigError(f"{name}={raw!r} is not a boolean (use true or false)")
-
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        raw = self._raw(name)
-        if raw is None:
-            return default
-        if raw.lower() not in choices:
-            raise ConfigError(f"{name}={raw!r} is not one of {', '.join(choices)}")
-        return raw.lower()
-
-    def integer(self, name: str, default: int, *, minimum: int) -> int:
-        value = self.optional_int(name, minimum=minimum)
-        return default if value is None else value
-
-    def optional_int(self, name: str, *, minimum: int) -> int | None:
-        raw = self._raw(name)
-        if raw is None:
-            return None
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(f"{name}={raw!r} is not a whole number") from None
-        if value < minimum:
-            raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
-        return value
-
-    def number(self, name: str, default: float, *, minimum: float) -> float:
-        raw = self._raw(name)
-        if raw is None:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigError(f"{name}={raw!r} is not a number") from None
-        if not value >= minimum:  # also refuses NaN
-            raise ConfigError(f"{name}={raw!r} must be at least {minimum:g}")
-        return value
-
-    def piece_length(self, name: str, default: float) -> float:
-        """0 (off) or a length of audio of at least :data:`MIN_PIECE_SECONDS`."""
-        value = self.number(name, default, minimum=0)
-        if 0 < value < MIN_PIECE_SECONDS:
-            raise ConfigError(f"{name}={value:g} must be 0 (off) or at least {MIN_PIECE_SECONDS:g} seconds")
-        return value
-
-    def hosts(self, name: str) -> tuple[str, ...]:
-        """Comma-separated ``host`` or ``host:port`` entries (IPv6 as ``[::1]:8080``), lowercased."""
-        raw = self._raw(name)
-        if raw is None:
-            return ()
-        entries = []
-        for part in (p.strip().lower() for p in raw.split(",")):
-            if not part:
-                continue
-            try:
-                parsed = urlsplit(f"//{part}")
-                parsed.port  # noqa: B018  (raises ValueError for a bad port)
-            except ValueError:
-                raise ConfigError(f"{name}: {part!r} is not host or host:port") from None
-            if not parsed.hostname or parsed.netloc != part or "@" in part:
-                raise ConfigError(f"{name}: {part!r} is not host or host:port")
-            entries.append(part)
-        return tuple(entries)
-
-    def secret(self, name: str, *, required_by: str) -> str:
-        """A secret (never echoed in errors) that must be set when ``required_by`` is."""
-        value = self._env.get(name, "")
-        if not value.strip() and self._raw(required_by) is not None:
-            raise ConfigError(
-                f"{required_by} is set but {name} is empty: receivers could not verify webhooks"
-            )
-        return value
-
-    def url_prefixes(self, name: str) -> tuple[str, ...]:
-        """Comma-separated URL prefixes, in :func:`worker.pipeline.urls.parse_prefix`'s canonical form."""
-        raw = self._raw(name)
-        if raw is None:
-            return ()
-        try:
-            return tuple(parse_prefix(part) for part in raw.split(",") if part.strip())
-        except InvalidPathError as exc:
-            raise ConfigError(f"{name}: {exc}") from None
-
-    def output_prefix(self, name: str, value: str | None = None) -> str:
-        """An ``s3://`` prefix (canonical) or an absolute directory; empty when unset."""
-        raw = self._raw(name) if value is None else value.strip()
-        if not raw:
-            return ""
-        if raw.lower().startswith("s3://"):
-            try:
-                return parse_prefix(raw if raw.endswith("/") else raw + "/")
-            except InvalidPathError as exc:
-                raise ConfigError(f"{name}: {exc}") from None
-        if not os.path.isabs(raw):
-            raise ConfigError(f"{name}: {raw!r} is neither an s3:// prefix nor an absolute directory")
-        return os.path.normpath(raw)
-
-    def paths(self, name: str) -> tuple[Path, ...]:
-        raw = self._raw(name)
-        if raw is None:
-            return ()
-        return tuple(Path(part).expanduser() for part in raw.split(os.pathsep) if part.strip())
 
 
 @functools.lru_cache(maxsize=1)
