@@ -59,13 +59,13 @@ MIN_WINDOW_SECONDS = 0.4
 #: Cosine distance between speakers: the cut here bounds the count (one cluster: one speaker),
 #: under it the count with the best silhouette wins (chosen, with SILHOUETTE_TIE, on the
 #: development conversations of ``python -m bench.diarization``; docs/diarization.md).
-DISTANCE_THRESHOLD = 0.2
+DISTANCE_THRESHOLD = 0.25
 #: Silhouettes this close are a tie, won by the fewer speakers.
-SILHOUETTE_TIE = 0.03
+SILHOUETTE_TIE = 0.0
 #: A found speaker with fewer windows than this is not kept when the count is found: its windows
-#: join the nearest other speaker (a cluster of one or two windows is mostly one voice split).
+#: join the nearest other speaker (a cluster of one window was mostly a voice split off).
 #: Chosen on the development conversations with the two constants above.
-MIN_SPEAKER_WINDOWS = 1
+MIN_SPEAKER_WINDOWS = 2
 #: The most speakers a recording is split into when the job names no number.
 MAX_SPEAKERS = 8
 #: Resolution of the speaker turns, seconds.
