@@ -59,14 +59,14 @@ def _tie(value: float) -> Iterator[None]:
         diarization.SILHOUETTE_TIE = saved
 
 
-def threshold_method(threshold: float, tie: float) -> Method:
+def threshold_method(threshold: float, tie: float, min_windows: int = 1) -> Method:
     """The worker's count: average-linkage cut at ``threshold`` bounds it, the best silhouette (ties
-    within ``tie`` to the fewer speakers) picks it."""
+    within ``tie`` to the fewer speakers) picks it; clusters under ``min_windows`` windows join another."""
     from worker.pipeline.diarization import cluster
 
     def run(embeddings: np.ndarray) -> np.ndarray:
         with _tie(tie):
-            return cluster(embeddings, threshold=threshold)
+            return cluster(embeddings, threshold=threshold, min_windows=min_windows)
 
     return run
 

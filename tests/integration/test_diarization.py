@@ -171,6 +171,17 @@ def _words_right(result: dict[str, Any], conversation: Any) -> float:
     return right / scored
 
 
+def test_a_voice_embeds_alike_at_any_level() -> None:
+    from worker.pipeline.audio import decode_tracks
+    from worker.pipeline.diarization import embed_windows, speech_regions
+
+    audio = decode_tracks(audio_file("jfk.flac"), None)[0][0]
+    speech = speech_regions(audio)
+    loud, quiet = (embed_windows(audio * gain, speech).embeddings for gain in (1.0, 0.1))
+    assert len(loud) > 5
+    assert float(np.min(np.sum(loud * quiet, axis=1))) > 0.999
+
+
 def test_speakers_never_tuned_on_are_counted(diar_client: Client, tmp_path: Path) -> None:
     path, conversation, _ = _unseen(tmp_path)
     result = diar_client.transcribe(path, diarize=True, word_timestamps=True, timeout=300)

@@ -166,3 +166,18 @@ def test_nme_sc_counts_at_the_largest_eigengap() -> None:
     points = _two_voices(np.random.default_rng(3), 15)
     labels, found = count_and_labels(points)
     assert found.count == 2 and len(set(labels[:15])) == 1 and labels[0] != labels[15]
+
+
+@needs_clustering
+def test_a_cluster_of_too_few_windows_joins_its_nearest_speaker() -> None:
+    rng = np.random.default_rng(3)
+    axes = np.eye(256)
+    big = [axes[i] + rng.normal(0, 0.03, (n, 256)) for i, n in enumerate((20, 12))]
+    stray = 0.15 * axes[0] + axes[2] + rng.normal(0, 0.03, (2, 256))  # nearer the first voice
+    points = np.concatenate([*big, stray])
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    assert len(set(cluster(points, threshold=0.2, min_windows=1))) == 3
+    labels = cluster(points, threshold=0.2, min_windows=3)
+    assert len(set(labels)) == 2 and set(labels[-2:]) == {labels[0]}
+    assert len(set(cluster(points, threshold=0.2, min_windows=3, min_speakers=3))) == 3
+    assert len(set(cluster(points, num_speakers=3, min_windows=3))) == 3

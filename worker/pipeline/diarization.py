@@ -49,14 +49,23 @@ log = logging.getLogger(__name__)
 EMBEDDING_WINDOW_SECONDS = 2.0
 #: Seconds between the starts of two windows: each frame is heard by two or three windows.
 STEP_SECONDS = 0.75
+#: Each window's audio is brought to this level (RMS, dBFS) before it is embedded: resemblyzer's
+#: mel spectrogram is not logarithmic and its training audio was at -30 dBFS, so the same speech
+#: 10 dB quieter embedded only 0.82-0.90 alike to itself (a reference and a conversation, or two
+#: speakers' levels, differ so); levelled, a voice is matched by its timbre, not its loudness.
+WINDOW_LEVEL_DBFS = -30.0
 #: Stretches of speech shorter than this get no window of their own (their frames borrow one).
 MIN_WINDOW_SECONDS = 0.4
 #: Cosine distance between speakers: the cut here bounds the count (one cluster: one speaker),
 #: under it the count with the best silhouette wins (chosen, with SILHOUETTE_TIE, on the
 #: development conversations of ``python -m bench.diarization``; docs/diarization.md).
-DISTANCE_THRESHOLD = 0.2
+DISTANCE_THRESHOLD = 0.25
 #: Silhouettes this close are a tie, won by the fewer speakers.
-SILHOUETTE_TIE = 0.03
+SILHOUETTE_TIE = 0.0
+#: A found speaker with fewer windows than this is not kept when the count is found: its windows
+#: join the nearest other speaker (a cluster of one window was mostly a voice split off).
+#: Chosen on the development conversations with the two constants above.
+MIN_SPEAKER_WINDOWS = 2
 #: The most speakers a recording is split into when the job names no number.
 MAX_SPEAKERS = 8
 #: Resolution of the speaker turns, seconds.
@@ -196,6 +205,14 @@ def _window_starts(frames: int, size: int, step: int) -> list[int]:
     return starts
 
 
+def _levelled(mel: np.ndarray, audio: np.ndarray) -> np.ndarray:
+    """``mel`` (a power spectrogram of ``audio``) as if ``audio`` were at :data:`WINDOW_LEVEL_DBFS`."""
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
+    if rms < 1e-6:  # digital silence: nothing to level
+        return mel
+    return (mel * (10 ** (WINDOW_LEVEL_DBFS / 20) / rms) ** 2).astype(np.float32)
+
+
 def embed_windows(audio: np.ndarray, speech: Sequence[Span], *, offset: float = 0.0) -> Windows:
     """Embed overlapping windows of each stretch of ``speech`` in ``audio``.
 
@@ -204,13 +221,16 @@ def embed_windows(audio: np.ndarray, speech: Sequence[Span], *, offset: float = 
             ``speech`` is in ``audio``'s own seconds, the result in the whole file's.
     """
     size, step = round(EMBEDDING_WINDOW_SECONDS * 100), round(STEP_SECONDS * 100)
+    hop = SAMPLE_RATE // 100  # samples per mel frame (resemblyzer's 10 ms step)
     mels, times = [], []
     for start, end in speech:
         if end - start < MIN_WINDOW_SECONDS:
             continue
-        mel = _mel(audio[round(start * SAMPLE_RATE) : round(end * SAMPLE_RATE)])
+        stretch = audio[round(start * SAMPLE_RATE) : round(end * SAMPLE_RATE)]
+        mel = _mel(stretch)
         for first in _window_starts(len(mel), size, step):
-            mels.append(mel[first : first + size])
+            heard = stretch[first * hop : (first + size) * hop]
+            mels.append(_levelled(mel[first : first + size], heard))
             lo = start + first / 100
             times.append((lo, min(end, lo + len(mels[-1]) / 100)))
     embeddings = _embed_mels(mels) if mels else np.zeros((0, 256), dtype=np.float32)
@@ -256,6 +276,7 @@ def cluster(
     min_speakers: int | None = None,
     max_speakers: int | None = None,
     threshold: float | None = None,
+    min_windows: int | None = None,
 ) -> np.ndarray:
     """The speaker (0..k-1) of each embedding.
 
@@ -263,7 +284,8 @@ def cluster(
     cut at ``threshold`` (default :data:`DISTANCE_THRESHOLD`) gives the most speakers there
     may be (one cluster: one speaker); the count from ``min_speakers`` up to that (and to
     ``max_speakers``, default :data:`MAX_SPEAKERS`) whose cut has the best silhouette wins.
-    Then each window moves to its nearest centroid.
+    Then each window moves to its nearest centroid, and (the count not given) speakers of
+    fewer than ``min_windows`` windows (default :data:`MIN_SPEAKER_WINDOWS`) join their nearest.
     """
     count = len(embeddings)
     if count < 2:
@@ -285,7 +307,22 @@ def cluster(
     moved = np.argmax(embeddings @ centroids(embeddings, labels).T, axis=1)
     if len(np.unique(moved)) == len(np.unique(labels)):
         labels = moved
+    if not num_speakers:
+        smallest = MIN_SPEAKER_WINDOWS if min_windows is None else min_windows
+        labels = _without_small(embeddings, _compact(labels), smallest, lowest)
     return _compact(labels)
+
+
+def _without_small(embeddings: np.ndarray, labels: np.ndarray, smallest: int, lowest: int) -> np.ndarray:
+    """Windows of clusters under ``smallest`` windows moved to the nearest kept one (``lowest`` kept)."""
+    sizes = np.bincount(labels)
+    kept = np.flatnonzero(sizes >= smallest)
+    if len(kept) < max(lowest, 1):
+        kept = np.sort(np.argsort(-sizes, kind="stable")[: max(lowest, 1)])
+    if len(kept) == len(sizes):
+        return labels
+    nearest = kept[np.argmax(embeddings @ centroids(embeddings, labels)[kept].T, axis=1)]
+    return np.where(np.isin(labels, kept), labels, nearest)
 
 
 def _merged(spans: Sequence[Span]) -> list[Span]:
