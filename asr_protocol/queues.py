@@ -49,7 +49,10 @@ DELIVERY_COUNT_HEADER = "x-delivery-count"
 
 def is_amqp(broker_url: str) -> bool:
     """True when ``broker_url`` is RabbitMQ's (``amqp://``, ``amqps://``); no connection is made."""
-    return bool(Connection(broker_url).transport.driver_type == "amqp")
+    try:
+        return bool(Connection(broker_url).transport.driver_type == "amqp")
+    except (KeyError, ValueError, ImportError):
+        return False  # not a transport kombu knows: Celery says so, typed, when it connects
 
 
 def queue_settings(*, max_deliveries: int, hard_time_limit: float) -> dict[str, Any]:

@@ -37,6 +37,11 @@ def test_the_transport_is_read_from_the_url(url: str, transport: str) -> None:
     assert is_amqp(url) == (transport == AMQP)
 
 
+def test_a_url_kombu_cannot_use_is_not_amqp() -> None:
+    # Celery then refuses it with a typed error when it connects (the CLI's exit 3).
+    assert is_amqp("http://x") is False
+
+
 def test_the_redis_only_mechanisms_declare_their_transport() -> None:
     assert liveness.TRANSPORT == nodeloss.TRANSPORT == recovery.TRANSPORT == REDIS
     assert consumer_timeout.TRANSPORT == AMQP
