@@ -27,6 +27,7 @@ from typing import Any
 
 from evaluation import rabbitmq
 from evaluation.faults import _report, wait_all
+from evaluation.node_faults import wait_until
 from producer import BrokerUnavailableError, Client, Job
 from producer.local import LocalStack, RedisServer
 
@@ -44,16 +45,6 @@ def _redis() -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
-
-
-def _wait(check: Any, timeout: float, what: str, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise TimeoutError(f"{what}: not within {timeout:g} s")
 
 
 def _node(hostname: str) -> str:
@@ -101,7 +92,7 @@ def worker_node_loss(folder: Path, audio: Path, *, per_worker: int = 1) -> dict[
         stacks = [victim, survivor]
         with victim, survivor, Client(broker, redis.url) as client:
             submitted = [client.submit(audio) for _ in range(per_worker)]
-            held = _wait(
+            held = wait_until(
                 lambda: len(found := _workers_of(client, submitted)) == per_worker and found,
                 180,
                 "the victim runs its jobs",
@@ -120,7 +111,7 @@ def worker_node_loss(folder: Path, audio: Path, *, per_worker: int = 1) -> dict[
                 there = [w for w in taken if w.startswith(_node(survivor.hostname))]
                 return _ready(broker) + len(there) >= len(lost)
 
-            _wait(back_in_queue, 300, "the lost jobs are back in the queue", every=0.05)
+            wait_until(back_in_queue, 300, "the lost jobs are back in the queue", every=0.05)
             requeued_after = time.monotonic() - killed
             done_at: dict[str, float] = {}
             deadline = time.monotonic() + 600
@@ -161,7 +152,7 @@ def leader_loss(
         )
         with stack, Client(cluster.url, redis.url) as client:
             confirmed: list[Job] = [client.submit(audio) for _ in range(before)]
-            _wait(lambda: _workers_of(client, confirmed), 180, "a job runs")
+            wait_until(lambda: _workers_of(client, confirmed), 180, "a job runs")
             leader = cluster.leader("asr")
             leader.kill()
             killed = time.monotonic()
