@@ -4,9 +4,11 @@ Conversations of 2-6 speakers are built from the distinct real speakers of
 ``../shared/audio`` (``evaluation/speakers.py``, ``evaluation/conversations.py``): clean,
 telephone (8 kHz, G.711 mu-law) and noisy (10-20 dB SNR) versions. Speakers are split
 into development and test (seeded): every constant is chosen on development, figures
-are reported on test. Two counts are compared: the worker's (an average-linkage cut at a
-cosine distance bounds the count, the best silhouette picks it) and NME-SC (the largest
-eigengap of a self-tuned binarised affinity, ``evaluation/nme_sc.py``).
+are reported on test. Three counts are compared: the worker's (an average-linkage cut at a
+cosine distance bounds the count, the best silhouette picks it) with one rule per band
+(wideband; narrowband, as a telephone), the same with one rule for all, and NME-SC (the
+largest eigengap of a self-tuned binarised affinity, ``evaluation/nme_sc.py``).
+``--windows`` compares window lengths on development only (each needs its own embedding).
 
 DER: ``pyannote.metrics``, 0.25 s collar, pooled (total error over total speech). Words to
 the right speaker: tiny.en's words (the worker's transcribe path) on each clean test conversation,
@@ -19,6 +21,7 @@ meeting, plain and with ``diarize=true``, alternated, median of 3.
 
     python -m bench.diarization            # prints figures, writes bench/results/diarization.json
     python -m bench.diarization --quick    # a few conversations: checks the bench runs
+    python -m bench.diarization --windows  # window length and step, compared on development
 """
 
 from __future__ import annotations
@@ -40,17 +43,18 @@ from evaluation.scoring import EVAL_DIR, ROOT
 from evaluation.speakers import rttm_turns, speakers
 
 RESULTS = ROOT / "bench" / "results" / "diarization.json"
-#: The constants searched on development.
-THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4)
-TIES = (0.0, 0.01, 0.03)
+#: The count's constants searched on development, for each band.
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+TIES = (0.0, 0.02)
 #: Clusters of fewer windows join their nearest (1: none do).
 MIN_WINDOWS = (1, 2, 3)
-#: The count's constants before they were chosen here (0.3 tuned on two files), run on test beside.
-FIXED = {"threshold": 0.3, "tie": 0.01, "min_windows": 1}
+BANDS = ("wide", "narrow")
+#: Window length and step (seconds) compared on development by --windows.
+WINDOW_CHOICES = ((1.5, 0.5), (2.0, 0.75), (3.0, 1.0))
 NEIGHBOUR_FRACTIONS = (0.25, 0.5)
-MATCH_THRESHOLDS = tuple(round(0.6 + 0.025 * i, 3) for i in range(15))
+MATCH_THRESHOLDS_SEARCHED = tuple(round(0.2 + 0.025 * i, 3) for i in range(25))
 #: The largest share of phrases named wrongly a match threshold may have on development (under
-#: 2 %, the target; it was 1 %, which on levelled embeddings left only 0.9: nothing named on test).
+#: 2 %, the target); where none is under it, the threshold with the fewest wrong names is taken.
 MAX_WRONG_NAMES = 1.99
 SEED = 0
 
@@ -85,31 +89,91 @@ def _summaries(rows: list[tuple[Any, Any, Any]]) -> dict[str, Any]:
     return out
 
 
+def _rule(key: str) -> Any:
+    from worker.pipeline.diarization import CountRule
+
+    threshold, tie, smallest = key.split("/")
+    return CountRule(float(threshold), float(tie), int(smallest))
+
+
+def _grid_keys() -> list[str]:
+    return [f"{t}/{tie}/{m}" for t in THRESHOLDS for tie in TIES for m in MIN_WINDOWS]
+
+
 def choose(dev: list[ev.Embedded]) -> dict[str, Any]:
-    """Each method's constants chosen on development, with every setting's development figures."""
+    """Each method's constants chosen on development, with every setting's development figures:
+    a rule per band (each on the conversations of its band), one rule for all, NME-SC."""
     grid: dict[str, dict[str, Any]] = {}
-    for threshold in THRESHOLDS:
-        for tie in TIES:
-            for smallest in MIN_WINDOWS:
-                rows = _rows(dev, ev.threshold_method(threshold, tie, smallest))
-                entry = {"threshold": threshold, "tie": tie, "min_windows": smallest}
-                key = f"threshold {threshold} tie {tie} min {smallest}"
-                grid[key] = entry | {"dev": _summaries(rows)["all"]}
+    by_band = {band: [i for i in dev if i.windows.band == band] for band in BANDS}
+    for key in _grid_keys():
+        rule = _rule(key)
+        grid[key] = {
+            "all": _summaries(_rows(dev, ev.rule_method(dict.fromkeys(BANDS, rule))))["all"],
+            **{
+                band: _summaries(_rows(items, ev.rule_method({band: rule})))["all"]
+                for band, items in by_band.items()
+                if items
+            },
+        }
+    nme: dict[str, dict[str, Any]] = {}
     for fraction in NEIGHBOUR_FRACTIONS:
-        rows = _rows(dev, ev.nme_sc_method(fraction))
-        grid[f"nme_sc p<={fraction}n"] = {"fraction": fraction, "dev": _summaries(rows)["all"]}
-    best_threshold = max(
-        (k for k in grid if k.startswith("threshold")), key=lambda k: _objective(grid[k]["dev"])
-    )
-    best_nme = max((k for k in grid if k.startswith("nme")), key=lambda k: _objective(grid[k]["dev"]))
-    return {"grid": grid, "threshold": best_threshold, "nme_sc": best_nme}
+        nme[str(fraction)] = _summaries(_rows(dev, ev.nme_sc_method(fraction)))["all"]
+    rules = {
+        band: max(_grid_keys(), key=lambda k, b=band: _objective(grid[k][b])) if by_band[band] else None
+        for band in BANDS
+    }
+    one = max(_grid_keys(), key=lambda k: _objective(grid[k]["all"]))
+    rules = {band: rules[band] or one for band in BANDS}
+    per_band = _summaries(_rows(dev, _methods_of(rules, one, "0")["per_band"]))["all"]
+    best_nme = max(nme, key=lambda k: _objective(nme[k]))
+    return {
+        "grid": grid,
+        "nme_sc_grid": nme,
+        "bands": {band: len(items) for band, items in by_band.items()},
+        "rules": rules,
+        "one_rule": one,
+        "nme_sc": best_nme,
+        "dev": {"per_band": per_band, "one_rule": grid[one]["all"], "nme_sc": nme[best_nme]},
+    }
 
 
-def _method(grid: dict[str, Any], key: str) -> ev.Method:
-    entry = grid[key]
-    if "fraction" in entry:
-        return ev.nme_sc_method(entry["fraction"])
-    return ev.threshold_method(entry["threshold"], entry["tie"], entry["min_windows"])
+def _methods_of(rules: dict[str, str], one: str, fraction: str) -> dict[str, ev.Method]:
+    return {
+        "per_band": ev.rule_method({band: _rule(key) for band, key in rules.items()}),
+        "one_rule": ev.rule_method(dict.fromkeys(BANDS, _rule(one))),
+        "nme_sc": ev.nme_sc_method(float(fraction)),
+    }
+
+
+def compare_windows(per_count: dict[int, int] | None) -> dict[str, Any]:
+    """Each window length and step of :data:`WINDOW_CHOICES` on development: its best rule per band."""
+    from worker.pipeline import diarization
+
+    saved = diarization.EMBEDDING_WINDOW_SECONDS, diarization.STEP_SECONDS
+    out = {}
+    try:
+        for seconds, step in WINDOW_CHOICES:
+            diarization.EMBEDDING_WINDOW_SECONDS, diarization.STEP_SECONDS = seconds, step
+            dev = ev.embed(built.conversations("dev", seed=SEED, per_count=per_count))
+            chosen = choose(dev)
+            out[f"{seconds}/{step}"] = {"rules": chosen["rules"], "dev": chosen["dev"]["per_band"]}
+            print(
+                f"windows {seconds} s every {step} s:",
+                _line("dev", chosen["dev"]["per_band"]),
+                chosen["rules"],
+            )
+    finally:
+        diarization.EMBEDDING_WINDOW_SECONDS, diarization.STEP_SECONDS = saved
+    return out
+
+
+def _check_worker_rules(rules: dict[str, str]) -> None:
+    """Say so when the worker's COUNT_RULES are not what development chose here."""
+    from worker.pipeline.diarization import COUNT_RULES
+
+    for band, key in rules.items():
+        if COUNT_RULES[band] != _rule(key):
+            print(f"NOTE: the worker's COUNT_RULES[{band!r}] is {COUNT_RULES[band]}, development chose {key}")
 
 
 def _transcripts(items: list[ev.Embedded]) -> list[list[dict[str, Any]]]:
@@ -151,48 +215,71 @@ def words(
     return out
 
 
-def references(side: str) -> dict[str, np.ndarray]:
-    """The reference embeddings of one side's speakers that have a reference."""
-    from worker.pipeline.known_speakers import reference_embedding
+def references(side: str) -> dict[str, Any]:
+    """The references (``known_speakers.Reference``) of one side's speakers that have one."""
+    from worker.pipeline.known_speakers import reference_of
 
     chosen = {s.name for s in built.split(SEED)[side]}
     out = {}
     for speaker in speakers():
         if speaker.name in chosen and speaker.reference is not None:
-            embedding = reference_embedding(speaker.reference)
-            if embedding is not None:
-                out[speaker.name] = embedding
+            reference = reference_of(speaker.reference)
+            if reference is not None:
+                out[speaker.name] = reference
     return out
 
 
+def _pooled_names(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    return ev.name_rates(*(sum(p[k] for p in parts) for k in ("right", "wrong", "known_turns", "turns")))
+
+
 def known_speakers(dev: list[ev.Embedded], test: list[ev.Embedded], method: ev.Method) -> dict[str, Any]:
-    """The match threshold chosen on development (most named right, at most MAX_WRONG_NAMES wrong),
-    its rates on test, overall and per version."""
-    dev_names = ev.known_speaker_rates(dev, method, references("dev"), MATCH_THRESHOLDS)
-    allowed = [t for t, r in dev_names.items() if r["named_wrongly"] <= MAX_WRONG_NAMES]
-    # The most named right within the allowed wrong names; else the fewest wrong names.
-    match = (
-        max(allowed, key=lambda t: (dev_names[t]["named_right"], t))
-        if allowed
-        else min(dev_names, key=lambda t: (dev_names[t]["named_wrongly"], -dev_names[t]["named_right"]))
-    )
-    test_refs = references("test")
-    test_names = ev.known_speaker_rates(test, method, test_refs, [match])[match]
-    by_version = {}
-    for condition in built.CONDITIONS:
-        items = [i for i in test if i.conversation.condition == condition]
-        by_version[condition] = ev.known_speaker_rates(items, method, test_refs, [match])[match]
-    shown = {t: (r["named_right"], r["named_wrongly"]) for t, r in dev_names.items()}
-    print(f"known speakers, development (threshold: % named right, % named wrongly): {shown}")
+    """The match threshold of each band chosen on that band's development conversations (most named
+    right, at most MAX_WRONG_NAMES wrong), its rates on test, overall and per version."""
+    from worker.pipeline.known_speakers import MATCH_THRESHOLDS
+
+    dev_refs, test_refs = references("dev"), references("test")
+    chosen: dict[str, float] = {}
+    dev_rates: dict[str, Any] = {}
+    for band in BANDS:
+        items = [i for i in dev if i.windows.band == band]
+        rates = ev.known_speaker_rates(items, method, dev_refs, MATCH_THRESHOLDS_SEARCHED)
+        allowed = [t for t, r in rates.items() if r["named_wrongly"] <= MAX_WRONG_NAMES]
+        # The most named right within the allowed wrong names (ties: the higher threshold);
+        # else the fewest wrong names.
+        chosen[band] = (
+            max(allowed, key=lambda t, r=rates: (r[t]["named_right"], t))
+            if allowed
+            else min(rates, key=lambda t, r=rates: (r[t]["named_wrongly"], -r[t]["named_right"]))
+        )
+        dev_rates[band] = {str(t): r for t, r in rates.items()}
+        shown = {t: (r["named_right"], r["named_wrongly"]) for t, r in rates.items()}
+        print(f"known speakers, development, {band} (threshold: % named right, % named wrongly): {shown}")
+        if MATCH_THRESHOLDS[band] != chosen[band]:
+            print(
+                f"NOTE: the worker's MATCH_THRESHOLDS[{band!r}] is {MATCH_THRESHOLDS[band]}, "
+                f"development chose {chosen[band]}"
+            )
+
+    def on_test(items: list[ev.Embedded]) -> dict[str, Any]:
+        parts = []
+        for band in BANDS:
+            mine = [i for i in items if i.windows.band == band]
+            if mine:
+                parts.append(ev.known_speaker_rates(mine, method, test_refs, [chosen[band]])[chosen[band]])
+        return _pooled_names(parts)
+
+    test_names = on_test(test)
+    by_version = {c: on_test([i for i in test if i.conversation.condition == c]) for c in built.CONDITIONS}
     print(
-        f"known speakers, test at threshold {match}: {test_names['named_right']} % of "
+        f"known speakers, test at thresholds {chosen}: {test_names['named_right']} % of "
         f"{test_names['known_turns']} phrases of known speakers named right; "
         f"{test_names['named_wrongly']} % of {test_names['turns']} named wrongly; by version "
         + str({c: (r["named_right"], r["named_wrongly"]) for c, r in by_version.items()})
     )
     return {
-        "dev": {str(k): v for k, v in dev_names.items()},
-        "threshold": match,
+        "dev": dev_rates,
+        "thresholds": chosen,
         "max_wrong_names_dev": MAX_WRONG_NAMES,
         "test": test_names,
         "test_by_version": by_version,
@@ -235,17 +322,17 @@ def one_speaker_counts(method: ev.Method) -> dict[str, int]:
 
 
 def job_times(path: Path, repeats: int = 3) -> dict[str, Any]:
-    """The worker's transcribe path on ``path``: plain and with diarize=true, alternated, medians."""
+    """The worker's transcribe path on ``path``: plain and with diarize=true, alternated, medians.
+    Run last: it sets torch's threads for the rest of the process."""
     os.environ.setdefault("ASR_DEVICE", "cpu")
     from worker.asr import get_model
-    from worker.pipeline.diarization import warm_encoder
-    from worker.pipeline.diarize_job import decoding_options, label_transcript
+    from worker.pipeline.diarize_job import decoding_options, label_transcript, warm
     from worker.pipeline.options import parse_options
     from worker.pipeline.settings import get_settings
     from worker.pipeline.transcription import transcribe_array
 
     model, settings = get_model(), get_settings()
-    warm_encoder()
+    warm()  # as a worker child: the encoder on the Whisper model's CPU threads
     audio = _read(path)
     variants = {"plain": parse_options({}), "diarize": parse_options({"diarize": True})}
     times: dict[str, list[float]] = {name: [] for name in [*variants, "diarize_step"]}
@@ -280,12 +367,16 @@ def _line(label: str, s: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one conversation per count, no job timing")
+    parser.add_argument("--windows", action="store_true", help="compare window lengths on development")
     args = parser.parse_args(argv)
     os.environ.setdefault("ASR_DEVICE", "cpu")
     from worker.pipeline.diarization import warm_encoder
 
     warm_encoder()
     per_count = dict.fromkeys(built.PER_COUNT, 1) if args.quick else None
+    if args.windows:
+        compare_windows(per_count)
+        return 0
     sides = built.split(SEED)
     results: dict[str, Any] = {
         "seed": SEED,
@@ -299,17 +390,18 @@ def main(argv: list[str] | None = None) -> int:
 
     chosen = choose(dev)
     results["development"] = chosen
-    print("development (every setting):")
+    print("development (every setting: all, then each band):")
     for key, entry in chosen["grid"].items():
-        print(_line(key[:10], entry["dev"]), key)
-    fixed = "threshold {threshold} tie {tie} min {min_windows}".format(**FIXED)
-    chosen["fixed"] = fixed
-    methods = {
-        "threshold": _method(chosen["grid"], chosen["threshold"]),
-        "nme_sc": _method(chosen["grid"], chosen["nme_sc"]),
-        "fixed": _method(chosen["grid"], fixed),
-    }
-    print(f"chosen on development: {chosen['threshold']}; {chosen['nme_sc']}; beside them: {fixed}")
+        print(_line(key, entry["all"]), {band: _line(band, entry[band]) for band in BANDS if band in entry})
+    print("development, NME-SC:", chosen["nme_sc_grid"])
+    print(
+        f"chosen on development: per band {chosen['rules']}; one rule {chosen['one_rule']}; "
+        f"NME-SC p <= {chosen['nme_sc']} n; conversations per band {chosen['bands']}"
+    )
+    for label, summary in chosen["dev"].items():
+        print(_line(label, summary))
+    _check_worker_rules(chosen["rules"])
+    methods = _methods_of(chosen["rules"], chosen["one_rule"], chosen["nme_sc"])
 
     segments = _transcripts(test)
     results["test"] = {}
@@ -317,13 +409,14 @@ def main(argv: list[str] | None = None) -> int:
         rows = _rows(test, method)
         summary = _summaries(rows) | {"words_right": words(test, method, segments)}
         results["test"][label] = summary
-        print(f"test, {label} ({chosen[label]}):")
+        print(f"test, {label}:")
         for condition in ("all", *built.CONDITIONS):
             print(_line(condition, summary[condition]))
         print(f"  words to the right speaker: {summary['words_right']}")
 
-    # Kept: the better on development (the fixed constants are shown, not candidates).
-    kept = max(("threshold", "nme_sc"), key=lambda k: _objective(chosen["grid"][chosen[k]]["dev"]))
+    # Kept: the best on development.
+    kept = max(methods, key=lambda k: _objective(chosen["dev"][k]))
+    print(f"kept (best on development): {kept}")
     results["kept"] = kept
     results["known_speakers"] = known_speakers(dev, test, methods[kept])
 

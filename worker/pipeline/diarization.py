@@ -1,34 +1,31 @@
-"""Who spoke when: offline speaker diarization with resemblyzer's speaker encoder.
+"""Who spoke when: offline speaker diarization with the CAM++ speaker encoder.
 
 Pure code, no Celery. Steps usable on their own, so a fanned-out job can embed its
 pieces in several children and cluster them all in one place (docs/diarization.md):
-:func:`speech_regions` (Silero VAD), :func:`embed_windows` (resemblyzer, weights in its
-wheel), :func:`cluster` (scipy, silhouette count), :func:`speaker_turns` (per frame).
+:func:`speech_regions` (Silero VAD), :func:`embed_windows` (CAM++,
+:mod:`worker.pipeline.speaker_encoder`), :func:`cluster` (scipy, silhouette count),
+:func:`speaker_turns` (per frame).
 
-torch and resemblyzer (``requirements-diarization.txt``) are imported only when an
+torch and the encoder (``requirements-diarization.txt``) are imported only when an
 embedding is computed: workers without ``ASR_DIARIZATION`` never load them.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from worker.pipeline.audio import SAMPLE_RATE
-from worker.pipeline.errors import ModelUnavailableError
-
-if TYPE_CHECKING:
-    from resemblyzer import VoiceEncoder
+from worker.pipeline.speaker_encoder import EMBEDDING_DIM, FRAMES_PER_SECOND, get_encoder
 
 __all__ = [
+    "COUNT_RULES",
+    "CountRule",
     "Diarization",
     "Turn",
     "Windows",
@@ -37,6 +34,7 @@ __all__ = [
     "diarize",
     "embed_windows",
     "get_encoder",
+    "is_narrowband",
     "speaker_turns",
     "speech_regions",
     "warm_encoder",
@@ -44,28 +42,41 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Seconds of audio behind one speaker embedding (resemblyzer's own partial is 1.6 s; 2.0 s
-#: measured better on the AMI meeting, docs/diarization.md). Not speech.py's 30 s decoding window.
-EMBEDDING_WINDOW_SECONDS = 2.0
-#: Seconds between the starts of two windows: each frame is heard by two or three windows.
-STEP_SECONDS = 0.75
-#: Each window's audio is brought to this level (RMS, dBFS) before it is embedded: resemblyzer's
-#: mel spectrogram is not logarithmic and its training audio was at -30 dBFS, so the same speech
-#: 10 dB quieter embedded only 0.82-0.90 alike to itself (a reference and a conversation, or two
-#: speakers' levels, differ so); levelled, a voice is matched by its timbre, not its loudness.
-WINDOW_LEVEL_DBFS = -30.0
+#: Seconds of audio behind one speaker embedding, and between the starts of two windows (each
+#: frame is heard by three): chosen on the development conversations among 1.5/0.5, 2.0/0.75 and
+#: 3.0/1.0 (docs/diarization.md). Not speech.py's 30 s decoding window.
+EMBEDDING_WINDOW_SECONDS = 1.5
+STEP_SECONDS = 0.5
 #: Stretches of speech shorter than this get no window of their own (their frames borrow one).
 MIN_WINDOW_SECONDS = 0.4
-#: Cosine distance between speakers: the cut here bounds the count (one cluster: one speaker),
-#: under it the count with the best silhouette wins (chosen, with SILHOUETTE_TIE, on the
-#: development conversations of ``python -m bench.diarization``; docs/diarization.md).
-DISTANCE_THRESHOLD = 0.25
-#: Silhouettes this close are a tie, won by the fewer speakers.
-SILHOUETTE_TIE = 0.0
-#: A found speaker with fewer windows than this is not kept when the count is found: its windows
-#: join the nearest other speaker (a cluster of one window was mostly a voice split off).
-#: Chosen on the development conversations with the two constants above.
-MIN_SPEAKER_WINDOWS = 2
+#: Speech whose power above 4.3 kHz is this far (dB) under its power in 0.3-3.4 kHz is narrowband:
+#: a telephone channel (8 kHz sampling keeps nothing above 4 kHz). On the development conversations
+#: wideband speech measured -24 to -13 dB, its telephone versions -53 to -37 dB.
+NARROWBAND_DB = -30.0
+
+
+@dataclass(frozen=True)
+class CountRule:
+    """How the number of speakers is found when a job does not give it.
+
+    The average-linkage cut at cosine distance ``threshold`` bounds the count (one cluster:
+    one speaker); under it the count with the best silhouette wins, silhouettes within
+    ``tie`` going to the fewer speakers; then a found speaker of fewer than ``min_windows``
+    windows joins its nearest (a cluster of one window was mostly a voice split off).
+    """
+
+    threshold: float
+    tie: float
+    min_windows: int
+
+
+#: The rule for wideband and for narrowband (telephone) speech: a narrow band brings voices
+#: closer together. Each chosen on the development conversations of its band
+#: (``python -m bench.diarization``; docs/diarization.md).
+COUNT_RULES = {
+    "wide": CountRule(threshold=0.5, tie=0.02, min_windows=1),
+    "narrow": CountRule(threshold=0.3, tie=0.0, min_windows=2),
+}
 #: The most speakers a recording is split into when the job names no number.
 MAX_SPEAKERS = 8
 #: Resolution of the speaker turns, seconds.
@@ -76,8 +87,8 @@ MIN_TURN_SECONDS = 0.5
 VAD_MIN_SILENCE_MS = 250
 VAD_PAD_MS = 50
 
-#: torch's threads for the encoder: an LSTM over a few hundred short windows gains little from
-#: more, and more fight CTranslate2's threads for the cores (3x slower with 2 on a busy 2-core box).
+#: torch's CPU threads for the encoder where nothing says otherwise (a worker child gives it as many
+#: as its Whisper model has: the two run one after the other).
 ENCODER_THREADS = 1
 
 #: ``(start, end)`` seconds.
@@ -99,15 +110,27 @@ class Windows:
 
     speech: list[Span]
     times: np.ndarray  #: (n, 2) start and end seconds of each window
-    embeddings: np.ndarray  #: (n, 256) L2-normalised
+    embeddings: np.ndarray  #: (n, EMBEDDING_DIM) L2-normalised
+    narrowband: bool = False  #: the speech is band-limited to a telephone band (:func:`is_narrowband`)
+
+    @property
+    def band(self) -> str:
+        """``"narrow"`` or ``"wide"``: which :data:`COUNT_RULES` entry fits these windows."""
+        return "narrow" if self.narrowband else "wide"
 
     @classmethod
     def join(cls, parts: Sequence[Windows]) -> Windows:
-        """Several pieces' windows (times already in the whole file) as one set."""
+        """Several pieces' windows (times already in the whole file) as one set; narrowband when
+        most of the speech is."""
+        seconds = [sum(b - a for a, b in part.speech) for part in parts]
+        narrow = sum(s for s, part in zip(seconds, parts, strict=True) if part.narrowband)
         return cls(
             speech=[span for part in parts for span in part.speech],
             times=np.concatenate([p.times for p in parts]) if parts else np.zeros((0, 2)),
-            embeddings=np.concatenate([p.embeddings for p in parts]) if parts else np.zeros((0, 256)),
+            embeddings=(
+                np.concatenate([p.embeddings for p in parts]) if parts else np.zeros((0, EMBEDDING_DIM))
+            ),
+            narrowband=narrow > sum(seconds) / 2,
         )
 
 
@@ -121,28 +144,6 @@ class Diarization:
     seconds: float  #: time it took
 
 
-@functools.lru_cache(maxsize=1)
-def get_encoder() -> VoiceEncoder:
-    """The process's speaker encoder, loaded on first use (like faster-whisper's ``get_vad_model``).
-
-    Raises:
-        ModelUnavailableError: torch or resemblyzer is not installed (requirements-diarization.txt).
-    """
-    try:
-        with warnings.catch_warnings():  # its imports' deprecations (pkg_resources, scipy.ndimage)
-            warnings.simplefilter("ignore")
-            from resemblyzer import VoiceEncoder
-    except ImportError as exc:
-        raise ModelUnavailableError(
-            f"speaker diarization needs requirements-diarization.txt installed ({exc})"
-        ) from None
-    started = time.perf_counter()
-    encoder = VoiceEncoder(device="cpu", verbose=False)
-    encoder.eval()
-    log.info("speaker encoder loaded in %.2f s", time.perf_counter() - started)
-    return encoder
-
-
 def warm_encoder(threads: int = ENCODER_THREADS) -> float:
     """Load the encoder, embed one second of noise and cluster once; returns the seconds it took.
 
@@ -154,7 +155,8 @@ def warm_encoder(threads: int = ENCODER_THREADS) -> float:
     started = time.perf_counter()
     torch.set_num_threads(threads)
     noise = np.random.default_rng(0).standard_normal(SAMPLE_RATE).astype(np.float32) * 0.01
-    embedding = _embed_mels([_mel(noise)])
+    encoder = get_encoder()
+    embedding = encoder.embed([encoder.features(noise)])
     cluster(np.concatenate([embedding, embedding[:, ::-1], embedding]))  # imports scipy and sklearn
     return time.perf_counter() - started
 
@@ -173,26 +175,18 @@ def speech_regions(audio: np.ndarray) -> list[Span]:
     return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
 
 
-def _mel(audio: np.ndarray) -> np.ndarray:
-    from resemblyzer import wav_to_mel_spectrogram
+def is_narrowband(audio: np.ndarray, speech: Sequence[Span]) -> bool:
+    """Whether the ``speech`` of 16 kHz ``audio`` is band-limited like a telephone (:data:`NARROWBAND_DB`)."""
+    from scipy.signal import welch
 
-    return wav_to_mel_spectrogram(audio)
-
-
-def _embed_mels(mels: Sequence[np.ndarray]) -> np.ndarray:
-    """Embed mel spectrograms, batching those of equal length."""
-    import torch
-
-    encoder = get_encoder()
-    out = np.zeros((len(mels), 256), dtype=np.float32)
-    by_length: dict[int, list[int]] = {}
-    for i, mel in enumerate(mels):
-        by_length.setdefault(len(mel), []).append(i)
-    with torch.inference_mode():
-        for indices in by_length.values():
-            batch = torch.from_numpy(np.stack([mels[i] for i in indices]))
-            out[indices] = encoder(batch).numpy()
-    return out
+    heard = [audio[round(a * SAMPLE_RATE) : round(b * SAMPLE_RATE)] for a, b in speech]
+    samples = np.concatenate(heard) if heard else audio
+    if len(samples) < 512:
+        return False
+    freqs, power = welch(samples[: 120 * SAMPLE_RATE], SAMPLE_RATE, nperseg=512)
+    high = float(power[(freqs >= 4300) & (freqs <= 7500)].sum())
+    low = float(power[(freqs >= 300) & (freqs <= 3400)].sum())
+    return bool(low > 0 and 10 * np.log10(max(high, 1e-30) / low) < NARROWBAND_DB)
 
 
 def _window_starts(frames: int, size: int, step: int) -> list[int]:
@@ -205,14 +199,6 @@ def _window_starts(frames: int, size: int, step: int) -> list[int]:
     return starts
 
 
-def _levelled(mel: np.ndarray, audio: np.ndarray) -> np.ndarray:
-    """``mel`` (a power spectrogram of ``audio``) as if ``audio`` were at :data:`WINDOW_LEVEL_DBFS`."""
-    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
-    if rms < 1e-6:  # digital silence: nothing to level
-        return mel
-    return (mel * (10 ** (WINDOW_LEVEL_DBFS / 20) / rms) ** 2).astype(np.float32)
-
-
 def embed_windows(audio: np.ndarray, speech: Sequence[Span], *, offset: float = 0.0) -> Windows:
     """Embed overlapping windows of each stretch of ``speech`` in ``audio``.
 
@@ -220,24 +206,24 @@ def embed_windows(audio: np.ndarray, speech: Sequence[Span], *, offset: float = 
         offset: seconds ``audio`` starts at in the whole file (a fanned-out piece's start);
             ``speech`` is in ``audio``'s own seconds, the result in the whole file's.
     """
-    size, step = round(EMBEDDING_WINDOW_SECONDS * 100), round(STEP_SECONDS * 100)
-    hop = SAMPLE_RATE // 100  # samples per mel frame (resemblyzer's 10 ms step)
-    mels, times = [], []
+    encoder = get_encoder()
+    size = round(EMBEDDING_WINDOW_SECONDS * FRAMES_PER_SECOND)
+    step = round(STEP_SECONDS * FRAMES_PER_SECOND)
+    features, times = [], []
     for start, end in speech:
         if end - start < MIN_WINDOW_SECONDS:
             continue
-        stretch = audio[round(start * SAMPLE_RATE) : round(end * SAMPLE_RATE)]
-        mel = _mel(stretch)
-        for first in _window_starts(len(mel), size, step):
-            heard = stretch[first * hop : (first + size) * hop]
-            mels.append(_levelled(mel[first : first + size], heard))
-            lo = start + first / 100
-            times.append((lo, min(end, lo + len(mels[-1]) / 100)))
-    embeddings = _embed_mels(mels) if mels else np.zeros((0, 256), dtype=np.float32)
+        frames = encoder.features(audio[round(start * SAMPLE_RATE) : round(end * SAMPLE_RATE)])
+        for first in _window_starts(len(frames), size, step):
+            features.append(frames[first : first + size])
+            lo = start + first / FRAMES_PER_SECOND
+            times.append((lo, min(end, lo + len(features[-1]) / FRAMES_PER_SECOND)))
+    embeddings = encoder.embed(features) if features else np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
     return Windows(
         speech=[(s + offset, e + offset) for s, e in speech],
         times=np.asarray(times, dtype=np.float64).reshape(-1, 2) + offset,
         embeddings=embeddings,
+        narrowband=is_narrowband(audio, speech),
     )
 
 
@@ -253,7 +239,7 @@ def _compact(labels: np.ndarray) -> np.ndarray:
     return np.unique(labels, return_inverse=True)[1].reshape(-1)
 
 
-def _best_count(embeddings: np.ndarray, tree: np.ndarray, lowest: int, highest: int) -> int:
+def _best_count(embeddings: np.ndarray, tree: np.ndarray, lowest: int, highest: int, tie: float) -> int:
     """The fewest clusters whose cut of ``tree`` has (within a tie) the best silhouette (cosine)."""
     from scipy.cluster.hierarchy import fcluster
     from sklearn.metrics import silhouette_score
@@ -266,7 +252,7 @@ def _best_count(embeddings: np.ndarray, tree: np.ndarray, lowest: int, highest: 
     if not scores:
         return lowest
     best = max(scores.values())
-    return min(count for count, score in scores.items() if score >= best - SILHOUETTE_TIE)
+    return min(count for count, score in scores.items() if score >= best - tie)
 
 
 def cluster(
@@ -275,18 +261,16 @@ def cluster(
     num_speakers: int | None = None,
     min_speakers: int | None = None,
     max_speakers: int | None = None,
-    threshold: float | None = None,
-    min_windows: int | None = None,
+    rule: CountRule | None = None,
 ) -> np.ndarray:
     """The speaker (0..k-1) of each embedding.
 
-    Average-linkage clustering on cosine distances (scipy). Without ``num_speakers``, the
-    cut at ``threshold`` (default :data:`DISTANCE_THRESHOLD`) gives the most speakers there
-    may be (one cluster: one speaker); the count from ``min_speakers`` up to that (and to
-    ``max_speakers``, default :data:`MAX_SPEAKERS`) whose cut has the best silhouette wins.
-    Then each window moves to its nearest centroid, and (the count not given) speakers of
-    fewer than ``min_windows`` windows (default :data:`MIN_SPEAKER_WINDOWS`) join their nearest.
+    Average-linkage clustering on cosine distances (scipy). Without ``num_speakers``, the count
+    is found by ``rule`` (default: wideband speech's, :data:`COUNT_RULES`) from ``min_speakers``
+    up to ``max_speakers`` (default :data:`MAX_SPEAKERS`). Then each window moves to its
+    nearest centroid, and (the count not given) the rule's smallest speakers join their nearest.
     """
+    rule = rule or COUNT_RULES["wide"]
     count = len(embeddings)
     if count < 2:
         return np.zeros(count, dtype=np.int64)
@@ -299,8 +283,8 @@ def cluster(
     else:
         # The threshold's cut bounds the count: silhouettes also reward splitting one voice
         # into tight groups of near-repeats (a file of 4 copies of falcon_3spk: 6 "speakers").
-        distinct = int(fcluster(tree, threshold or DISTANCE_THRESHOLD, "distance").max())
-        wanted = _best_count(embeddings, tree, lowest, min(highest, max(distinct, lowest)))
+        distinct = int(fcluster(tree, rule.threshold, "distance").max())
+        wanted = _best_count(embeddings, tree, lowest, min(highest, max(distinct, lowest)), rule.tie)
     labels = _compact(fcluster(tree, min(wanted, count), "maxclust") - 1)
     # One nearest-centroid pass: average linkage leaves windows at a cluster's edge in the
     # wrong cluster more often than their centroid distance says.
@@ -308,8 +292,7 @@ def cluster(
     if len(np.unique(moved)) == len(np.unique(labels)):
         labels = moved
     if not num_speakers:
-        smallest = MIN_SPEAKER_WINDOWS if min_windows is None else min_windows
-        labels = _without_small(embeddings, _compact(labels), smallest, lowest)
+        labels = _without_small(embeddings, _compact(labels), rule.min_windows, lowest)
     return _compact(labels)
 
 
@@ -410,9 +393,13 @@ def label(
     min_speakers: int | None = None,
     max_speakers: int | None = None,
 ) -> tuple[list[Turn], np.ndarray]:
-    """Cluster ``windows`` (of one file, or of all its pieces) into speaker turns."""
+    """Cluster ``windows`` (of one file, or of all its pieces) into speaker turns, by their band's rule."""
     labels = cluster(
-        windows.embeddings, num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers
+        windows.embeddings,
+        num_speakers=num_speakers,
+        min_speakers=min_speakers,
+        max_speakers=max_speakers,
+        rule=COUNT_RULES[windows.band],
     )
     return _by_first_turn(speaker_turns(windows, labels), labels)
 

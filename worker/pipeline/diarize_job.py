@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from worker.pipeline.errors import DiarizationUnavailableError
 from worker.pipeline.options import TranscribeOptions
 from worker.pipeline.settings import Settings
 from worker.pipeline.transcription import ChannelLabel, Transcript
+
+if TYPE_CHECKING:
+    from worker.pipeline.known_speakers import Reference
 
 __all__ = [
     "check_diarization",
@@ -62,7 +65,7 @@ def label_transcript(
     options: TranscribeOptions,
     *,
     channels: Sequence[ChannelLabel] = (),
-    known: Mapping[str, np.ndarray] | None = None,
+    known: Mapping[str, Reference] | None = None,
 ) -> tuple[Transcript, dict[str, Any]]:
     """``transcript`` with speaker labels, and what the result adds (``speakers``, seconds spent).
 
@@ -107,7 +110,7 @@ def merge_speakers(
     transcript: Transcript,
     pieces: Sequence[PieceRecord],
     options: TranscribeOptions,
-    known: Mapping[str, np.ndarray] | None = None,
+    known: Mapping[str, Reference] | None = None,
 ) -> tuple[Transcript, dict[str, Any]]:
     """Label a merged transcript by clustering all its pieces' embeddings at once.
 
@@ -132,7 +135,7 @@ def merge_speakers(
     return labelled, {"speakers": summary, "diarize_seconds": time.perf_counter() - started}
 
 
-def load_known(options: TranscribeOptions, settings: Settings) -> dict[str, np.ndarray]:
+def load_known(options: TranscribeOptions, settings: Settings) -> dict[str, Reference]:
     """The reference embeddings of the job's ``known_speakers`` (none without them).
 
     Raises:
@@ -146,7 +149,10 @@ def load_known(options: TranscribeOptions, settings: Settings) -> dict[str, np.n
 
 
 def warm() -> None:
-    """Load and warm the speaker encoder in this process (``worker_process_init``)."""
-    from worker.pipeline.diarization import warm_encoder
+    """Load and warm the speaker encoder in this process (``worker_process_init``), on as many CPU
+    threads as the Whisper model of this process has: the two never run at once in a child."""
+    from worker.asr import get_model_config
+    from worker.pipeline.diarization import ENCODER_THREADS, warm_encoder
 
-    log.info("speaker encoder warmed in %.2f s", warm_encoder())
+    threads = int(get_model_config().get("cpu_threads") or ENCODER_THREADS)
+    log.info("speaker encoder warmed in %.2f s (%d CPU threads)", warm_encoder(threads), threads)

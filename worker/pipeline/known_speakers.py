@@ -1,10 +1,13 @@
 """Names for known speakers: a speaker whose voice matches a reference recording takes its name.
 
 Pure code, no Celery. Each reference (2-10 s of one voice) is embedded like the job's
-audio (:func:`worker.pipeline.diarization.embed_windows` over its speech) and averaged.
-Speakers found by the clustering and references are paired one to one by the most
-similar (Hungarian assignment on cosine similarities, scipy); a pair at least
-:data:`MATCH_THRESHOLD` alike names the speaker, the others keep ``SPEAKER_xx``.
+audio (:func:`worker.pipeline.diarization.embed_windows` over its speech) and averaged,
+once as recorded and once through a telephone band (300-3400 Hz, 8 kHz): a narrowband
+recording (:func:`worker.pipeline.diarization.is_narrowband`) is matched against the
+second, as a voice heard over the phone sounds unlike its studio recording. Speakers found
+by the clustering and references are paired one to one by the most similar (Hungarian
+assignment on cosine similarities, scipy); a pair at least :data:`MATCH_THRESHOLDS` (of
+the recording's band) alike names the speaker, the others keep ``SPEAKER_xx``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from contextlib import ExitStack
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,20 +25,46 @@ from worker.pipeline.errors import InputError, InvalidOptionsError
 from worker.pipeline.settings import Settings
 
 __all__ = [
-    "MATCH_THRESHOLD",
+    "MATCH_THRESHOLDS",
+    "Reference",
     "load_references",
     "match_names",
     "reference_embedding",
+    "reference_of",
+    "telephone_band",
 ]
 
 log = logging.getLogger(__name__)
 
-#: Cosine similarity from which a speaker takes a reference's name: chosen on the development
-#: speakers (``python -m bench.diarization``, docs/diarization.md), its false-name rate measured on test.
-MATCH_THRESHOLD = 0.85
+#: Cosine similarity from which a speaker takes a reference's name, for wideband and narrowband
+#: recordings: each chosen on the development conversations of its band (``python -m
+#: bench.diarization``, docs/diarization.md), its false-name rate measured on test.
+MATCH_THRESHOLDS = {"wide": 0.5, "narrow": 0.6}
+#: The telephone band a narrowband recording's references are heard through (Hz).
+TELEPHONE_BAND = (300.0, 3400.0)
 #: How long a reference recording may be (seconds).
 MIN_REFERENCE_SECONDS = 2.0
 MAX_REFERENCE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A known speaker's voice: mean embeddings of the recording as it is and through a telephone band."""
+
+    wide: np.ndarray
+    narrow: np.ndarray
+
+    def heard(self, band: str) -> np.ndarray:
+        """The embedding to compare with speech of ``band`` (``"wide"`` or ``"narrow"``)."""
+        return self.narrow if band == "narrow" else self.wide
+
+
+def telephone_band(audio: np.ndarray) -> np.ndarray:
+    """16 kHz ``audio`` as a telephone carries it: :data:`TELEPHONE_BAND`, sampled at 8 kHz."""
+    from scipy.signal import butter, resample_poly, sosfiltfilt
+
+    band = sosfiltfilt(butter(6, TELEPHONE_BAND, "bandpass", fs=SAMPLE_RATE, output="sos"), audio)
+    return resample_poly(resample_poly(band, 1, 2), 2, 1)[: len(audio)].astype(np.float32)
 
 
 def reference_embedding(audio: np.ndarray) -> np.ndarray | None:
@@ -47,19 +77,30 @@ def reference_embedding(audio: np.ndarray) -> np.ndarray | None:
     return mean / max(float(np.linalg.norm(mean)), 1e-9)
 
 
+def reference_of(audio: np.ndarray) -> Reference | None:
+    """The :class:`Reference` of a recording of one voice; None if it has no speech."""
+    wide = reference_embedding(audio)
+    narrow = reference_embedding(telephone_band(audio))
+    return None if wide is None or narrow is None else Reference(wide, narrow)
+
+
 def match_names(
     windows: Windows,
     labels: np.ndarray,
-    references: Mapping[str, np.ndarray],
-    threshold: float = MATCH_THRESHOLD,
+    references: Mapping[str, Reference],
+    threshold: float | None = None,
 ) -> dict[int, str]:
-    """The name of each found speaker (by label) whose centroid matches a reference one to one."""
+    """The name of each found speaker (by label) whose centroid matches a reference one to one,
+    each reference heard in the band of ``windows`` (threshold: :data:`MATCH_THRESHOLDS` of that band)."""
     if not references or not len(labels):
         return {}
     from scipy.optimize import linear_sum_assignment
 
+    if threshold is None:
+        threshold = MATCH_THRESHOLDS[windows.band]
     names = list(references)
-    similarity = centroids(windows.embeddings, labels) @ np.stack([references[n] for n in names]).T
+    heard = np.stack([references[n].heard(windows.band) for n in names])
+    similarity = centroids(windows.embeddings, labels) @ heard.T
     rows, cols = linear_sum_assignment(-similarity)
     return {int(r): names[c] for r, c in zip(rows, cols, strict=True) if similarity[r, c] >= threshold}
 
@@ -85,18 +126,18 @@ def _decoded(name: str, source: str, settings: Settings, holds: ExitStack) -> np
     return tracks[0]
 
 
-def load_references(known: tuple[tuple[str, str], ...] | None, settings: Settings) -> dict[str, np.ndarray]:
-    """Each known speaker's reference embedding, read through the job's source rules.
+def load_references(known: tuple[tuple[str, str], ...] | None, settings: Settings) -> dict[str, Reference]:
+    """Each known speaker's :class:`Reference`, read through the job's source rules.
 
     Raises:
         InvalidOptionsError: a reference is not there, not allowed, not audio, too short or
             too long, or has no speech.
         TransientError: the store failed; a retry may succeed.
     """
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, Reference] = {}
     with ExitStack() as holds:
         for name, source in known or ():
-            embedding = reference_embedding(_decoded(name, source, settings, holds))
+            embedding = reference_of(_decoded(name, source, settings, holds))
             if embedding is None:
                 raise InvalidOptionsError(
                     f"option known_speakers[{name!r}]: no speech heard in the reference"

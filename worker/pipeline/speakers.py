@@ -19,6 +19,7 @@ import numpy as np
 
 from asr_protocol.records import SegmentRecord
 from worker.pipeline.diarization import Turn, Windows
+from worker.pipeline.speaker_encoder import EMBEDDING_DIM
 from worker.pipeline.transcription import ChannelLabel, Transcript
 
 __all__ = [
@@ -151,6 +152,7 @@ def windows_data(windows: Windows) -> dict[str, Any]:
         "times": np.round(windows.times, 3).tolist(),
         # float16 in base64: a 5-minute piece's ~600 embeddings in ~400 kB instead of ~1.2 MB of floats.
         "embeddings": base64.b64encode(windows.embeddings.astype("<f2").tobytes()).decode("ascii"),
+        "narrowband": windows.narrowband,
     }
 
 
@@ -161,5 +163,6 @@ def windows_from(data: dict[str, Any]) -> Windows:
         times=np.asarray(data["times"], dtype=np.float64).reshape(-1, 2),
         embeddings=np.frombuffer(base64.b64decode(data["embeddings"]), dtype="<f2")
         .astype(np.float32)
-        .reshape(-1, 256),
+        .reshape(-1, EMBEDDING_DIM),
+        narrowband=bool(data.get("narrowband", False)),
     )

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 from typing import Any
@@ -24,6 +23,7 @@ from worker.asr import detect_cuda_availability, get_model, set_pool_size, unloa
 from worker.asr.models import resolve_model_path
 from worker.pipeline.errors import ASRError, ConfigError
 from worker.pipeline.settings import Settings, get_settings
+from worker.pipeline.speaker_encoder import missing_packages
 from worker.pipeline.spool import clean_spool
 from worker.runtime.privacy import log_summary
 
@@ -45,9 +45,9 @@ def preflight() -> None:
     _check_directories(settings)
     if settings.device == "cuda" and not detect_cuda_availability()[0]:
         raise ConfigError("ASR_DEVICE=cuda but NVML finds no NVIDIA GPU on this machine")
-    if settings.diarization and importlib.util.find_spec("resemblyzer") is None:
+    if settings.diarization and (missing := missing_packages()):
         raise ConfigError(
-            "ASR_DIARIZATION=true but resemblyzer is not installed (requirements-diarization.txt)"
+            f"ASR_DIARIZATION=true but {', '.join(missing)} not installed (requirements-diarization.txt)"
         )
     path = resolve_model_path(settings.model_id, settings.cache_dir)
     log.info("model %s found at %s", settings.model_id, path)

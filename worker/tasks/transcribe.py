@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from celery import Task
@@ -23,6 +23,9 @@ from worker.pipeline.settings import Settings
 from worker.pipeline.transcription import Transcript, transcribe_array, transcribe_channels
 from worker.tasks import fanout
 from worker.tasks.base import AudioTask
+
+if TYPE_CHECKING:
+    from worker.pipeline.known_speakers import Reference
 
 __all__ = ["transcribe"]
 
@@ -117,7 +120,7 @@ def _transcribe_here(
     model: Any,
     tracks: list[np.ndarray],
     labels: list[Any],
-    known: dict[str, np.ndarray],
+    known: dict[str, Reference],
 ) -> _Done:
     """Decode the job's tracks in this child (per channel when there are several), label speakers."""
     # Every channel is decoded in turn: the deadline and the progress cover their sum.
