@@ -271,6 +271,13 @@ def known_speakers(dev: list[ev.Embedded], test: list[ev.Embedded], method: ev.M
 
     test_names = on_test(test)
     by_version = {c: on_test([i for i in test if i.conversation.condition == c]) for c in built.CONDITIONS}
+    # For information only (no constant is chosen from it): how naming trades on test.
+    curve = {}
+    for band in BANDS:
+        mine = [i for i in test if i.windows.band == band]
+        rates = ev.known_speaker_rates(mine, method, test_refs, MATCH_THRESHOLDS_SEARCHED)
+        curve[band] = {str(t): (r["named_right"], r["named_wrongly"]) for t, r in rates.items()}
+        print(f"known speakers, test, {band}, every threshold (information, not a choice): {curve[band]}")
     print(
         f"known speakers, test at thresholds {chosen}: {test_names['named_right']} % of "
         f"{test_names['known_turns']} phrases of known speakers named right; "
@@ -283,6 +290,7 @@ def known_speakers(dev: list[ev.Embedded], test: list[ev.Embedded], method: ev.M
         "max_wrong_names_dev": MAX_WRONG_NAMES,
         "test": test_names,
         "test_by_version": by_version,
+        "test_curve": curve,
     }
 
 

@@ -75,7 +75,7 @@ class CountRule:
 #: (``python -m bench.diarization``; docs/diarization.md).
 COUNT_RULES = {
     "wide": CountRule(threshold=0.5, tie=0.02, min_windows=1),
-    "narrow": CountRule(threshold=0.3, tie=0.0, min_windows=2),
+    "narrow": CountRule(threshold=0.4, tie=0.0, min_windows=2),
 }
 #: The most speakers a recording is split into when the job names no number.
 MAX_SPEAKERS = 8

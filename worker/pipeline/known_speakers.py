@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 #: Cosine similarity from which a speaker takes a reference's name, for wideband and narrowband
 #: recordings: each chosen on the development conversations of its band (``python -m
 #: bench.diarization``, docs/diarization.md), its false-name rate measured on test.
-MATCH_THRESHOLDS = {"wide": 0.5, "narrow": 0.6}
+MATCH_THRESHOLDS = {"wide": 0.75, "narrow": 0.8}
 #: The telephone band a narrowband recording's references are heard through (Hz).
 TELEPHONE_BAND = (300.0, 3400.0)
 #: How long a reference recording may be (seconds).
