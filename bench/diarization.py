@@ -367,7 +367,8 @@ def job_times(path: Path, repeats: int = 3) -> dict[str, Any]:
 
 def _line(label: str, s: dict[str, Any]) -> str:
     return (
-        f"  {label:10} n={s['conversations']:3d}  DER {s['der']:5.1f} %  count exact: 2-3 spk "
+        f"  {label:10} n={s['conversations']:3d}  DER {s['der']:5.1f} % (missed {s['missed']}, false alarm "
+        f"{s['false_alarm']}, confusion {s['confusion']})  count exact: 2-3 spk "
         f"{s['count_exact_2_3']} %, 4-6 spk {s['count_exact_4_6']} %  found-true {s['found_minus_true']}"
     )
 

@@ -100,9 +100,15 @@ def count_rates(rows: Sequence[tuple[Conversation, Score]]) -> dict[str, Any]:
             else None
         )
 
+    total = max(sum(s.total for _, s in rows), 1e-9)
     return {
         "conversations": len(rows),
         "der": round(100 * pooled(s for _, s in rows), 1),
+        # DER's parts (% of the speech): speech no speaker was given, given where nobody spoke,
+        # given to the wrong speaker.
+        "missed": round(100 * sum(s.missed for _, s in rows) / total, 1),
+        "false_alarm": round(100 * sum(s.false_alarm for _, s in rows) / total, 1),
+        "confusion": round(100 * sum(s.confusion for _, s in rows) / total, 1),
         "count_exact_2_3": exact(small),
         "count_exact_4_6": exact(large),
         "found_minus_true": {
