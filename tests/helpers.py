@@ -66,6 +66,13 @@ _VAR = re.compile(r"\$\{(?P<name>\w+)(?::(?P<op>[-?])(?P<arg>[^}]*))?\}")
 T = TypeVar("T")
 
 
+def ctrl_c_as_on_a_terminal() -> None:
+    """``preexec_fn`` for a process a test will interrupt: SIGINT's default action, as a terminal's
+    foreground job has it. A test run started in the background (``cmd &`` in a script) passes
+    SIGINT ignored to every child, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def job_failure(job: Any) -> Any:
     """The ``TranscriptionFailed`` a job ends with (the test fails if it ends any other way)."""
     from producer import TranscriptionFailed

@@ -14,7 +14,15 @@ import pytest
 
 from producer.cli.codes import RET_CONNECT, RET_FAILED, RET_OK, RET_UNKNOWN, RET_USAGE
 from producer.local import LocalStack, free_port
-from tests.helpers import ROOT, audio_file, references, run_module, wait_until, word_error_rate
+from tests.helpers import (
+    ROOT,
+    audio_file,
+    ctrl_c_as_on_a_terminal,
+    references,
+    run_module,
+    wait_until,
+    word_error_rate,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -228,6 +236,7 @@ def test_ctrl_c_in_run_demo_lists_the_job_and_stops_what_the_demo_started_at_onc
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
+            preexec_fn=ctrl_c_as_on_a_terminal,
         )
         with Client(redis.url, redis.url) as client:
             wait_until(lambda: any(j.state == "PROGRESS" for j in client.list_jobs()), 180, "job running")

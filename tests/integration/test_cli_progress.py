@@ -15,7 +15,7 @@ import pytest
 
 from evaluation.audio import concatenate
 from producer.local import LocalStack
-from tests.helpers import ROOT, audio_file, wait_until
+from tests.helpers import ROOT, audio_file, ctrl_c_as_on_a_terminal, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +30,7 @@ def cli_on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[subprocess.
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=follower,
+        preexec_fn=ctrl_c_as_on_a_terminal,
     )
     os.close(follower)
     return process, leader
