@@ -124,7 +124,7 @@ def choose(dev: list[ev.Embedded]) -> dict[str, Any]:
     }
     one = max(_grid_keys(), key=lambda k: _objective(grid[k]["all"]))
     rules = {band: rules[band] or one for band in BANDS}
-    per_band = _summaries(_rows(dev, _methods_of(rules, one, "0")["per_band"]))["all"]
+    per_band = _summaries(_rows(dev, _per_band(rules)))["all"]
     best_nme = max(nme, key=lambda k: _objective(nme[k]))
     return {
         "grid": grid,
@@ -137,9 +137,13 @@ def choose(dev: list[ev.Embedded]) -> dict[str, Any]:
     }
 
 
+def _per_band(rules: dict[str, str]) -> ev.Method:
+    return ev.rule_method({band: _rule(key) for band, key in rules.items()})
+
+
 def _methods_of(rules: dict[str, str], one: str, fraction: str) -> dict[str, ev.Method]:
     return {
-        "per_band": ev.rule_method({band: _rule(key) for band, key in rules.items()}),
+        "per_band": _per_band(rules),
         "one_rule": ev.rule_method(dict.fromkeys(BANDS, _rule(one))),
         "nme_sc": ev.nme_sc_method(float(fraction)),
     }
