@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from evaluation.faults import speech_file
-from evaluation.outages import Sent, bare_celery, kill_redis
+from evaluation.outages import JOB_OPTIONS, Sent, bare_celery, kill_redis
 from evaluation.sentinel_topology import SentinelTopology
 from producer import Client
 from producer.api.local import ApiServer, server_env
@@ -185,15 +185,15 @@ class Fleet:
     def _submitter(self, name: str) -> Any:
         if name == "python":
             client = Client(self.url, self.url)
-            return lambda path: client.submit(path).id
+            return lambda path: client.submit(path, **JOB_OPTIONS).id
         if name == "celery":
             app = bare_celery(self.url, self.master_name)
-            return lambda path: app.send_task("asr.transcribe", args=[str(path)]).id
+            return lambda path: app.send_task("asr.transcribe", args=[str(path)], kwargs=JOB_OPTIONS).id
         assert self.api is not None
         http = httpx.Client(base_url=self.api.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30)
 
         def post(path: Path) -> str:
-            answer = http.post("/v1/jobs", json={"audio": str(path)})
+            answer = http.post("/v1/jobs", json={"audio": str(path), "options": JOB_OPTIONS})
             answer.raise_for_status()
             return str(answer.json()["id"])
 
