@@ -33,6 +33,7 @@ import statistics
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 
@@ -334,37 +335,55 @@ def one_speaker_counts(method: ev.Method) -> dict[str, int]:
 
 
 def job_times(path: Path, repeats: int = 3) -> dict[str, Any]:
-    """The worker's transcribe path on ``path``: plain and with diarize=true, alternated, medians.
+    """The worker's transcribe path on ``path``: plain, with diarize=true (the worker's encoder, on
+    onnxruntime), and with diarize=true on torch's encoder, alternated; medians.
     Run last: it sets torch's threads for the rest of the process."""
     os.environ.setdefault("ASR_DEVICE", "cpu")
     from worker.asr import get_model
+    from worker.pipeline import diarization
     from worker.pipeline.diarize_job import decoding_options, label_transcript, warm
     from worker.pipeline.options import parse_options
     from worker.pipeline.settings import get_settings
+    from worker.pipeline.speaker_encoder import TORCH, get_encoder, load_encoder
     from worker.pipeline.transcription import transcribe_array
 
     model, settings = get_model(), get_settings()
     warm()  # as a worker child: the encoder on the Whisper model's CPU threads
+    encoders = {"diarize": get_encoder(), "diarize_torch": load_encoder(TORCH)}
     audio = _read(path)
-    variants = {"plain": parse_options({}), "diarize": parse_options({"diarize": True})}
-    times: dict[str, list[float]] = {name: [] for name in [*variants, "diarize_step"]}
+    plain, diarize = parse_options({}), parse_options({"diarize": True})
+    times: dict[str, list[float]] = {
+        name: [] for name in ["plain", *encoders, "diarize_step", "diarize_torch_step"]
+    }
     for _ in range(repeats):
-        for name, options in variants.items():
-            started = time.perf_counter()
-            transcript = transcribe_array(model, audio, decoding_options(options), **settings.decoding())
-            if options.diarize:
-                _, extra = label_transcript(audio, transcript, options)
-                times["diarize_step"].append(extra["diarize_seconds"])
-            times[name].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        transcribe_array(model, audio, decoding_options(plain), **settings.decoding())
+        times["plain"].append(time.perf_counter() - started)
+        for name, encoder in encoders.items():
+            with mock.patch.object(diarization, "get_encoder", lambda encoder=encoder: encoder):
+                started = time.perf_counter()
+                transcript = transcribe_array(model, audio, decoding_options(diarize), **settings.decoding())
+                _, extra = label_transcript(audio, transcript, diarize)
+                times[name].append(time.perf_counter() - started)
+            times[f"{name}_step"].append(extra["diarize_seconds"])
+    speech = diarization.speech_regions(audio)
+    runs = {}
+    for name, encoder in encoders.items():
+        with mock.patch.object(diarization, "get_encoder", lambda encoder=encoder: encoder):
+            runs[name] = diarization.embed_windows(audio, speech).embeddings
     median = {name: statistics.median(values) for name, values in times.items()}
     return {
         "file": path.name,
         "audio_seconds": round(len(audio) / 16000, 1),
         "model": settings.model_id,
         "repeats": repeats,
+        "encoder": {name: encoder.runtime for name, encoder in encoders.items()},
         "median_seconds": {name: round(value, 2) for name, value in median.items()},
         "added_percent": round(100 * (median["diarize"] - median["plain"]) / median["plain"], 1),
         "step_percent": round(100 * median["diarize_step"] / median["plain"], 1),
+        "torch_added_percent": round(100 * (median["diarize_torch"] - median["plain"]) / median["plain"], 1),
+        "torch_step_percent": round(100 * median["diarize_torch_step"] / median["plain"], 1),
+        "runtimes_min_cosine": round(float((runs["diarize"] * runs["diarize_torch"]).sum(axis=1).min()), 6),
         "runs": {name: [round(t, 2) for t in values] for name, values in times.items()},
     }
 
@@ -451,7 +470,10 @@ def main(argv: list[str] | None = None) -> int:
             f"job on {job['file']} ({job['audio_seconds']} s, {job['model']}, CPU), median of "
             f"{job['repeats']}: {seconds['plain']} s plain, {seconds['diarize']} s with diarize=true "
             f"(+{job['added_percent']} %); the diarization step {seconds['diarize_step']} s = "
-            f"{job['step_percent']} % of the plain job"
+            f"{job['step_percent']} % of the plain job ({job['encoder']['diarize']}); with torch's "
+            f"encoder {seconds['diarize_torch']} s (+{job['torch_added_percent']} %), step "
+            f"{seconds['diarize_torch_step']} s = {job['torch_step_percent']} %; the two embed alike "
+            f"(lowest cosine {job['runtimes_min_cosine']})"
         )
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {RESULTS}")

@@ -300,3 +300,65 @@ def test_speaker_weights_other_than_the_measured_ones_are_refused(monkeypatch: p
         speaker_encoder.get_encoder.cache_clear()
     monkeypatch.undo()
     assert speaker_encoder.get_encoder().embed([np.zeros((150, 80), dtype=np.float32)]).shape == (1, 192)
+
+
+@pytest.fixture()
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty ASR_CACHE_DIR of this test's own (settings are read again on both sides)."""
+    from worker.pipeline.settings import get_settings
+
+    monkeypatch.setenv("ASR_CACHE_DIR", str(tmp_path / "cache"))
+    get_settings.cache_clear()
+    yield tmp_path / "cache"
+    get_settings.cache_clear()
+
+
+def _speech_windows() -> list[np.ndarray]:
+    from worker.pipeline.audio import decode_tracks
+    from worker.pipeline.diarization import speech_regions
+    from worker.pipeline.speaker_encoder import load_encoder
+
+    audio = decode_tracks(audio_file("jfk.flac"), None)[0][0]
+    frames = load_encoder("torch").features(audio[: round(speech_regions(audio)[-1][1] * 16000)])
+    return [frames[first : first + 150] for first in range(0, len(frames) - 150, 50)]
+
+
+def test_the_encoder_runs_on_onnxruntime_and_embeds_as_torch_does(cache_dir: Path) -> None:
+    from worker.pipeline.speaker_encoder import ONNX, ONNX_FILE, TORCH, load_encoder
+
+    exported = load_encoder(ONNX)
+    assert exported.runtime == ONNX and (cache_dir / ONNX_FILE).is_file()
+    made = (cache_dir / ONNX_FILE).stat().st_mtime_ns
+    windows = _speech_windows()
+    assert len(windows) > 10
+    ours, torch_s = exported.embed(windows), load_encoder(TORCH).embed(windows)
+    assert float(np.min(np.sum(ours * torch_s, axis=1))) > 0.9999
+    assert load_encoder(ONNX).runtime == ONNX and (cache_dir / ONNX_FILE).stat().st_mtime_ns == made, "reused"
+
+
+def test_a_broken_export_in_the_cache_is_made_again(cache_dir: Path) -> None:
+    from worker.pipeline.speaker_encoder import ONNX, ONNX_FILE, load_encoder
+
+    cache_dir.mkdir(parents=True)
+    (cache_dir / ONNX_FILE).write_bytes(b"not a model")
+    assert load_encoder(ONNX).runtime == ONNX
+    assert (cache_dir / ONNX_FILE).stat().st_size > 1_000_000
+    assert not list(cache_dir.glob("*.partial"))
+
+
+def test_without_onnx_to_export_it_torch_runs_the_encoder(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import importlib.util
+
+    from worker.pipeline.speaker_encoder import ONNX, TORCH, load_encoder
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else find_spec(name, *a)
+    )
+    with caplog.at_level("INFO", logger="worker.pipeline.speaker_encoder"):
+        encoder = load_encoder(ONNX)
+    assert encoder.runtime == TORCH
+    assert "onnx package" in caplog.text
+    assert encoder.embed(_speech_windows()[:2]).shape == (2, 192)
