@@ -44,6 +44,7 @@ from evaluation.scoring import EVAL_DIR, ROOT
 from evaluation.speakers import rttm_turns, speakers
 
 RESULTS = ROOT / "bench" / "results" / "diarization.json"
+WINDOWS_RESULTS = ROOT / "bench" / "results" / "diarization_windows.json"
 #: The count's constants searched on development, for each band.
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 TIES = (0.0, 0.02)
@@ -51,7 +52,13 @@ TIES = (0.0, 0.02)
 MIN_WINDOWS = (1, 2, 3)
 BANDS = ("wide", "narrow")
 #: Window length and step (seconds) compared on development by --windows.
-WINDOW_CHOICES = ((1.5, 0.5), (2.0, 0.75), (3.0, 1.0))
+WINDOW_CHOICES = ((1.5, 0.5), (1.5, 0.75), (2.0, 0.75), (1.5, 1.0), (2.0, 1.0), (3.0, 1.0))
+#: --windows keeps the cheapest setting (fewest frames embedded per second: length / step) whose
+#: development count rates are each at most this many points under the best setting's (the best
+#: mean of the two; one conversation is 1.9 / 2.6 points) and whose DER is at most
+#: WINDOW_DER_SLACK points over it. Fixed before the settings after the first three were run.
+WINDOW_RATE_SLACK = 3.0
+WINDOW_DER_SLACK = 0.5
 NEIGHBOUR_FRACTIONS = (0.25, 0.5)
 MATCH_THRESHOLDS_SEARCHED = tuple(round(0.2 + 0.025 * i, 3) for i in range(25))
 #: The largest share of phrases named wrongly a match threshold may have on development (under
@@ -169,7 +176,33 @@ def compare_windows(per_count: dict[int, int] | None) -> dict[str, Any]:
             )
     finally:
         diarization.EMBEDDING_WINDOW_SECONDS, diarization.STEP_SECONDS = saved
-    return out
+    kept = cheapest_window(out)
+    print(
+        f"kept: windows {kept} (the cheapest within {WINDOW_RATE_SLACK} points of the best count rates "
+        f"and {WINDOW_DER_SLACK} of its DER)"
+    )
+    return out | {"kept": kept}
+
+
+def cheapest_window(settings: dict[str, Any]) -> str:
+    """The ``"length/step"`` that :data:`WINDOW_RATE_SLACK` and :data:`WINDOW_DER_SLACK` keep."""
+
+    def rates(key: str) -> tuple[float, float]:
+        dev = settings[key]["dev"]
+        return dev["count_exact_2_3"], dev["count_exact_4_6"]
+
+    def cost(key: str) -> float:
+        length, step = (float(x) for x in key.split("/"))
+        return length / step
+
+    best = max(settings, key=lambda k: sum(rates(k)))
+    near = [
+        key
+        for key in settings
+        if all(r >= b - WINDOW_RATE_SLACK for r, b in zip(rates(key), rates(best), strict=True))
+        and settings[key]["dev"]["der"] <= settings[best]["dev"]["der"] + WINDOW_DER_SLACK
+    ]
+    return min(near, key=lambda k: (cost(k), -sum(rates(k))))
 
 
 def _check_worker_rules(rules: dict[str, str]) -> None:
@@ -348,7 +381,10 @@ def job_times(path: Path, repeats: int = 3) -> dict[str, Any]:
     from worker.pipeline.transcription import transcribe_array
 
     model, settings = get_model(), get_settings()
-    warm()  # as a worker child: the encoder on the Whisper model's CPU threads
+    # As a worker child loads it: on the Whisper model's CPU threads (onnxruntime fixes its
+    # threads when its session is made, so the encoder the evaluation used is not reused).
+    get_encoder.cache_clear()
+    warm()
     encoders = {"diarize": get_encoder(), "diarize_torch": load_encoder(TORCH)}
     audio = _read(path)
     plain, diarize = parse_options({}), parse_options({"diarize": True})
@@ -407,7 +443,10 @@ def main(argv: list[str] | None = None) -> int:
     warm_encoder()
     per_count = dict.fromkeys(built.PER_COUNT, 1) if args.quick else None
     if args.windows:
-        compare_windows(per_count)
+        compared = compare_windows(per_count)
+        if not args.quick:
+            WINDOWS_RESULTS.write_text(json.dumps(compared, indent=2) + "\n")
+            print(f"wrote {WINDOWS_RESULTS}")
         return 0
     sides = built.split(SEED)
     results: dict[str, Any] = {
