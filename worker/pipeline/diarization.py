@@ -43,10 +43,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Seconds of audio behind one speaker embedding, and between the starts of two windows (each
-#: frame is heard by three): chosen on the development conversations among 1.5/0.5, 2.0/0.75 and
-#: 3.0/1.0 (docs/diarization.md). Not speech.py's 30 s decoding window.
+#: frame is heard by two): chosen on the development conversations among six settings, the
+#: cheapest near the best (``python -m bench.diarization --windows``, docs/diarization.md).
+#: Not speech.py's 30 s decoding window.
 EMBEDDING_WINDOW_SECONDS = 1.5
-STEP_SECONDS = 0.5
+STEP_SECONDS = 0.75
 #: Stretches of speech shorter than this get no window of their own (their frames borrow one).
 MIN_WINDOW_SECONDS = 0.4
 #: Speech whose power above 4.3 kHz is this far (dB) under its power in 0.3-3.4 kHz is narrowband:
@@ -74,8 +75,8 @@ class CountRule:
 #: closer together. Each chosen on the development conversations of its band
 #: (``python -m bench.diarization``; docs/diarization.md).
 COUNT_RULES = {
-    "wide": CountRule(threshold=0.5, tie=0.02, min_windows=1),
-    "narrow": CountRule(threshold=0.4, tie=0.0, min_windows=2),
+    "wide": CountRule(threshold=0.3, tie=0.02, min_windows=1),
+    "narrow": CountRule(threshold=0.3, tie=0.02, min_windows=2),
 }
 #: The most speakers a recording is split into when the job names no number.
 MAX_SPEAKERS = 8
