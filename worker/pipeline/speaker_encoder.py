@@ -247,19 +247,22 @@ def _exported(model: Any, path: Path) -> Path:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    with warnings.catch_warnings():  # the tracer's notes on the model's Python branches
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (torch.zeros(2, 150, MEL_BINS),),
-            str(partial),
-            input_names=["features"],
-            output_names=["embeddings"],
-            dynamic_axes={"features": {0: "windows", 1: "frames"}, "embeddings": {0: "windows"}},
-            opset_version=17,
-            dynamo=False,
-        )
-    os.replace(partial, path)
+    try:
+        with warnings.catch_warnings():  # the tracer's notes on the model's Python branches
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model,
+                (torch.zeros(2, 150, MEL_BINS),),
+                str(partial),
+                input_names=["features"],
+                output_names=["embeddings"],
+                dynamic_axes={"features": {0: "windows", 1: "frames"}, "embeddings": {0: "windows"}},
+                opset_version=17,
+                dynamo=False,
+            )
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)  # a failed export leaves no 28 MB remnant in the cache
     log.info("speaker encoder exported for onnxruntime to %s", path)
     return path
 
