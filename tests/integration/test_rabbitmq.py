@@ -67,6 +67,17 @@ def long_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return concatenate(audio_file("jfk.flac"), 8, tmp_path_factory.mktemp("long") / "jfk_x8.wav")
 
 
+@pytest.fixture(scope="module")
+def held_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """jfk.flac 40 times (480 s), sent with fan-out off: one sequential job of half a minute or more
+    on an idle machine, so a job caught running is still running when the test acts on it (the
+    88 s file ended within 6 s, at times before the cancel). Every job on it is cancelled or killed."""
+    return concatenate(audio_file("jfk.flac"), 40, tmp_path_factory.mktemp("held") / "jfk_x40.wav")
+
+
+HELD = {**SEQUENTIAL, "fanout_seconds": 0}
+
+
 def _running(client: Client, job_id: str, timeout: float = 60) -> None:
     wait_until(lambda: client.status(job_id).state == "PROGRESS", timeout, f"job {job_id} never started")
 
@@ -100,11 +111,11 @@ def test_a_long_file_fans_out_and_clips_are_batched(rclient: Client, long_file: 
     assert any(r["decoder"] == "batched" for r in batched), [r["decoder"] for r in batched]
 
 
-def test_queued_and_running_jobs_are_cancelled(tmp_path: Path, redis_server_binary: str, long_file: Path):
+def test_queued_and_running_jobs_are_cancelled(tmp_path: Path, redis_server_binary: str, held_file: Path):
     with rabbit_stack(tmp_path, concurrency=1, ASR_BATCH_SIZE="1") as stack, Client(
         stack.broker_url, stack.url
     ) as client:
-        running = client.submit(long_file, **SEQUENTIAL)
+        running = client.submit(held_file, **HELD)
         queued = client.submit(audio_file("jfk.flac"))
         _running(client, running.id)
         assert client.cancel(queued.id).state == "REVOKED"
@@ -184,13 +195,13 @@ def test_the_http_api_and_the_cli_submit_through_rabbitmq(rabbit: LocalStack, tm
 
 
 def test_a_job_over_the_delivery_cap_is_dead_lettered_with_its_error(
-    tmp_path: Path, redis_server_binary: str, long_file: Path
+    tmp_path: Path, redis_server_binary: str, held_file: Path
 ):
     # Stands in for a file that crashes the decoder: its child is SIGKILLed while it runs.
     with rabbit_stack(tmp_path, concurrency=1, ASR_MAX_DELIVERIES="1", ASR_BATCH_SIZE="1") as stack, Client(
         stack.broker_url, stack.url
     ) as client:
-        job = client.submit(long_file, **SEQUENTIAL)
+        job = client.submit(held_file, **HELD)
         _running(client, job.id)
         [child] = stack.child_pids()
         os.kill(child, signal.SIGKILL)
