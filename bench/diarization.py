@@ -61,6 +61,9 @@ WINDOW_RATE_SLACK = 3.0
 WINDOW_DER_SLACK = 0.5
 NEIGHBOUR_FRACTIONS = (0.25, 0.5)
 MATCH_THRESHOLDS_SEARCHED = tuple(round(0.2 + 0.025 * i, 3) for i in range(25))
+#: A named speaker's turn keeps the name from this similarity to the reference: -1.0 keeps it on every
+#: turn with a window of its own.
+TURN_THRESHOLDS_SEARCHED = (-1.0, 0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7)
 #: The largest share of phrases named wrongly a match threshold may have on development (under
 #: 2 %, the target); where none is under it, the threshold with the fewest wrong names is taken.
 MAX_WRONG_NAMES = 1.99
@@ -271,32 +274,43 @@ def _pooled_names(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return ev.name_rates(*(sum(p[k] for p in parts) for k in ("right", "wrong", "known_turns", "turns")))
 
 
+def _pair(key: tuple[float, float]) -> str:
+    return f"{key[0]}/{key[1]}"
+
+
 def known_speakers(dev: list[ev.Embedded], test: list[ev.Embedded], method: ev.Method) -> dict[str, Any]:
-    """The match threshold of each band chosen on that band's development conversations (most named
-    right, at most MAX_WRONG_NAMES wrong), its rates on test, overall and per version."""
-    from worker.pipeline.known_speakers import MATCH_THRESHOLDS
+    """The match and turn thresholds of each band chosen on that band's development conversations
+    (most named right, at most MAX_WRONG_NAMES wrong), their rates on test, overall and per version."""
+    from worker.pipeline.known_speakers import MATCH_THRESHOLDS, TURN_THRESHOLDS
 
     dev_refs, test_refs = references("dev"), references("test")
-    chosen: dict[str, float] = {}
+    grid = [(m, t) for m in MATCH_THRESHOLDS_SEARCHED for t in TURN_THRESHOLDS_SEARCHED]
+    chosen: dict[str, tuple[float, float]] = {}
     dev_rates: dict[str, Any] = {}
     for band in BANDS:
         items = [i for i in dev if i.windows.band == band]
-        rates = ev.known_speaker_rates(items, method, dev_refs, MATCH_THRESHOLDS_SEARCHED)
-        allowed = [t for t, r in rates.items() if r["named_wrongly"] <= MAX_WRONG_NAMES]
-        # The most named right within the allowed wrong names (ties: the higher threshold);
-        # else the fewest wrong names.
+        rates = ev.known_speaker_rates(items, method, dev_refs, grid)
+        allowed = [k for k, r in rates.items() if r["named_wrongly"] <= MAX_WRONG_NAMES]
+        # The most named right within the allowed wrong names (ties: the higher match threshold,
+        # then the higher turn threshold); else the fewest wrong names.
         chosen[band] = (
-            max(allowed, key=lambda t, r=rates: (r[t]["named_right"], t))
+            max(allowed, key=lambda k, r=rates: (r[k]["named_right"], k))
             if allowed
-            else min(rates, key=lambda t, r=rates: (r[t]["named_wrongly"], -r[t]["named_right"]))
+            else min(rates, key=lambda k, r=rates: (r[k]["named_wrongly"], -r[k]["named_right"]))
         )
-        dev_rates[band] = {str(t): r for t, r in rates.items()}
-        shown = {t: (r["named_right"], r["named_wrongly"]) for t, r in rates.items()}
-        print(f"known speakers, development, {band} (threshold: % named right, % named wrongly): {shown}")
-        if MATCH_THRESHOLDS[band] != chosen[band]:
+        dev_rates[band] = {_pair(k): r for k, r in rates.items()}
+        shown = {
+            _pair(k): (r["named_right"], r["named_wrongly"])
+            for k, r in rates.items()
+            if k[1] in (-1.0, 0.2, 0.4)
+        }
+        print(f"known speakers, development, {band} (match/turn: % named right, % named wrongly): {shown}")
+        print(f"known speakers, development, {band}: chose {_pair(chosen[band])}: {rates[chosen[band]]}")
+        worker = (MATCH_THRESHOLDS[band], TURN_THRESHOLDS[band])
+        if worker != chosen[band]:
             print(
-                f"NOTE: the worker's MATCH_THRESHOLDS[{band!r}] is {MATCH_THRESHOLDS[band]}, "
-                f"development chose {chosen[band]}"
+                f"NOTE: the worker's MATCH_THRESHOLDS/TURN_THRESHOLDS[{band!r}] are {_pair(worker)}, "
+                f"development chose {_pair(chosen[band])}"
             )
 
     def on_test(items: list[ev.Embedded]) -> dict[str, Any]:
@@ -309,22 +323,26 @@ def known_speakers(dev: list[ev.Embedded], test: list[ev.Embedded], method: ev.M
 
     test_names = on_test(test)
     by_version = {c: on_test([i for i in test if i.conversation.condition == c]) for c in built.CONDITIONS}
-    # For information only (no constant is chosen from it): how naming trades on test.
+    # For information only (no constant is chosen from it): how naming trades on test, the match
+    # threshold swept at the chosen turn threshold and with no turn check.
     curve = {}
     for band in BANDS:
         mine = [i for i in test if i.windows.band == band]
-        rates = ev.known_speaker_rates(mine, method, test_refs, MATCH_THRESHOLDS_SEARCHED)
-        curve[band] = {str(t): (r["named_right"], r["named_wrongly"]) for t, r in rates.items()}
-        print(f"known speakers, test, {band}, every threshold (information, not a choice): {curve[band]}")
+        pairs = [(m, t) for m in MATCH_THRESHOLDS_SEARCHED for t in sorted({chosen[band][1], -1.0})]
+        rates = ev.known_speaker_rates(mine, method, test_refs, pairs)
+        curve[band] = {_pair(k): (r["named_right"], r["named_wrongly"]) for k, r in rates.items()}
+        print(
+            f"known speakers, test, {band}, every match threshold (information, not a choice): {curve[band]}"
+        )
     print(
-        f"known speakers, test at thresholds {chosen}: {test_names['named_right']} % of "
-        f"{test_names['known_turns']} phrases of known speakers named right; "
-        f"{test_names['named_wrongly']} % of {test_names['turns']} named wrongly; by version "
+        f"known speakers, test at thresholds { {b: _pair(k) for b, k in chosen.items()} }: "
+        f"{test_names['named_right']} % of {test_names['known_turns']} phrases of known speakers named "
+        f"right; {test_names['named_wrongly']} % of {test_names['turns']} named wrongly; by version "
         + str({c: (r["named_right"], r["named_wrongly"]) for c, r in by_version.items()})
     )
     return {
         "dev": dev_rates,
-        "thresholds": chosen,
+        "thresholds": {b: _pair(k) for b, k in chosen.items()},
         "max_wrong_names_dev": MAX_WRONG_NAMES,
         "test": test_names,
         "test_by_version": by_version,

@@ -145,29 +145,32 @@ def known_speaker_rates(
     items: Sequence[Embedded],
     method: Method,
     references: dict[str, Any],
-    thresholds: Sequence[float],
-) -> dict[float, dict[str, Any]]:
-    """For each threshold: of the true phrases of speakers with a reference, the share named
-    right; of all phrases, the share given a name not theirs.
+    thresholds: Sequence[tuple[float, float]],
+) -> dict[tuple[float, float], dict[str, Any]]:
+    """For each ``(match, turn)`` threshold pair (``known_speakers.name_turns``): of the true
+    phrases of speakers with a reference, the share named right; of all phrases, the share
+    given a name not theirs.
 
     Every conversation is given every reference of its side of the split: those of speakers
     in it and those of speakers not in it (impostors).
     """
-    from worker.pipeline.known_speakers import match_names
+    from worker.pipeline.known_speakers import name_turns
 
     labelled = [(item, *turns_of(item, method)) for item in items]
-    out: dict[float, dict[str, Any]] = {}
-    for threshold in thresholds:
+    out: dict[tuple[float, float], dict[str, Any]] = {}
+    for match, turn in thresholds:
         right = known = wrong = total = 0
         for item, turns, labels in labelled:
-            names = match_names(item.windows, labels, references, threshold)
-            for who, given in _named_turns(item, turns, names):
+            named, names = name_turns(
+                item.windows, turns, labels, references, threshold=match, turn_threshold=turn
+            )
+            for who, given in _named_turns(item, named, names):
                 total += 1
                 if who in references:
                     known += 1
                     right += given == who
                 wrong += given is not None and given != who
-        out[threshold] = name_rates(right, wrong, known, total)
+        out[(match, turn)] = name_rates(right, wrong, known, total)
     return out
 
 

@@ -81,6 +81,35 @@ def test_a_reference_names_the_speaker_it_matches_and_no_other() -> None:
 
 
 @needs_scipy
+def test_a_named_speakers_turn_keeps_the_name_only_if_its_own_windows_match() -> None:
+    import dataclasses
+
+    from worker.pipeline.diarization import Turn
+    from worker.pipeline.known_speakers import Reference, name_turns
+
+    windows, labels, axes = _voices()
+    # Speaker 1's last four windows (centres 12.5-15.5 s) are another voice the clustering put
+    # in its cluster; a turn from 17.6 s has no window centred in it and overlaps none.
+    embeddings, times = windows.embeddings.copy(), windows.times.copy()
+    embeddings[12:] = axes[2]
+    times[15] = (15.0, 17.0)
+    windows = dataclasses.replace(windows, times=times, embeddings=embeddings)
+    turns = [Turn(0.0, 8.0, 0), Turn(8.0, 12.0, 1), Turn(12.0, 16.0, 1), Turn(17.6, 18.0, 1)]
+    references = {"Bo": Reference(wide=axes[1], narrow=axes[1])}
+    named, names = name_turns(windows, turns, labels, references, threshold=0.5, turn_threshold=0.5)
+    assert names == {1: "Bo"}
+    # The unmatched turns go to one new speaker, numbered after the two found.
+    assert [t.speaker for t in named] == [0, 1, 2, 2]
+    assert [(t.start, t.end) for t in named] == [(t.start, t.end) for t in turns]
+    assert [s["speaker"] for s in speakers_summary(named, names)] == ["SPEAKER_00", "Bo", "SPEAKER_02"]
+    # A turn check that every window passes keeps the name where the turn has a window.
+    named, _ = name_turns(windows, turns, labels, references, threshold=0.5, turn_threshold=-1.0)
+    assert [t.speaker for t in named] == [0, 1, 1, 2]
+    # No name matched: the turns are as they were.
+    assert name_turns(windows, turns, labels, {}, threshold=0.5) == (turns, {})
+
+
+@needs_scipy
 def test_narrowband_speech_is_matched_against_the_reference_heard_through_a_telephone_band() -> None:
     import dataclasses
 

@@ -3,8 +3,8 @@
 Pure code, no Celery. A job with ``diarize=true`` is decoded with word timings (the
 words place the cuts where the speaker changes; they stay out of the result unless
 the job asked for them), then :func:`worker.pipeline.diarization.diarize` finds the speakers
-of the mono audio, :mod:`worker.pipeline.known_speakers` names those who match a reference,
-and :mod:`worker.pipeline.speakers` labels the transcript. A per-channel job
+of the mono audio, :mod:`worker.pipeline.known_speakers` names those who match a reference
+(turn by turn), and :mod:`worker.pipeline.speakers` labels the transcript. A per-channel job
 (``channels``) is not diarized: each channel is one speaker.
 """
 
@@ -88,9 +88,9 @@ def label_transcript(
         min_speakers=options.min_speakers,
         max_speakers=options.max_speakers,
     )
-    names = known_speakers.match_names(found.windows, found.labels, known or {})
+    turns, names = known_speakers.name_turns(found.windows, found.turns, found.labels, known or {})
     labelled, summary = speakers.add_speakers(
-        transcript, found.turns, keep_words=options.word_timestamps, names=names
+        transcript, turns, keep_words=options.word_timestamps, names=names
     )
     log.info(
         "diarized %.1f s of audio: %d speakers in %.2f s", transcript.duration, len(summary), found.seconds
@@ -128,7 +128,7 @@ def merge_speakers(
         min_speakers=options.min_speakers,
         max_speakers=options.max_speakers,
     )
-    names = known_speakers.match_names(windows, labels, known or {})
+    turns, names = known_speakers.name_turns(windows, turns, labels, known or {})
     labelled, summary = speakers.add_speakers(
         transcript, turns, keep_words=options.word_timestamps, names=names
     )

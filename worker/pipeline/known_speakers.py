@@ -7,7 +7,10 @@ recording (:func:`worker.pipeline.diarization.is_narrowband`) is matched against
 second, as a voice heard over the phone sounds unlike its studio recording. Speakers found
 by the clustering and references are paired one to one by the most similar (Hungarian
 assignment on cosine similarities, scipy); a pair at least :data:`MATCH_THRESHOLDS` (of
-the recording's band) alike names the speaker, the others keep ``SPEAKER_xx``.
+the recording's band) alike names the speaker, the others keep ``SPEAKER_xx``. Then each turn
+of a named speaker keeps the name only if its own windows are :data:`TURN_THRESHOLDS` alike
+to the reference (:func:`name_turns`): a phrase of another voice that the clustering put in a
+known speaker's cluster would otherwise carry a name not its own.
 """
 
 from __future__ import annotations
@@ -20,15 +23,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from worker.pipeline.audio import SAMPLE_RATE
-from worker.pipeline.diarization import Windows, centroids, embed_windows, speech_regions
+from worker.pipeline.diarization import Turn, Windows, centroids, embed_windows, speech_regions
 from worker.pipeline.errors import InputError, InvalidOptionsError
 from worker.pipeline.settings import Settings
 
 __all__ = [
     "MATCH_THRESHOLDS",
+    "TURN_THRESHOLDS",
     "Reference",
     "load_references",
     "match_names",
+    "name_turns",
     "reference_embedding",
     "reference_of",
     "telephone_band",
@@ -39,7 +44,11 @@ log = logging.getLogger(__name__)
 #: Cosine similarity from which a speaker takes a reference's name, for wideband and narrowband
 #: recordings: each chosen on the development conversations of its band (``python -m
 #: bench.diarization``, docs/diarization.md), its false-name rate measured on test.
-MATCH_THRESHOLDS = {"wide": 0.75, "narrow": 0.8}
+MATCH_THRESHOLDS = {"wide": 0.275, "narrow": 0.675}
+#: Cosine similarity between a named speaker's turn (the mean of the windows centred in it) and
+#: the reference from which the turn keeps the name; chosen with MATCH_THRESHOLDS, on development.
+#: A turn with no window of its own (a stretch too short to embed) never keeps a name.
+TURN_THRESHOLDS = {"wide": 0.2, "narrow": 0.2}
 #: The telephone band a narrowband recording's references are heard through (Hz).
 TELEPHONE_BAND = (300.0, 3400.0)
 #: How long a reference recording may be (seconds).
@@ -103,6 +112,56 @@ def match_names(
     similarity = centroids(windows.embeddings, labels) @ heard.T
     rows, cols = linear_sum_assignment(-similarity)
     return {int(r): names[c] for r, c in zip(rows, cols, strict=True) if similarity[r, c] >= threshold}
+
+
+def _turn_embedding(windows: Windows, turn: Turn) -> np.ndarray | None:
+    """The mean embedding of the windows centred in ``turn`` (else of those overlapping it)."""
+    centres = windows.times.mean(axis=1)
+    inside = (centres >= turn.start) & (centres <= turn.end)
+    if not inside.any():
+        inside = (windows.times[:, 1] > turn.start) & (windows.times[:, 0] < turn.end)
+    if not inside.any():
+        return None
+    mean = windows.embeddings[inside].mean(axis=0)
+    return mean / max(float(np.linalg.norm(mean)), 1e-9)
+
+
+def name_turns(
+    windows: Windows,
+    turns: list[Turn],
+    labels: np.ndarray,
+    references: Mapping[str, Reference],
+    *,
+    threshold: float | None = None,
+    turn_threshold: float | None = None,
+) -> tuple[list[Turn], dict[int, str]]:
+    """The names of the found speakers (:func:`match_names`), kept on the turns that match too.
+
+    A named speaker's turn whose own windows are less than ``turn_threshold`` alike to the
+    reference (default: :data:`TURN_THRESHOLDS` of the band) goes to a new, unnamed speaker
+    numbered after the found ones (one per named speaker), so its words read ``SPEAKER_xx``.
+
+    Returns:
+        The turns, with such turns moved, and the name of each named speaker by number.
+    """
+    names = match_names(windows, labels, references, threshold)
+    if not names:
+        return turns, names
+    if turn_threshold is None:
+        turn_threshold = TURN_THRESHOLDS[windows.band]
+    unnamed: dict[int, int] = {}
+    first_free = max([int(labels.max()) + 1, *(t.speaker + 1 for t in turns)])
+    out = []
+    for turn in turns:
+        name = names.get(turn.speaker)
+        embedding = None if name is None else _turn_embedding(windows, turn)
+        if name is not None and (
+            embedding is None or float(embedding @ references[name].heard(windows.band)) < turn_threshold
+        ):
+            speaker = unnamed.setdefault(turn.speaker, first_free + len(unnamed))
+            turn = Turn(turn.start, turn.end, speaker)
+        out.append(turn)
+    return out, names
 
 
 def _decoded(name: str, source: str, settings: Settings, holds: ExitStack) -> np.ndarray:
