@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 MATCH_THRESHOLDS = {"wide": 0.275, "narrow": 0.675}
 #: Cosine similarity between a named speaker's turn (the mean of the windows centred in it) and
 #: the reference from which the turn keeps the name; chosen with MATCH_THRESHOLDS, on development.
-#: A turn with no window of its own (a stretch too short to embed) never keeps a name.
+#: A turn that no window overlaps (a stretch too short to embed) never keeps a name.
 TURN_THRESHOLDS = {"wide": 0.2, "narrow": 0.2}
 #: The telephone band a narrowband recording's references are heard through (Hz).
 TELEPHONE_BAND = (300.0, 3400.0)
