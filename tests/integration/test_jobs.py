@@ -145,7 +145,8 @@ def test_a_split_job_is_cancelled_its_pieces_stop_and_the_children_go_on(
     children = sorted(jobs_stack.child_pids())
     job = jobs_client.submit(long, fanout_seconds=60)
     wait_until(lambda: (job.progress or {}).get("seconds_done", 0) > 0, 120, "the pieces never started")
-    pieces, done_before = job.progress["pieces"], job.progress["pieces_done"]
+    progress = job.progress or {}
+    pieces, done_before = progress["pieces"], progress["pieces_done"]
     assert pieces >= 12
     held = jobs_client.list_jobs()
     assert {j.id for j in held} == {job.id}, "the pieces are listed as their job"
