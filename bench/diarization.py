@@ -24,6 +24,7 @@ meeting, plain and with ``diarize=true``, alternated, median of 3.
     python -m bench.diarization            # prints figures, writes bench/results/diarization.json
     python -m bench.diarization --quick    # a few conversations: checks the bench runs
     python -m bench.diarization --windows  # window length and step, compared on development
+    python -m bench.diarization --poor-mic # one speaker on a poor microphone: the worker's figures
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from evaluation.speakers import rttm_turns, speakers
 
 RESULTS = ROOT / "bench" / "results" / "diarization.json"
 WINDOWS_RESULTS = ROOT / "bench" / "results" / "diarization_windows.json"
+POOR_MIC_RESULTS = ROOT / "bench" / "results" / "diarization_poor_mic.json"
 #: The count's constants searched on development, for each band.
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 TIES = (0.0, 0.02)
@@ -396,6 +398,57 @@ def real_files(methods: dict[str, ev.Method]) -> dict[str, Any]:
 ONE_SPEAKER = ("librivox_0870.wav", "librivox_0890.wav", "mfa_acoustic_corpus.wav", "mfa_cold_corpus.wav")
 
 
+def _heard(item: ev.Embedded, who: str) -> tuple[float, float]:
+    """Seconds of ``who``'s true speech, and of it the seconds the VAD heard."""
+    total = heard = 0.0
+    for start, end, speaker in item.conversation.truth:
+        if speaker == who:
+            total += end - start
+            heard += sum(max(0.0, min(end, b) - max(start, a)) for a, b in item.windows.speech)
+    return total, heard
+
+
+def poor_mic(per_count: dict[int, int] | None) -> dict[str, Any]:
+    """The worker's diarization on each side's clean conversations and on the same with one
+    speaker on a poor microphone (``evaluation.conversations.poor_microphone``): count, DER,
+    and how much of the weak speaker's speech the VAD heard. No constant is chosen from it."""
+    from worker.pipeline.diarization import COUNT_RULES
+
+    method = ev.rule_method(COUNT_RULES)
+    out: dict[str, Any] = {}
+    for side in ("dev", "test"):
+        clean = [
+            c for c in built.conversations(side, seed=SEED, per_count=per_count) if c.condition == "clean"
+        ]
+        poor = [built.poor_microphone(c, seed=index) for index, c in enumerate(clean)]
+        items = ev.embed(clean + [c for c, _ in poor])
+        rows = {
+            condition: [
+                (i.conversation, ev.score(i, ev.turns_of(i, method)[0]))
+                for i in items
+                if i.conversation.condition == condition
+            ]
+            for condition in ("clean", "poor_mic")
+        }
+        weak = [
+            (_heard(items[index], who), _heard(items[len(clean) + index], who))
+            for index, (_, who) in enumerate(poor)
+        ]
+        out[side] = {
+            **{condition: ev.count_rates(r) for condition, r in rows.items()},
+            "weak_speaker_missed_by_vad": {
+                condition: round(
+                    100 * (1 - sum(p[k][1] for p in weak) / max(sum(p[k][0] for p in weak), 1e-9)), 1
+                )
+                for k, condition in enumerate(("clean", "poor_mic"))
+            },
+        }
+        print(f"{side}: the weak speaker's speech the VAD missed {out[side]['weak_speaker_missed_by_vad']} %")
+        for condition in ("clean", "poor_mic"):
+            print(_line(condition, out[side][condition]))
+    return out
+
+
 def one_speaker_counts(method: ev.Method) -> dict[str, int]:
     conversations = [built.Conversation(n, "real", _read(EVAL_DIR / n), [], (), ()) for n in ONE_SPEAKER]
     return {
@@ -473,6 +526,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one conversation per count, no job timing")
     parser.add_argument("--windows", action="store_true", help="compare window lengths on development")
+    parser.add_argument(
+        "--poor-mic",
+        action="store_true",
+        help="one speaker on a poor microphone, both sides (no choice made)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("ASR_DEVICE", "cpu")
     from worker.pipeline.diarization import warm_encoder
@@ -484,6 +542,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quick:
             WINDOWS_RESULTS.write_text(json.dumps(compared, indent=2) + "\n")
             print(f"wrote {WINDOWS_RESULTS}")
+        return 0
+    if args.poor_mic:
+        measured = poor_mic(per_count)
+        if not args.quick:
+            POOR_MIC_RESULTS.write_text(json.dumps(measured, indent=2) + "\n")
+            print(f"wrote {POOR_MIC_RESULTS}")
         return 0
     sides = built.split(SEED)
     results: dict[str, Any] = {

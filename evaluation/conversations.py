@@ -28,6 +28,7 @@ __all__ = [
     "Conversation",
     "conversation_of",
     "conversations",
+    "poor_microphone",
     "split",
     "telephone",
     "with_noise",
@@ -40,6 +41,10 @@ PER_COUNT = {2: 10, 3: 8, 4: 6, 5: 4, 6: 3}
 MAX_SPEAKER_SECONDS = 25.0
 #: Speech level every speaker is set under, before their own offset (dBFS RMS).
 LEVEL_DBFS = -23.0
+#: A speaker on a poor microphone (:func:`poor_microphone`): this many dB quieter than in the
+#: clean version, under the microphone's own noise this many dB below their speech.
+POOR_MIC_DB = (10.0, 20.0)
+POOR_MIC_SNR_DB = (5.0, 15.0)
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,37 @@ def with_noise(
     power = float(np.mean(speech.astype(np.float64) ** 2))
     noise *= np.sqrt(power / 10 ** (snr_db / 10) / np.mean(noise**2))
     return (audio + noise).astype(np.float32)
+
+
+def _pink(samples: int, rng: np.random.Generator) -> np.ndarray:
+    """Pink noise of RMS 1."""
+    spectrum = np.fft.rfft(rng.standard_normal(samples))
+    spectrum /= np.sqrt(np.maximum(np.fft.rfftfreq(samples, 1 / RATE), 20.0))
+    noise = np.fft.irfft(spectrum, samples)
+    return noise / max(float(np.sqrt(np.mean(noise**2))), 1e-12)
+
+
+def poor_microphone(clean: Conversation, seed: int) -> tuple[Conversation, str]:
+    """``clean`` with one of its speakers (seeded) on a poor microphone, and who that is.
+
+    That speaker's speech is :data:`POOR_MIC_DB` quieter, each of their phrases under pink
+    noise :data:`POOR_MIC_SNR_DB` below it that starts and stops with the phrase: a far or
+    cheap microphone, the weak line of a call. Not one of :data:`CONDITIONS` (no constant is
+    chosen on it); ``python -m bench.diarization --poor-mic`` reports it.
+    """
+    rng = np.random.default_rng(seed)
+    who = clean.speakers[int(rng.integers(len(clean.speakers)))]
+    gain = 10 ** (-rng.uniform(*POOR_MIC_DB) / 20)
+    snr = rng.uniform(*POOR_MIC_SNR_DB)
+    audio = clean.audio.astype(np.float64)
+    for start, end, speaker in clean.truth:
+        first, last = round(start * RATE), round(end * RATE)
+        if speaker != who or last <= first:
+            continue
+        phrase = audio[first:last] * gain
+        level = float(np.sqrt(np.mean(phrase**2)))
+        audio[first:last] = phrase + _pink(last - first, rng) * level * 10 ** (-snr / 20)
+    return Conversation(clean.name, "poor_mic", audio.astype(np.float32), *_rest(clean)), who
 
 
 def _versions(clean: Conversation, rng: random.Random) -> list[Conversation]:
