@@ -174,14 +174,10 @@ def with_noise(
     audio: np.ndarray, truth: Sequence[tuple[float, float, str]], snr_db: float, seed: int
 ) -> np.ndarray:
     """``audio`` with pink noise ``snr_db`` under the mean power of its speech."""
-    rng = np.random.default_rng(seed)
-    spectrum = np.fft.rfft(rng.standard_normal(len(audio)))
-    spectrum /= np.sqrt(np.maximum(np.fft.rfftfreq(len(audio), 1 / RATE), 20.0))
-    noise = np.fft.irfft(spectrum, len(audio))
+    noise = _pink(len(audio), np.random.default_rng(seed))
     speech = np.concatenate([audio[round(a * RATE) : round(b * RATE)] for a, b, _ in truth])
     power = float(np.mean(speech.astype(np.float64) ** 2))
-    noise *= np.sqrt(power / 10 ** (snr_db / 10) / np.mean(noise**2))
-    return (audio + noise).astype(np.float32)
+    return (audio + noise * np.sqrt(power / 10 ** (snr_db / 10))).astype(np.float32)
 
 
 def _pink(samples: int, rng: np.random.Generator) -> np.ndarray:
