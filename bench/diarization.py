@@ -81,7 +81,7 @@ def _read(path: Path) -> np.ndarray:
     return tracks[0]
 
 
-def _objective(summary: dict[str, Any]) -> tuple[float, float]:
+def objective(summary: dict[str, Any]) -> tuple[float, float]:
     """Higher is better: the mean exact-count rate of both groups, then the lower DER."""
     rates = [summary[k] for k in ("count_exact_2_3", "count_exact_4_6") if summary[k] is not None]
     return float(np.mean(rates)), -summary["der"]
@@ -134,13 +134,13 @@ def choose(dev: list[ev.Embedded]) -> dict[str, Any]:
     for fraction in NEIGHBOUR_FRACTIONS:
         nme[str(fraction)] = _summaries(_rows(dev, ev.nme_sc_method(fraction)))["all"]
     rules = {
-        band: max(_grid_keys(), key=lambda k, b=band: _objective(grid[k][b])) if by_band[band] else None
+        band: max(_grid_keys(), key=lambda k, b=band: objective(grid[k][b])) if by_band[band] else None
         for band in BANDS
     }
-    one = max(_grid_keys(), key=lambda k: _objective(grid[k]["all"]))
+    one = max(_grid_keys(), key=lambda k: objective(grid[k]["all"]))
     rules = {band: rules[band] or one for band in BANDS}
     per_band = _summaries(_rows(dev, _per_band(rules)))["all"]
-    best_nme = max(nme, key=lambda k: _objective(nme[k]))
+    best_nme = max(nme, key=lambda k: objective(nme[k]))
     return {
         "grid": grid,
         "nme_sc_grid": nme,
@@ -161,7 +161,7 @@ def swapped(dev: list[ev.Embedded], test: list[ev.Embedded]) -> dict[str, Any]:
     for band in BANDS:
         items = [i for i in test if i.windows.band == band]
         scored = {k: _summaries(_rows(items, ev.rule_method({band: _rule(k)})))["all"] for k in _grid_keys()}
-        rules[band] = max(_grid_keys(), key=lambda k, s=scored: _objective(s[k]))
+        rules[band] = max(_grid_keys(), key=lambda k, s=scored: objective(s[k]))
     return {
         "rules": rules,
         "development": _summaries(_rows(dev, _per_band(rules))),
@@ -195,7 +195,7 @@ def compare_windows(per_count: dict[int, int] | None) -> dict[str, Any]:
             out[f"{seconds}/{step}"] = {"rules": chosen["rules"], "dev": chosen["dev"]["per_band"]}
             print(
                 f"windows {seconds} s every {step} s:",
-                _line("dev", chosen["dev"]["per_band"]),
+                line("dev", chosen["dev"]["per_band"]),
                 chosen["rules"],
             )
     finally:
@@ -398,16 +398,6 @@ def real_files(methods: dict[str, ev.Method]) -> dict[str, Any]:
 ONE_SPEAKER = ("librivox_0870.wav", "librivox_0890.wav", "mfa_acoustic_corpus.wav", "mfa_cold_corpus.wav")
 
 
-def _heard(item: ev.Embedded, who: str) -> tuple[float, float]:
-    """Seconds of ``who``'s true speech, and of it the seconds the VAD heard."""
-    total = heard = 0.0
-    for start, end, speaker in item.conversation.truth:
-        if speaker == who:
-            total += end - start
-            heard += sum(max(0.0, min(end, b) - max(start, a)) for a, b in item.windows.speech)
-    return total, heard
-
-
 def poor_mic(per_count: dict[int, int] | None) -> dict[str, Any]:
     """The worker's diarization on each side's clean conversations and on the same with one
     speaker on a poor microphone (``evaluation.conversations.poor_microphone``): count, DER,
@@ -430,22 +420,17 @@ def poor_mic(per_count: dict[int, int] | None) -> dict[str, Any]:
             ]
             for condition in ("clean", "poor_mic")
         }
-        weak = [
-            (_heard(items[index], who), _heard(items[len(clean) + index], who))
-            for index, (_, who) in enumerate(poor)
-        ]
+        weak = [who for _, who in poor]
         out[side] = {
             **{condition: ev.count_rates(r) for condition, r in rows.items()},
             "weak_speaker_missed_by_vad": {
-                condition: round(
-                    100 * (1 - sum(p[k][1] for p in weak) / max(sum(p[k][0] for p in weak), 1e-9)), 1
-                )
-                for k, condition in enumerate(("clean", "poor_mic"))
+                "clean": ev.missed_by_vad(list(zip(items[: len(clean)], weak, strict=True))),
+                "poor_mic": ev.missed_by_vad(list(zip(items[len(clean) :], weak, strict=True))),
             },
         }
         print(f"{side}: the weak speaker's speech the VAD missed {out[side]['weak_speaker_missed_by_vad']} %")
         for condition in ("clean", "poor_mic"):
-            print(_line(condition, out[side][condition]))
+            print(line(condition, out[side][condition]))
     return out
 
 
@@ -514,7 +499,7 @@ def job_times(path: Path, repeats: int = 3) -> dict[str, Any]:
     }
 
 
-def _line(label: str, s: dict[str, Any]) -> str:
+def line(label: str, s: dict[str, Any]) -> str:
     return (
         f"  {label:10} n={s['conversations']:3d}  DER {s['der']:5.1f} % (missed {s['missed']}, false alarm "
         f"{s['false_alarm']}, confusion {s['confusion']})  count exact: 2-3 spk "
@@ -563,14 +548,14 @@ def main(argv: list[str] | None = None) -> int:
     results["development"] = chosen
     print("development (every setting: all, then each band):")
     for key, entry in chosen["grid"].items():
-        print(_line(key, entry["all"]), {band: _line(band, entry[band]) for band in BANDS if band in entry})
+        print(line(key, entry["all"]), {band: line(band, entry[band]) for band in BANDS if band in entry})
     print("development, NME-SC:", chosen["nme_sc_grid"])
     print(
         f"chosen on development: per band {chosen['rules']}; one rule {chosen['one_rule']}; "
         f"NME-SC p <= {chosen['nme_sc']} n; conversations per band {chosen['bands']}"
     )
     for label, summary in chosen["dev"].items():
-        print(_line(label, summary))
+        print(line(label, summary))
     _check_worker_rules(chosen["rules"])
     methods = _methods_of(chosen["rules"], chosen["one_rule"], chosen["nme_sc"])
 
@@ -582,17 +567,17 @@ def main(argv: list[str] | None = None) -> int:
         results["test"][label] = summary
         print(f"test, {label}:")
         for condition in ("all", *built.CONDITIONS):
-            print(_line(condition, summary[condition]))
+            print(line(condition, summary[condition]))
         print(f"  words to the right speaker: {summary['words_right']}")
 
     flipped = results["swapped"] = swapped(dev, test)
     print(f"swapped: rules chosen on the test side {flipped['rules']}, on the development side:")
     for condition in ("all", *built.CONDITIONS):
-        print(_line(condition, flipped["development"][condition]))
-    print(_line("(tuned)", flipped["test_tuned_there"]), "<- where they were chosen: scale only")
+        print(line(condition, flipped["development"][condition]))
+    print(line("(tuned)", flipped["test_tuned_there"]), "<- where they were chosen: scale only")
 
     # Kept: the best on development.
-    kept = max(methods, key=lambda k: _objective(chosen["dev"][k]))
+    kept = max(methods, key=lambda k: objective(chosen["dev"][k]))
     print(f"kept (best on development): {kept}")
     results["kept"] = kept
     results["known_speakers"] = known_speakers(dev, test, methods[kept])

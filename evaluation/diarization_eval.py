@@ -22,6 +22,7 @@ __all__ = [
     "count_rates",
     "embed",
     "known_speaker_rates",
+    "missed_by_vad",
     "name_rates",
     "nme_sc_method",
     "rule_method",
@@ -41,11 +42,15 @@ class Embedded:
     windows: Any  #: worker.pipeline.diarization.Windows
 
 
-def embed(conversations: Sequence[Conversation]) -> list[Embedded]:
-    """Each conversation's speaker windows (Silero VAD, CAM++), as the worker computes them."""
+def embed(
+    conversations: Sequence[Conversation], regions: Callable[[np.ndarray], Any] | None = None
+) -> list[Embedded]:
+    """Each conversation's speaker windows (Silero VAD, CAM++), as the worker computes them;
+    ``regions`` finds the speech instead of the worker's ``speech_regions``."""
     from worker.pipeline.diarization import embed_windows, speech_regions
 
-    return [Embedded(c, embed_windows(c.audio, speech_regions(c.audio))) for c in conversations]
+    find = regions or speech_regions
+    return [Embedded(c, embed_windows(c.audio, find(c.audio))) for c in conversations]
 
 
 def rule_method(rules: dict[str, Any]) -> Method:
@@ -74,6 +79,17 @@ def nme_sc_method(fraction: float) -> Method:
             nme_sc.MAX_NEIGHBOUR_FRACTION = saved
 
     return run
+
+
+def missed_by_vad(items: Sequence[tuple[Embedded, str]]) -> float:
+    """The share (%) of the named speaker's true speech in each item that its VAD did not hear."""
+    total = heard = 0.0
+    for item, who in items:
+        for start, end, speaker in item.conversation.truth:
+            if speaker == who:
+                total += end - start
+                heard += sum(max(0.0, min(end, b) - max(start, a)) for a, b in item.windows.speech)
+    return round(100 * (1 - heard / max(total, 1e-9)), 1)
 
 
 def turns_of(item: Embedded, method: Method) -> tuple[list[Any], np.ndarray]:

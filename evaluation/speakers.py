@@ -29,6 +29,15 @@ MIN_SOLO_SECONDS = 0.5
 #: A speaker with this much speech gives its first phrases (at least REFERENCE_SECONDS) as a reference.
 MIN_SECONDS_FOR_REFERENCE = 7.0
 REFERENCE_SECONDS = 3.0
+#: How phrases are cut from the sources: Silero VAD as the worker's diarization ran it before its
+#: own VAD was chosen on development (threshold 0.5, pauses from 250 ms, 50 ms pad). Fixed here, so
+#: that choosing the worker's VAD does not move the truth it is scored against.
+PHRASE_VAD = {
+    "threshold": 0.5,
+    "min_silence_duration_ms": 250,
+    "speech_pad_ms": 50,
+    "max_speech_duration_s": 30.0,
+}
 
 
 @dataclass(frozen=True)
@@ -97,13 +106,14 @@ def _solo(turns: Sequence[tuple[float, float, str]], who: str) -> list[tuple[flo
 
 
 def _phrases(regions: Sequence[tuple[int, np.ndarray]]) -> tuple[Phrase, ...]:
-    """The VAD phrases of each ``(session, audio)`` region."""
-    from worker.pipeline.diarization import speech_regions
+    """The VAD phrases (:data:`PHRASE_VAD`) of each ``(session, audio)`` region."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     out = []
     for index, (session, audio) in enumerate(regions):
         last_end = None
-        for start, end in speech_regions(audio):
+        stamps = get_speech_timestamps(audio, VadOptions(**PHRASE_VAD))
+        for start, end in ((s["start"] / RATE, s["end"] / RATE) for s in stamps):
             clip = audio[round(start * RATE) : round(end * RATE)]
             out.append(Phrase(clip, index, 0.0 if last_end is None else start - last_end, session))
             last_end = end

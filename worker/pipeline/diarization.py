@@ -87,6 +87,10 @@ MIN_TURN_SECONDS = 0.5
 #: VAD for diarization: tighter than the decoder's (a padded stretch counts as speech in the DER).
 VAD_MIN_SILENCE_MS = 250
 VAD_PAD_MS = 50
+#: Silero's speech threshold for diarization (its default is 0.5, which missed quiet speakers):
+#: chosen on the development conversations, a poor-microphone version of each clean one included
+#: (``python -m bench.diarization --vad``; docs/diarization.md).
+VAD_THRESHOLD = 0.4
 
 #: torch's CPU threads for the encoder where nothing says otherwise (a worker child gives it as many
 #: as its Whisper model has: the two run one after the other).
@@ -162,15 +166,18 @@ def warm_encoder(threads: int = ENCODER_THREADS) -> float:
     return time.perf_counter() - started
 
 
-def speech_regions(audio: np.ndarray) -> list[Span]:
-    """Where Silero VAD hears speech in 16 kHz mono ``audio``."""
+def speech_regions(audio: np.ndarray, *, threshold: float = VAD_THRESHOLD) -> list[Span]:
+    """Where Silero VAD hears speech in 16 kHz mono ``audio`` (``threshold``: :data:`VAD_THRESHOLD`)."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     stamps = get_speech_timestamps(
         audio,
         # Stretches of at most 30 s keep the frame-by-window matrices of speaker_turns small.
         VadOptions(
-            min_silence_duration_ms=VAD_MIN_SILENCE_MS, speech_pad_ms=VAD_PAD_MS, max_speech_duration_s=30.0
+            threshold=threshold,
+            min_silence_duration_ms=VAD_MIN_SILENCE_MS,
+            speech_pad_ms=VAD_PAD_MS,
+            max_speech_duration_s=30.0,
         ),
     )
     return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
