@@ -44,11 +44,11 @@ log = logging.getLogger(__name__)
 #: Cosine similarity from which a speaker takes a reference's name, for wideband and narrowband
 #: recordings: each chosen on the development conversations of its band (``python -m
 #: bench.diarization``, docs/diarization.md), its false-name rate measured on test.
-MATCH_THRESHOLDS = {"wide": 0.275, "narrow": 0.675}
+MATCH_THRESHOLDS = {"wide": 0.325, "narrow": 0.7}
 #: Cosine similarity between a named speaker's turn (the mean of the windows centred in it) and
 #: the reference from which the turn keeps the name; chosen with MATCH_THRESHOLDS, on development.
 #: A turn that no window overlaps (a stretch too short to embed) never keeps a name.
-TURN_THRESHOLDS = {"wide": 0.2, "narrow": 0.2}
+TURN_THRESHOLDS = {"wide": 0.15, "narrow": 0.25}
 #: The telephone band a narrowband recording's references are heard through (Hz).
 TELEPHONE_BAND = (300.0, 3400.0)
 #: How long a reference recording may be (seconds).
