@@ -30,10 +30,13 @@ meeting, plain and with ``diarize=true``, alternated, median of 3.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -442,14 +445,38 @@ def one_speaker_counts(method: ev.Method) -> dict[str, int]:
     }
 
 
+@contextlib.contextmanager
+def _load_beside() -> Iterator[None]:
+    """A thread multiplying matrices in torch while the body runs: the plain job with the cores
+    kept busy beside it, a control for the job with its speakers found beside the decoder (on this
+    machine's virtual CPUs, the decoder alone was slower than with a load beside it)."""
+    import torch
+
+    stop = threading.Event()
+
+    def spin() -> None:
+        matrix = torch.rand(200, 200)
+        while not stop.is_set():
+            matrix @ matrix
+
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def job_times(path: Path, repeats: int = 3) -> dict[str, Any]:
-    """The worker's transcribe path on ``path``: plain, with diarize=true (the worker's encoder, on
-    onnxruntime), and with diarize=true on torch's encoder, alternated; medians.
-    Run last: it sets torch's threads for the rest of the process."""
+    """The worker's transcribe path on ``path``: plain, with diarize=true as the worker runs it (the
+    speakers found while the decoder reads; the worker's encoder, on onnxruntime), the same with the
+    step after decoding (``serial``: no room left beside the decoder), and with torch's encoder;
+    alternated, medians. Run last: it sets torch's threads for the rest of the process."""
     os.environ.setdefault("ASR_DEVICE", "cpu")
     from worker.asr import get_model
     from worker.pipeline import diarization
-    from worker.pipeline.diarize_job import decoding_options, label_transcript, warm
+    from worker.pipeline.diarize_job import decoding_options, label_transcript, start_diarization, warm
     from worker.pipeline.options import parse_options
     from worker.pipeline.settings import get_settings
     from worker.pipeline.speaker_encoder import TORCH, get_encoder, load_encoder
@@ -463,18 +490,28 @@ def job_times(path: Path, repeats: int = 3) -> dict[str, Any]:
     encoders = {"diarize": get_encoder(), "diarize_torch": load_encoder(TORCH)}
     audio = _read(path)
     plain, diarize = parse_options({}), parse_options({"diarize": True})
-    times: dict[str, list[float]] = {
-        name: [] for name in ["plain", *encoders, "diarize_step", "diarize_torch_step"]
+    ways = {
+        "diarize": ("diarize", True),
+        "diarize_serial": ("diarize", False),
+        "diarize_torch": ("diarize_torch", True),
     }
+    names = ["plain", "plain_beside_load", *ways, *(f"{n}_step" for n in ways)]
+    times: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(repeats):
         started = time.perf_counter()
         transcribe_array(model, audio, decoding_options(plain), **settings.decoding())
         times["plain"].append(time.perf_counter() - started)
-        for name, encoder in encoders.items():
+        with _load_beside():
+            started = time.perf_counter()
+            transcribe_array(model, audio, decoding_options(plain), **settings.decoding())
+            times["plain_beside_load"].append(time.perf_counter() - started)
+        for name, (encoder_name, beside) in ways.items():
+            encoder = encoders[encoder_name]
             with mock.patch.object(diarization, "get_encoder", lambda encoder=encoder: encoder):
                 started = time.perf_counter()
+                found = start_diarization(audio, diarize) if beside else None
                 transcript = transcribe_array(model, audio, decoding_options(diarize), **settings.decoding())
-                _, extra = label_transcript(audio, transcript, diarize)
+                _, extra = label_transcript(audio, transcript, diarize, found=found)
                 times[name].append(time.perf_counter() - started)
             times[f"{name}_step"].append(extra["diarize_seconds"])
     speech = diarization.speech_regions(audio)
@@ -483,6 +520,10 @@ def job_times(path: Path, repeats: int = 3) -> dict[str, Any]:
         with mock.patch.object(diarization, "get_encoder", lambda encoder=encoder: encoder):
             runs[name] = diarization.embed_windows(audio, speech).embeddings
     median = {name: statistics.median(values) for name, values in times.items()}
+
+    def added(name: str) -> float:
+        return round(100 * (median[name] - median["plain"]) / median["plain"], 1)
+
     return {
         "file": path.name,
         "audio_seconds": round(len(audio) / 16000, 1),
@@ -490,9 +531,12 @@ def job_times(path: Path, repeats: int = 3) -> dict[str, Any]:
         "repeats": repeats,
         "encoder": {name: encoder.runtime for name, encoder in encoders.items()},
         "median_seconds": {name: round(value, 2) for name, value in median.items()},
-        "added_percent": round(100 * (median["diarize"] - median["plain"]) / median["plain"], 1),
-        "step_percent": round(100 * median["diarize_step"] / median["plain"], 1),
-        "torch_added_percent": round(100 * (median["diarize_torch"] - median["plain"]) / median["plain"], 1),
+        "added_percent": added("diarize"),
+        "plain_beside_load_percent": added("plain_beside_load"),
+        "serial_added_percent": added("diarize_serial"),
+        # The step alone, after decoding: its own cost (beside the decoder it is stretched by sharing).
+        "step_percent": round(100 * median["diarize_serial_step"] / median["plain"], 1),
+        "torch_added_percent": added("diarize_torch"),
         "torch_step_percent": round(100 * median["diarize_torch_step"] / median["plain"], 1),
         "runtimes_min_cosine": round(float((runs["diarize"] * runs["diarize_torch"]).sum(axis=1).min()), 6),
         "runs": {name: [round(t, 2) for t in values] for name, values in times.items()},
@@ -599,8 +643,12 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"job on {job['file']} ({job['audio_seconds']} s, {job['model']}, CPU), median of "
             f"{job['repeats']}: {seconds['plain']} s plain, {seconds['diarize']} s with diarize=true "
-            f"(+{job['added_percent']} %); the diarization step {seconds['diarize_step']} s = "
-            f"{job['step_percent']} % of the plain job ({job['encoder']['diarize']}); with torch's "
+            f"(+{job['added_percent']} %, the speakers found while the decoder reads; the plain job "
+            f"with a torch load beside it {seconds['plain_beside_load']} s, "
+            f"{job['plain_beside_load_percent']:+} %); the step after "
+            f"decoding {seconds['diarize_serial']} s (+{job['serial_added_percent']} %), the step alone "
+            f"{seconds['diarize_serial_step']} s = {job['step_percent']} % of the plain job "
+            f"({job['encoder']['diarize']}); with torch's "
             f"encoder {seconds['diarize_torch']} s (+{job['torch_added_percent']} %), step "
             f"{seconds['diarize_torch_step']} s = {job['torch_step_percent']} %; the two embed alike "
             f"(lowest cosine {job['runtimes_min_cosine']})"

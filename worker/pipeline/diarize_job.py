@@ -2,17 +2,20 @@
 
 Pure code, no Celery. A job with ``diarize=true`` is decoded with word timings (the
 words place the cuts where the speaker changes; they stay out of the result unless
-the job asked for them), then :func:`worker.pipeline.diarization.diarize` finds the speakers
-of the mono audio, :mod:`worker.pipeline.known_speakers` names those who match a reference
-(turn by turn), and :mod:`worker.pipeline.speakers` labels the transcript. A per-channel job
-(``channels``) is not diarized: each channel is one speaker.
+the job asked for them) while :func:`worker.pipeline.diarization.diarize` finds the speakers
+of the mono audio in a thread of the child (:func:`start_diarization`); then
+:mod:`worker.pipeline.known_speakers` names those who match a reference (turn by turn), and
+:mod:`worker.pipeline.speakers` labels the transcript. A per-channel job (``channels``) is not
+diarized: each channel is one speaker.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +27,7 @@ from worker.pipeline.settings import Settings
 from worker.pipeline.transcription import ChannelLabel, Transcript
 
 if TYPE_CHECKING:
+    from worker.pipeline.diarization import Diarization
     from worker.pipeline.known_speakers import Reference
 
 __all__ = [
@@ -33,6 +37,8 @@ __all__ = [
     "load_known",
     "merge_speakers",
     "piece_windows",
+    "start_diarization",
+    "start_piece_windows",
     "warm",
 ]
 
@@ -59,6 +65,36 @@ def decoding_options(options: TranscribeOptions) -> TranscribeOptions:
     return options
 
 
+@functools.cache
+def _speaker_thread() -> ThreadPoolExecutor:
+    """This child's one thread for speakers, made on first use (in the child, never the parent).
+
+    The decoder leaves room on the cores: tiny.en on two CPU threads does not keep both busy
+    (``python -m bench.diarization`` times the job with the step after decoding and beside it),
+    and on a GPU node the step runs on the CPU while the GPU decodes. A job that fails or is
+    cancelled while its step runs leaves the step to finish here; the next job's waits behind it.
+    """
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="speakers")
+
+
+def start_diarization(audio: np.ndarray, options: TranscribeOptions) -> Future[Diarization]:
+    """Begin finding who speaks when in ``audio`` (16 kHz mono), while the caller decodes it."""
+    from worker.pipeline import diarization
+
+    return _speaker_thread().submit(
+        diarization.diarize,
+        audio,
+        num_speakers=options.num_speakers,
+        min_speakers=options.min_speakers,
+        max_speakers=options.max_speakers,
+    )
+
+
+def start_piece_windows(audio: np.ndarray, start: float) -> Future[dict[str, Any]]:
+    """Begin embedding a fanned-out piece's speakers (:func:`piece_windows`), while it is decoded."""
+    return _speaker_thread().submit(piece_windows, audio, start)
+
+
 def label_transcript(
     audio: np.ndarray | None,
     transcript: Transcript,
@@ -66,6 +102,7 @@ def label_transcript(
     *,
     channels: Sequence[ChannelLabel] = (),
     known: Mapping[str, Reference] | None = None,
+    found: Future[Diarization] | None = None,
 ) -> tuple[Transcript, dict[str, Any]]:
     """``transcript`` with speaker labels, and what the result adds (``speakers``, seconds spent).
 
@@ -73,8 +110,9 @@ def label_transcript(
         audio: the job's 16 kHz mono audio (unused for a per-channel job).
         channels: the channel labels of a per-channel job: each channel is a speaker.
         known: reference embeddings of known speakers by name (:func:`load_known`).
+        found: the speakers being found already (:func:`start_diarization`); else found here.
     """
-    from worker.pipeline import diarization, known_speakers, speakers
+    from worker.pipeline import known_speakers, speakers
 
     if channels:
         labelled, summary = speakers.channel_speakers(
@@ -82,20 +120,15 @@ def label_transcript(
         )
         return labelled, {"speakers": summary, "diarize_seconds": 0.0}
     assert audio is not None
-    found = diarization.diarize(
-        audio,
-        num_speakers=options.num_speakers,
-        min_speakers=options.min_speakers,
-        max_speakers=options.max_speakers,
-    )
-    turns, names = known_speakers.name_turns(found.windows, found.turns, found.labels, known or {})
+    result = found.result() if found is not None else start_diarization(audio, options).result()
+    turns, names = known_speakers.name_turns(result.windows, result.turns, result.labels, known or {})
     labelled, summary = speakers.add_speakers(
         transcript, turns, keep_words=options.word_timestamps, names=names
     )
     log.info(
-        "diarized %.1f s of audio: %d speakers in %.2f s", transcript.duration, len(summary), found.seconds
+        "diarized %.1f s of audio: %d speakers in %.2f s", transcript.duration, len(summary), result.seconds
     )
-    return labelled, {"speakers": summary, "diarize_seconds": found.seconds}
+    return labelled, {"speakers": summary, "diarize_seconds": result.seconds}
 
 
 def piece_windows(audio: np.ndarray, start: float) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from worker.pipeline.diarize_job import (
     decoding_options,
     load_known,
     merge_speakers,
-    piece_windows,
+    start_piece_windows,
 )
 from worker.pipeline.errors import ASRError, InputError, TransientError
 from worker.pipeline.options import WHOLE_JOB_OPTIONS, parse_options
@@ -216,6 +216,8 @@ def transcribe_piece(
             seconds = len(audio) / SAMPLE_RATE
             publish = _piece_publisher(self.backend, job_id, index, pieces, job_seconds)
             report = ProgressReporter(publish, settings.deadline_for(seconds))
+            # Embedded while the decoder reads; clustered with every piece's in the merge.
+            windows = start_piece_windows(audio, start) if opts.diarize else None
             try:
                 transcript = transcribe_array(
                     model, audio, decoding_options(opts), on_progress=report, **settings.decoding()
@@ -234,8 +236,8 @@ def transcribe_piece(
                 worker=worker_facts(self.request.hostname),
                 deliveries=job.deliveries,
             )
-            if opts.diarize:  # clustered with every piece's in the merge: one label per speaker
-                piece["speaker_windows"] = piece_windows(audio, start)
+            if windows is not None:
+                piece["speaker_windows"] = windows.result()
             return piece
     except TransientError:
         raise  # retried by the task's policy

@@ -14,7 +14,13 @@ from asr_protocol.names import TASK_NAME
 from asr_protocol.records import JobResult
 from worker.celery import app
 from worker.pipeline.audio import SAMPLE_RATE, check_duration, decode_tracks
-from worker.pipeline.diarize_job import check_diarization, decoding_options, label_transcript, load_known
+from worker.pipeline.diarize_job import (
+    check_diarization,
+    decoding_options,
+    label_transcript,
+    load_known,
+    start_diarization,
+)
 from worker.pipeline.options import TranscribeOptions
 from worker.pipeline.plan import FANOUT, plan_job
 from worker.pipeline.progress import PROGRESS, ProgressReporter, progress_meta
@@ -129,6 +135,8 @@ def _transcribe_here(
     report(0.0, seconds, force=True)
     channels, speakers = None, None
     decoding = decoding_options(opts)  # a diarized job needs word timings
+    # The speakers are found while the decoder reads (a per-channel job's channels are its speakers).
+    found = start_diarization(tracks[0], opts) if opts.diarize and not labels else None
     if labels:
         transcript, channels = transcribe_channels(
             model, tracks, labels, decoding, on_progress=report, **settings.decoding()
@@ -138,7 +146,7 @@ def _transcribe_here(
     timings = {"transcribe": transcript.seconds}
     if opts.diarize:
         transcript, labelled = label_transcript(
-            tracks[0], transcript, opts, channels=labels or (), known=known
+            tracks[0], transcript, opts, channels=labels or (), known=known, found=found
         )
         speakers, timings["diarize"] = labelled["speakers"], labelled["diarize_seconds"]
     return _Done(transcript, timings, channels, speakers)
