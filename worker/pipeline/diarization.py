@@ -89,11 +89,11 @@ VAD_MIN_SILENCE_MS = 250
 VAD_PAD_MS = 50
 #: Silero's speech threshold for diarization (its default is 0.5, which missed quiet speakers):
 #: chosen on the development conversations, a poor-microphone version of each clean one included
-#: (``python -m bench.diarization --vad``; docs/diarization.md).
+#: (``python -m bench.diarization_vad``; docs/diarization.md).
 VAD_THRESHOLD = 0.4
 
 #: torch's CPU threads for the encoder where nothing says otherwise (a worker child gives it as many
-#: as its Whisper model has: the two run one after the other).
+#: as its Whisper model has: the two run side by side, diarize_job.start_diarization).
 ENCODER_THREADS = 1
 
 #: ``(start, end)`` seconds.
