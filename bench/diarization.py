@@ -413,7 +413,7 @@ def poor_mic(per_count: dict[int, int] | None) -> dict[str, Any]:
         clean = [
             c for c in built.conversations(side, seed=SEED, per_count=per_count) if c.condition == "clean"
         ]
-        poor = [built.poor_microphone(c, seed=index) for index, c in enumerate(clean)]
+        poor = built.poor_microphones(clean)
         items = ev.embed(clean + [c for c, _ in poor])
         rows = {
             condition: [

@@ -69,8 +69,7 @@ def side_of(side: str, per_count: dict[int, int] | None) -> tuple[list[Any], lis
     """A side's conversations (every condition, then a poor-microphone version of each clean one)
     and, for each poor-microphone one, its weak speaker."""
     items = built.conversations(side, seed=SEED, per_count=per_count)
-    clean = [c for c in items if c.condition == "clean"]
-    poor = [built.poor_microphone(c, seed=index) for index, c in enumerate(clean)]
+    poor = built.poor_microphones(items)
     return items + [c for c, _ in poor], [who for _, who in poor]
 
 
@@ -116,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     for setting in settings:
         grid[_key(setting)] = measure(dev, dev_weak, setting)
         _show(f"development {_key(setting)}", grid[_key(setting)])
-    # Ties to the earlier setting: the higher threshold, then no raising.
+    # Ties to the earlier setting: no raising (or less), then the higher threshold.
     kept = max(settings, key=lambda s: (objective(grid[_key(s)]["all"]), -settings.index(s)))
     print(f"kept on development: threshold {kept[0]}, most gain {kept[1]:g} dB")
     if kept != (VAD_THRESHOLD, 0.0):

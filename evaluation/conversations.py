@@ -29,6 +29,7 @@ __all__ = [
     "conversation_of",
     "conversations",
     "poor_microphone",
+    "poor_microphones",
     "split",
     "telephone",
     "with_noise",
@@ -209,6 +210,13 @@ def poor_microphone(clean: Conversation, seed: int) -> tuple[Conversation, str]:
         level = float(np.sqrt(np.mean(phrase**2)))
         audio[first:last] = phrase + _pink(last - first, rng) * level * 10 ** (-snr / 20)
     return Conversation(clean.name, "poor_mic", audio.astype(np.float32), *_rest(clean)), who
+
+
+def poor_microphones(conversations: Sequence[Conversation]) -> list[tuple[Conversation, str]]:
+    """:func:`poor_microphone` of each clean one of ``conversations``, seeded by its place among
+    them (every bench that reports this condition builds the same versions), with who is weak."""
+    clean = [c for c in conversations if c.condition == "clean"]
+    return [poor_microphone(c, seed=index) for index, c in enumerate(clean)]
 
 
 def _versions(clean: Conversation, rng: random.Random) -> list[Conversation]:
