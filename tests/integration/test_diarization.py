@@ -183,6 +183,36 @@ def test_a_voice_embeds_alike_at_any_level() -> None:
     assert float(np.min(np.sum(loud * quiet, axis=1))) > 0.999
 
 
+def test_speech_the_vad_missed_goes_to_the_speaker_the_decoder_heard() -> None:
+    """falcon's third speaker's 14-16 s kept from the clustering, as a VAD that missed it would:
+    the decoder's words there become a turn of that speaker, and the count stays three."""
+    from worker.pipeline.audio import decode_tracks
+    from worker.pipeline.diarization import diarize, speech_regions, with_decoded_speech
+
+    audio = decode_tracks(_falcon(), None)[0][0]
+    missed = (14.0, 16.0)  # inside spk3's turn, 12.8-18.0
+    heard = [
+        part
+        for start, end in speech_regions(audio)
+        for part in ((start, min(end, missed[0])), (max(start, missed[1]), end))
+        if part[1] - part[0] > 0.05
+    ]
+    found = diarize(audio, speech=heard)
+    assert not [t for t in found.turns if t.end > missed[0] and t.start < missed[1]]
+    assert len(set(found.labels.tolist())) == 3
+
+    words = [(14.1, 14.5), (14.6, 15.2), (15.4, 15.9), (2.0, 2.5)]  # the last inside spk1's turn
+    result = with_decoded_speech(audio, found, words)
+
+    def speaker_at(second: float) -> int:
+        return next(t.speaker for t in result.turns if t.start <= second <= t.end)
+
+    added = [t for t in result.turns if t.end > missed[0] and t.start < missed[1]]
+    assert [(t.start, t.end) for t in added] == [(14.1, 15.9)]
+    assert added[0].speaker == speaker_at(17.0) != speaker_at(8.0) != speaker_at(3.0)
+    assert len(set(result.labels.tolist())) == 3 and len(result.labels) == len(found.labels) + 1
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="a known miss (docs/diarization.md): mfa_speaker's cold-session recording (coughs, short "

@@ -55,3 +55,48 @@ def test_a_failure_in_the_speaker_thread_reaches_the_job(monkeypatch: pytest.Mon
     transcript = Transcript("", "en", 1.0, duration=1.0, segments=[], seconds=0.1)
     with pytest.raises(diarize_job.DiarizationUnavailableError, match="no encoder"):
         diarize_job.label_transcript(np.zeros(16000), transcript, options, found=pending)
+
+
+def test_only_words_outside_every_turn_make_stretches_joined_across_short_pauses() -> None:
+    turns = [Turn(0.0, 2.0, 0), Turn(5.0, 6.0, 1)]
+    words = [(1.5, 2.4), (2.6, 2.9), (3.2, 3.5), (4.2, 4.6), (5.5, 5.8), (7.0, 7.3)]
+    # 1.5-2.4 and 5.5-5.8 overlap a turn; 2.6-3.5 are 0.3 s apart (joined), 4.2 is 0.7 s on (not).
+    assert diarization._stretches(words, turns) == [(2.6, 3.5), (4.2, 4.6), (7.0, 7.3)]
+
+
+def test_the_decoder_words_reach_the_speakers(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[list[tuple[float, float]]] = []
+
+    def with_decoded_speech(audio: np.ndarray, found: Diarization, words: Any) -> Diarization:
+        seen.append(list(words))
+        return found
+
+    monkeypatch.setattr(diarization, "with_decoded_speech", with_decoded_speech)
+    segment = {
+        "id": 1,
+        "start": 0.0,
+        "end": 1.0,
+        "text": " hi there",
+        "avg_logprob": 0.0,
+        "no_speech_prob": 0.0,
+    }
+    words = [
+        {"start": 0.1, "end": 0.4, "word": " hi", "probability": 0.9},
+        {"start": 0.5, "end": 0.9, "word": " there", "probability": 0.9},
+    ]
+    transcript = Transcript(
+        "hi there", "en", 1.0, duration=1.0, segments=[segment | {"words": words}], seconds=0.1
+    )
+    options = parse_options({"diarize": True})
+    labelled, _ = diarize_job.label_transcript(np.zeros(16000), transcript, options, found=_done(_found()))
+
+    assert seen == [[(0.1, 0.4), (0.5, 0.9)]]
+    assert [s["speaker"] for s in labelled.segments] == ["SPEAKER_00"]
+
+
+def _done(result: Diarization) -> Any:
+    from concurrent.futures import Future
+
+    future: Future[Diarization] = Future()
+    future.set_result(result)
+    return future

@@ -4,7 +4,7 @@ Pure code, no Celery. Steps usable on their own, so a fanned-out job can embed i
 pieces in several children and cluster them all in one place (docs/diarization.md):
 :func:`speech_regions` (Silero VAD), :func:`embed_windows` (CAM++,
 :mod:`worker.pipeline.speaker_encoder`), :func:`cluster` (scipy, silhouette count),
-:func:`speaker_turns` (per frame).
+:func:`speaker_turns` (per frame), :func:`with_decoded_speech` (the words the VAD missed).
 
 torch and the encoder (``requirements-diarization.txt``) are imported only when an
 embedding is computed: workers without ``ASR_DIARIZATION`` never load them.
@@ -38,6 +38,7 @@ __all__ = [
     "speaker_turns",
     "speech_regions",
     "warm_encoder",
+    "with_decoded_speech",
 ]
 
 log = logging.getLogger(__name__)
@@ -432,3 +433,66 @@ def diarize(
         windows, num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers
     )
     return Diarization(turns, windows, labels, time.perf_counter() - started)
+
+
+def _stretches(words: Sequence[Span], turns: Sequence[Turn]) -> list[Span]:
+    """The ``words`` that overlap no turn, joined where less than :data:`MIN_TURN_SECONDS` apart."""
+    out: list[list[float]] = []
+    for start, end in sorted(words):
+        if any(min(end, t.end) > max(start, t.start) for t in turns):
+            continue
+        if out and start - out[-1][1] < MIN_TURN_SECONDS:
+            out[-1][1] = max(out[-1][1], end)
+        else:
+            out.append([float(start), float(end)])
+    return [(a, b) for a, b in out]
+
+
+def with_decoded_speech(audio: np.ndarray, found: Diarization, words: Sequence[Span]) -> Diarization:
+    """``found`` with the speech the decoder heard where the VAD heard none.
+
+    Silero misses some voices a decoder still hears (docs/diarization.md). The ``words``
+    (``(start, end)`` seconds, from the decoder) that overlap no turn are joined where less than
+    :data:`MIN_TURN_SECONDS` apart; each such stretch (widened to :data:`MIN_WINDOW_SECONDS`) is
+    embedded as one window and becomes a turn of the speaker whose centroid it resembles most.
+    The count does not change; speakers are numbered again by their first turn. A word timed
+    with no length (Whisper gives some) makes a turn of none, whose speaker its words take.
+    """
+    stretches = _stretches(words, found.turns)
+    if not stretches or not len(found.labels):
+        return found
+    started = time.perf_counter()
+    encoder = get_encoder()
+    seconds = len(audio) / SAMPLE_RATE
+    kept: list[Span] = []
+    spans: list[Span] = []
+    features: list[np.ndarray] = []
+    for start, end in ((a, min(b, seconds)) for a, b in stretches if a < seconds):
+        width = max(end - start, MIN_WINDOW_SECONDS)
+        first = min(max(0.0, (start + end - width) / 2), max(0.0, seconds - width))
+        frames = encoder.features(audio[round(first * SAMPLE_RATE) : round((first + width) * SAMPLE_RATE)])
+        if len(frames) >= FRAMES_PER_SECOND * MIN_WINDOW_SECONDS / 2:  # not in a recording under 0.2 s
+            kept.append((start, end))
+            spans.append((first, min(seconds, first + width)))
+            features.append(frames)
+    if not kept:
+        return found
+    stretches = kept
+    embedded = encoder.embed(features)
+    old = found.windows
+    speakers = np.argmax(embedded @ centroids(old.embeddings, found.labels).T, axis=1)
+    windows = Windows(
+        speech=[*old.speech, *stretches],
+        times=np.concatenate([old.times, np.asarray(spans, dtype=np.float64)]),
+        embeddings=np.concatenate([old.embeddings, embedded.astype(old.embeddings.dtype)]),
+        narrowband=old.narrowband,
+    )
+    turns = sorted(
+        [
+            *found.turns,
+            *(Turn(round(a, 3), round(b, 3), int(k)) for (a, b), k in zip(stretches, speakers, strict=True)),
+        ],
+        key=lambda t: t.start,
+    )
+    turns, labels = _by_first_turn(turns, np.concatenate([found.labels, speakers]))
+    return Diarization(turns, windows, labels, found.seconds + time.perf_counter() - started)

@@ -3,7 +3,9 @@
 Pure code, no Celery. A job with ``diarize=true`` is decoded with word timings (the
 words place the cuts where the speaker changes; they stay out of the result unless
 the job asked for them) while :func:`worker.pipeline.diarization.diarize` finds the speakers
-of the mono audio in a thread of the child (:func:`start_diarization`); then
+of the mono audio in a thread of the child (:func:`start_diarization`); the words
+the decoder heard where the VAD heard no speech become turns of the nearest speaker
+(:func:`worker.pipeline.diarization.with_decoded_speech`); then
 :mod:`worker.pipeline.known_speakers` names those who match a reference (turn by turn), and
 :mod:`worker.pipeline.speakers` labels the transcript. A per-channel job (``channels``) is not
 diarized: each channel is one speaker.
@@ -120,7 +122,10 @@ def label_transcript(
         )
         return labelled, {"speakers": summary, "diarize_seconds": 0.0}
     assert audio is not None
+    from worker.pipeline.diarization import with_decoded_speech
+
     result = found.result() if found is not None else start_diarization(audio, options).result()
+    result = with_decoded_speech(audio, result, _word_spans(transcript))
     turns, names = known_speakers.name_turns(result.windows, result.turns, result.labels, known or {})
     labelled, summary = speakers.add_speakers(
         transcript, turns, keep_words=options.word_timestamps, names=names
@@ -129,6 +134,11 @@ def label_transcript(
         "diarized %.1f s of audio: %d speakers in %.2f s", transcript.duration, len(summary), result.seconds
     )
     return labelled, {"speakers": summary, "diarize_seconds": result.seconds}
+
+
+def _word_spans(transcript: Transcript) -> list[tuple[float, float]]:
+    """``(start, end)`` of every word the decoder timed."""
+    return [(w["start"], w["end"]) for s in transcript.segments for w in s.get("words") or []]
 
 
 def piece_windows(audio: np.ndarray, start: float) -> dict[str, Any]:
