@@ -2,11 +2,14 @@
 
 A conversation's speaker windows are embedded once; each method (the worker's threshold and
 silhouette count, or NME-SC) clusters those same windows, and the worker's own
-:func:`~worker.pipeline.diarization.speaker_turns` makes the turns.
+:func:`~worker.pipeline.diarization.speaker_turns` makes the turns. Given the decoder's words
+(:func:`with_words`), the turns are the whole job's: the words the VAD missed become turns
+(:func:`~worker.pipeline.diarization.with_decoded_speech`), as in the worker.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,12 +24,14 @@ __all__ = [
     "Method",
     "count_rates",
     "embed",
+    "found_of",
     "known_speaker_rates",
     "missed_by_vad",
     "name_rates",
     "nme_sc_method",
     "rule_method",
     "turns_of",
+    "with_words",
     "word_rate",
 ]
 
@@ -40,6 +45,8 @@ class Embedded:
 
     conversation: Conversation
     windows: Any  #: worker.pipeline.diarization.Windows
+    #: The decoder's words of this version (``(start, end)`` seconds); None: the VAD's turns alone.
+    words: tuple[tuple[float, float], ...] | None = None
 
 
 def embed(
@@ -92,12 +99,39 @@ def missed_by_vad(items: Sequence[tuple[Embedded, str]]) -> float:
     return round(100 * (1 - heard / max(total, 1e-9)), 1)
 
 
-def turns_of(item: Embedded, method: Method) -> tuple[list[Any], np.ndarray]:
-    """The turns (numbered by first turn) and window labels ``method`` gives ``item``."""
-    from worker.pipeline.diarization import _by_first_turn, _compact, speaker_turns
+def with_words(items: Sequence[Embedded], segments: Sequence[Sequence[dict[str, Any]]]) -> list[Embedded]:
+    """``items`` with the words of their decoded ``segments`` (one list per item)."""
+    return [
+        dataclasses.replace(
+            item, words=tuple((w["start"], w["end"]) for s in segs for w in s.get("words") or ())
+        )
+        for item, segs in zip(items, segments, strict=True)
+    ]
+
+
+def found_of(item: Embedded, method: Method) -> Any:
+    """The ``worker.pipeline.diarization.Diarization`` ``method`` gives ``item``: speakers numbered
+    by first turn; with the words the VAD missed as turns when ``item`` has the decoder's words."""
+    from worker.pipeline.diarization import (
+        Diarization,
+        _by_first_turn,
+        _compact,
+        speaker_turns,
+        with_decoded_speech,
+    )
 
     labels = _compact(method(item.windows)) if len(item.windows.embeddings) else np.zeros(0, int)
-    return _by_first_turn(speaker_turns(item.windows, labels), labels)
+    turns, labels = _by_first_turn(speaker_turns(item.windows, labels), labels)
+    found = Diarization(turns, item.windows, labels, seconds=0.0)
+    if item.words is None:
+        return found
+    return with_decoded_speech(item.conversation.audio, found, item.words)
+
+
+def turns_of(item: Embedded, method: Method) -> tuple[list[Any], np.ndarray]:
+    """The turns (numbered by first turn) and window labels ``method`` gives ``item`` (:func:`found_of`)."""
+    found = found_of(item, method)
+    return found.turns, found.labels
 
 
 def score(item: Embedded, turns: Sequence[Any]) -> Score:
@@ -172,13 +206,13 @@ def known_speaker_rates(
     """
     from worker.pipeline.known_speakers import name_turns
 
-    labelled = [(item, *turns_of(item, method)) for item in items]
+    labelled = [(item, found_of(item, method)) for item in items]
     out: dict[tuple[float, float], dict[str, Any]] = {}
     for match, turn in thresholds:
         right = known = wrong = total = 0
-        for item, turns, labels in labelled:
+        for item, found in labelled:
             named, names = name_turns(
-                item.windows, turns, labels, references, threshold=match, turn_threshold=turn
+                found.windows, found.turns, found.labels, references, threshold=match, turn_threshold=turn
             )
             for who, given in _named_turns(item, named, names):
                 total += 1
