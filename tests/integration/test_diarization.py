@@ -213,6 +213,65 @@ def test_speech_the_vad_missed_goes_to_the_speaker_the_decoder_heard() -> None:
     assert len(set(result.labels.tolist())) == 3 and len(result.labels) == len(found.labels) + 1
 
 
+def test_a_fanned_out_files_merge_gives_the_words_its_vad_missed_to_their_speaker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same miss in the second of two pieces (10 s on): the piece embeds the decoder's words
+    there and the merge makes them a turn of the third speaker."""
+    from worker.pipeline import diarization
+    from worker.pipeline.audio import decode_tracks
+    from worker.pipeline.diarize_job import merge_speakers, piece_windows, with_piece_decoded
+    from worker.pipeline.options import parse_options
+    from worker.pipeline.transcription import Transcript
+
+    audio = decode_tracks(_falcon(), None)[0][0]
+    second = audio[10 * 16000 :]
+    vad = diarization.speech_regions
+
+    def missing_14_to_16(piece: np.ndarray, **kwargs: Any) -> list[tuple[float, float]]:
+        heard = vad(piece, **kwargs)
+        if len(piece) != len(second):
+            return heard
+        return [p for a, b in heard for p in ((a, min(b, 4.0)), (max(a, 6.0), b)) if p[1] - p[0] > 0.05]
+
+    monkeypatch.setattr(diarization, "speech_regions", missing_14_to_16)
+
+    def segment(number: int, *times: float) -> dict[str, Any]:
+        words = [{"start": t, "end": t + 0.4, "word": " word", "probability": 0.9} for t in times]
+        return {
+            "id": number,
+            "start": times[0],
+            "end": times[-1] + 0.4,
+            "text": "",
+            "avg_logprob": 0.0,
+            "no_speech_prob": 0.0,
+            "words": words,
+        }
+
+    segments = [segment(1, 2.0, 2.5), segment(2, 14.1, 14.6, 15.1, 15.5), segment(3, 16.6, 17.0)]
+    pieces: list[Any] = []
+    for start, samples in ((0.0, audio[: 10 * 16000]), (10.0, second)):
+        mine = [s for s in segments if start <= s["start"] < start + 10]
+        pieces.append(
+            {"speaker_windows": with_piece_decoded(samples, start, piece_windows(samples, start), mine)}
+        )
+    assert "decoded" not in pieces[0]["speaker_windows"] and "decoded" in pieces[1]["speaker_windows"]
+    transcript = Transcript("", "en", 1.0, duration=len(audio) / 16000, segments=segments, seconds=1.0)
+    options = parse_options({"diarize": True, "word_timestamps": True})
+
+    labelled, extra = merge_speakers(transcript, pieces, options)
+    without = [
+        {"speaker_windows": {k: v for k, v in p["speaker_windows"].items() if k != "decoded"}} for p in pieces
+    ]
+    _, before = merge_speakers(transcript, without, options)
+
+    speaker = {w["start"]: w["speaker"] for s in labelled.segments for w in s["words"]}
+    assert speaker[14.1] == speaker[15.5] == speaker[17.0] != speaker[2.0]
+    seconds = {s["speaker"]: s["seconds"] for s in extra["speakers"]}
+    seconds_before = {s["speaker"]: s["seconds"] for s in before["speakers"]}
+    assert seconds[speaker[17.0]] == pytest.approx(seconds_before[speaker[17.0]] + 1.8, abs=0.05)
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="a known miss (docs/diarization.md): mfa_speaker's cold-session recording (coughs, short "

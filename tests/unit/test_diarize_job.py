@@ -57,11 +57,32 @@ def test_a_failure_in_the_speaker_thread_reaches_the_job(monkeypatch: pytest.Mon
         diarize_job.label_transcript(np.zeros(16000), transcript, options, found=pending)
 
 
-def test_only_words_outside_every_turn_make_stretches_joined_across_short_pauses() -> None:
-    turns = [Turn(0.0, 2.0, 0), Turn(5.0, 6.0, 1)]
+def test_only_words_outside_the_speech_make_stretches_joined_across_short_pauses() -> None:
+    speech = [(0.0, 2.0), (5.0, 6.0)]
     words = [(1.5, 2.4), (2.6, 2.9), (3.2, 3.5), (4.2, 4.6), (5.5, 5.8), (7.0, 7.3)]
-    # 1.5-2.4 and 5.5-5.8 overlap a turn; 2.6-3.5 are 0.3 s apart (joined), 4.2 is 0.7 s on (not).
-    assert diarization._stretches(words, turns) == [(2.6, 3.5), (4.2, 4.6), (7.0, 7.3)]
+    # 1.5-2.4 and 5.5-5.8 overlap speech; 2.6-3.5 are 0.3 s apart (joined), 4.2 is 0.7 s on (not).
+    assert diarization.stretches_outside(words, speech) == [(2.6, 3.5), (4.2, 4.6), (7.0, 7.3)]
+
+
+def test_each_stretch_becomes_a_turn_of_the_nearest_centroid_and_the_first_to_speak_is_00() -> None:
+    a, b = np.eye(diarization.EMBEDDING_DIM, dtype=np.float32)[:2]
+    windows = Windows(
+        speech=[(2.0, 4.0), (5.0, 7.0)],
+        times=np.array([[2.0, 3.5], [5.0, 6.5]]),
+        embeddings=np.stack([a, b]),
+    )
+    found = Diarization([Turn(2.0, 4.0, 0), Turn(5.0, 7.0, 1)], windows, np.array([0, 1]), seconds=1.0)
+    extra = Windows(
+        speech=[(0.5, 1.2), (4.2, 4.6)], times=np.array([[0.5, 1.2], [4.2, 4.6]]), embeddings=np.stack([b, a])
+    )
+
+    out = diarization.with_stretches(found, extra)
+
+    # The stretch at 0.5 s is b's: b now speaks first and is renumbered 0.
+    assert out.turns == [Turn(0.5, 1.2, 0), Turn(2.0, 4.0, 1), Turn(4.2, 4.6, 1), Turn(5.0, 7.0, 0)]
+    assert out.labels.tolist() == [1, 0, 0, 1]
+    assert len(out.windows.embeddings) == 4 and out.windows.speech[-2:] == [(0.5, 1.2), (4.2, 4.6)]
+    assert diarization.with_stretches(found, Windows([], np.zeros((0, 2)), np.zeros((0, 192)))) is found
 
 
 def test_the_decoder_words_reach_the_speakers(monkeypatch: pytest.MonkeyPatch) -> None:

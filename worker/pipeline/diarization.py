@@ -16,7 +16,7 @@ import itertools
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,13 +32,16 @@ __all__ = [
     "centroids",
     "cluster",
     "diarize",
+    "embed_stretches",
     "embed_windows",
     "get_encoder",
     "is_narrowband",
     "speaker_turns",
     "speech_regions",
+    "stretches_outside",
     "warm_encoder",
     "with_decoded_speech",
+    "with_stretches",
 ]
 
 log = logging.getLogger(__name__)
@@ -435,11 +438,12 @@ def diarize(
     return Diarization(turns, windows, labels, time.perf_counter() - started)
 
 
-def _stretches(words: Sequence[Span], turns: Sequence[Turn]) -> list[Span]:
-    """The ``words`` that overlap no turn, joined where less than :data:`MIN_TURN_SECONDS` apart."""
+def stretches_outside(words: Sequence[Span], speech: Sequence[Span]) -> list[Span]:
+    """The ``words`` that overlap no span of ``speech``, joined where less than
+    :data:`MIN_TURN_SECONDS` apart."""
     out: list[list[float]] = []
     for start, end in sorted(words):
-        if any(min(end, t.end) > max(start, t.start) for t in turns):
+        if any(min(end, b) > max(start, a) for a, b in speech):
             continue
         if out and start - out[-1][1] < MIN_TURN_SECONDS:
             out[-1][1] = max(out[-1][1], end)
@@ -448,51 +452,70 @@ def _stretches(words: Sequence[Span], turns: Sequence[Turn]) -> list[Span]:
     return [(a, b) for a, b in out]
 
 
-def with_decoded_speech(audio: np.ndarray, found: Diarization, words: Sequence[Span]) -> Diarization:
-    """``found`` with the speech the decoder heard where the VAD heard none.
-
-    Silero misses some voices a decoder still hears (docs/diarization.md). The ``words``
-    (``(start, end)`` seconds, from the decoder) that overlap no turn are joined where less than
-    :data:`MIN_TURN_SECONDS` apart; each such stretch (widened to :data:`MIN_WINDOW_SECONDS`) is
-    embedded as one window and becomes a turn of the speaker whose centroid it resembles most.
-    The count does not change; speakers are numbered again by their first turn. A word timed
-    with no length (Whisper gives some) makes a turn of none, whose speaker its words take.
-    """
-    stretches = _stretches(words, found.turns)
-    if not stretches or not len(found.labels):
-        return found
-    started = time.perf_counter()
+def embed_stretches(audio: np.ndarray, stretches: Sequence[Span], *, offset: float = 0.0) -> Windows:
+    """One window per stretch (widened to :data:`MIN_WINDOW_SECONDS`, kept inside ``audio``): its
+    ``speech`` the stretches, its ``times`` the windows. ``audio`` starts at ``offset`` seconds of
+    the file, the stretches' times and the result's are the file's. A stretch outside ``audio``,
+    or in audio under 0.2 s, gets none."""
     encoder = get_encoder()
     seconds = len(audio) / SAMPLE_RATE
     kept: list[Span] = []
     spans: list[Span] = []
     features: list[np.ndarray] = []
-    for start, end in ((a, min(b, seconds)) for a, b in stretches if a < seconds):
+    for start, end in stretches:
+        start, end = start - offset, min(end - offset, seconds)
+        if start < 0 or start >= seconds:
+            continue
         width = max(end - start, MIN_WINDOW_SECONDS)
         first = min(max(0.0, (start + end - width) / 2), max(0.0, seconds - width))
         frames = encoder.features(audio[round(first * SAMPLE_RATE) : round((first + width) * SAMPLE_RATE)])
-        if len(frames) >= FRAMES_PER_SECOND * MIN_WINDOW_SECONDS / 2:  # not in a recording under 0.2 s
-            kept.append((start, end))
-            spans.append((first, min(seconds, first + width)))
+        if len(frames) >= FRAMES_PER_SECOND * MIN_WINDOW_SECONDS / 2:
+            kept.append((start + offset, end + offset))
+            spans.append((first + offset, min(seconds, first + width) + offset))
             features.append(frames)
-    if not kept:
+    return Windows(
+        speech=kept,
+        times=np.asarray(spans, dtype=np.float64).reshape(-1, 2),
+        embeddings=encoder.embed(features) if features else np.zeros((0, EMBEDDING_DIM), dtype=np.float32),
+    )
+
+
+def with_stretches(found: Diarization, extra: Windows) -> Diarization:
+    """``found`` with each of ``extra``'s stretches (:func:`embed_stretches`) a turn of the speaker
+    whose centroid its window resembles most; its window joins ``found``'s. The count does not
+    change; speakers are numbered again by their first turn."""
+    if not len(extra.embeddings) or not len(found.labels):
         return found
-    stretches = kept
-    embedded = encoder.embed(features)
+    started = time.perf_counter()
     old = found.windows
-    speakers = np.argmax(embedded @ centroids(old.embeddings, found.labels).T, axis=1)
+    speakers = np.argmax(extra.embeddings @ centroids(old.embeddings, found.labels).T, axis=1)
     windows = Windows(
-        speech=[*old.speech, *stretches],
-        times=np.concatenate([old.times, np.asarray(spans, dtype=np.float64)]),
-        embeddings=np.concatenate([old.embeddings, embedded.astype(old.embeddings.dtype)]),
+        speech=[*old.speech, *extra.speech],
+        times=np.concatenate([old.times, extra.times]),
+        embeddings=np.concatenate([old.embeddings, extra.embeddings.astype(old.embeddings.dtype)]),
         narrowband=old.narrowband,
     )
-    turns = sorted(
-        [
-            *found.turns,
-            *(Turn(round(a, 3), round(b, 3), int(k)) for (a, b), k in zip(stretches, speakers, strict=True)),
-        ],
-        key=lambda t: t.start,
+    added = [Turn(round(a, 3), round(b, 3), int(k)) for (a, b), k in zip(extra.speech, speakers, strict=True)]
+    turns, labels = _by_first_turn(
+        sorted([*found.turns, *added], key=lambda t: t.start), np.concatenate([found.labels, speakers])
     )
-    turns, labels = _by_first_turn(turns, np.concatenate([found.labels, speakers]))
     return Diarization(turns, windows, labels, found.seconds + time.perf_counter() - started)
+
+
+def with_decoded_speech(audio: np.ndarray, found: Diarization, words: Sequence[Span]) -> Diarization:
+    """``found`` with the speech the decoder heard where the VAD heard none.
+
+    Silero misses some voices a decoder still hears (docs/diarization.md). The ``words``
+    (``(start, end)`` seconds, from the decoder) that overlap no turn are joined where less than
+    :data:`MIN_TURN_SECONDS` apart (:func:`stretches_outside`); each such stretch (widened to
+    :data:`MIN_WINDOW_SECONDS`) is embedded as one window (:func:`embed_stretches`) and becomes a
+    turn of the speaker whose centroid it resembles most (:func:`with_stretches`). A word timed
+    with no length (Whisper gives some) makes a turn of none, whose speaker its words take.
+    """
+    stretches = stretches_outside(words, [(t.start, t.end) for t in found.turns])
+    if not stretches or not len(found.labels):
+        return found
+    started = time.perf_counter()
+    extra = embed_stretches(audio, stretches)
+    out = with_stretches(found, extra)
+    return replace(out, seconds=found.seconds + time.perf_counter() - started)

@@ -18,11 +18,11 @@ import functools
 import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from asr_protocol.records import PieceRecord
+from asr_protocol.records import PieceRecord, SegmentRecord
 from worker.pipeline.errors import DiarizationUnavailableError
 from worker.pipeline.options import TranscribeOptions
 from worker.pipeline.settings import Settings
@@ -42,6 +42,7 @@ __all__ = [
     "start_diarization",
     "start_piece_windows",
     "warm",
+    "with_piece_decoded",
 ]
 
 log = logging.getLogger(__name__)
@@ -149,6 +150,24 @@ def piece_windows(audio: np.ndarray, start: float) -> dict[str, Any]:
     return speakers.windows_data(windows)
 
 
+def with_piece_decoded(
+    audio: np.ndarray, start: float, windows: dict[str, Any], segments: Sequence[SegmentRecord]
+) -> dict[str, Any]:
+    """A piece's :func:`piece_windows` data with, under ``decoded``, the stretches of its words
+    (``segments``: times in the whole file) that its VAD missed, each embedded as one window
+    (``diarization.embed_stretches``): the merge makes them turns of the nearest speaker."""
+    from worker.pipeline import diarization, speakers
+
+    heard = speakers.windows_from(windows).speech
+    words = [(w["start"], w["end"]) for s in segments for w in s.get("words") or []]
+    stretches = diarization.stretches_outside(words, heard)
+    if not stretches:
+        return windows
+    return windows | {
+        "decoded": speakers.windows_data(diarization.embed_stretches(audio, stretches, offset=start))
+    }
+
+
 def merge_speakers(
     transcript: Transcript,
     pieces: Sequence[PieceRecord],
@@ -164,14 +183,19 @@ def merge_speakers(
     from worker.pipeline import diarization, known_speakers, speakers
 
     started = time.perf_counter()
-    windows = diarization.Windows.join([speakers.windows_from(p["speaker_windows"]) for p in pieces])
+    data = [p["speaker_windows"] for p in pieces]
+    windows = diarization.Windows.join([speakers.windows_from(d) for d in data])
     turns, labels = diarization.label(
         windows,
         num_speakers=options.num_speakers,
         min_speakers=options.min_speakers,
         max_speakers=options.max_speakers,
     )
-    turns, names = known_speakers.name_turns(windows, turns, labels, known or {})
+    found = diarization.Diarization(turns, windows, labels, 0.0)
+    decoded = [speakers.windows_from(cast(dict[str, Any], d["decoded"])) for d in data if "decoded" in d]
+    if decoded:  # the words each piece's VAD missed (with_piece_decoded)
+        found = diarization.with_stretches(found, diarization.Windows.join(decoded))
+    turns, names = known_speakers.name_turns(found.windows, found.turns, found.labels, known or {})
     labelled, summary = speakers.add_speakers(
         transcript, turns, keep_words=options.word_timestamps, names=names
     )

@@ -40,6 +40,7 @@ from worker.pipeline.diarize_job import (
     load_known,
     merge_speakers,
     start_piece_windows,
+    with_piece_decoded,
 )
 from worker.pipeline.errors import ASRError, InputError, TransientError
 from worker.pipeline.options import WHOLE_JOB_OPTIONS, parse_options
@@ -237,7 +238,9 @@ def transcribe_piece(
                 deliveries=job.deliveries,
             )
             if windows is not None:
-                piece["speaker_windows"] = windows.result()
+                piece["speaker_windows"] = with_piece_decoded(
+                    audio, start, windows.result(), piece["segments"]
+                )
             return piece
     except TransientError:
         raise  # retried by the task's policy
