@@ -3,7 +3,8 @@
 A conversation's speaker windows are embedded once; each method (the worker's threshold and
 silhouette count, or NME-SC) clusters those same windows, and the worker's own
 :func:`~worker.pipeline.diarization.speaker_turns` makes the turns. Given the decoder's words
-(:func:`with_words`), the turns are the whole job's: the words the VAD missed become turns
+(:func:`with_words`), a method may count from the windows that hold a word, and the turns may
+be the whole job's: the words the VAD missed become turns
 (:func:`~worker.pipeline.diarization.with_decoded_speech`), as in the worker.
 """
 
@@ -35,8 +36,11 @@ __all__ = [
     "word_rate",
 ]
 
-#: A clustering: a conversation's windows in, a speaker (0..k-1) per window out.
-Method = Callable[[Any], np.ndarray]
+#: ``(start, end)`` seconds.
+Span = tuple[float, float]
+#: A clustering: a conversation's windows and the decoder's words (None: not decoded) in, a
+#: speaker (0..k-1) per window out.
+Method = Callable[[Any, Sequence[Span] | None], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -45,8 +49,10 @@ class Embedded:
 
     conversation: Conversation
     windows: Any  #: worker.pipeline.diarization.Windows
-    #: The decoder's words of this version (``(start, end)`` seconds); None: the VAD's turns alone.
-    words: tuple[tuple[float, float], ...] | None = None
+    #: The decoder's words of this version (``(start, end)`` seconds); None: not decoded.
+    words: tuple[Span, ...] | None = None
+    #: The turns are the whole job's: the words the VAD missed made turns (with ``words``).
+    job: bool = False
 
 
 def embed(
@@ -60,12 +66,16 @@ def embed(
     return [Embedded(c, embed_windows(c.audio, find(c.audio))) for c in conversations]
 
 
-def rule_method(rules: dict[str, Any]) -> Method:
+def rule_method(rules: dict[str, Any], *, heard: bool = False) -> Method:
     """The worker's count, with ``rules`` (band -> ``CountRule``) in place of its ``COUNT_RULES``:
-    each conversation's windows take the rule of the band the worker detects in them."""
-    from worker.pipeline.diarization import cluster
+    each conversation's windows take the rule of the band the worker detects in them. ``heard``:
+    the count found from the windows that hold a decoded word (``cluster_heard``, as the worker
+    does), else from every window."""
+    from worker.pipeline.diarization import cluster, cluster_heard
 
-    def run(windows: Any) -> np.ndarray:
+    def run(windows: Any, words: Sequence[Span] | None) -> np.ndarray:
+        if heard:
+            return cluster_heard(windows, words, rule=rules[windows.band])
         return cluster(windows.embeddings, rule=rules[windows.band])
 
     return run
@@ -75,7 +85,7 @@ def nme_sc_method(fraction: float) -> Method:
     """NME-SC (``evaluation/nme_sc.py``) searching ``p`` up to ``fraction`` of the windows."""
     from evaluation import nme_sc
 
-    def run(windows: Any) -> np.ndarray:
+    def run(windows: Any, words: Sequence[Span] | None) -> np.ndarray:
         embeddings = windows.embeddings
         if len(embeddings) < 3:
             return np.zeros(len(embeddings), dtype=np.int64)
@@ -99,11 +109,14 @@ def missed_by_vad(items: Sequence[tuple[Embedded, str]]) -> float:
     return round(100 * (1 - heard / max(total, 1e-9)), 1)
 
 
-def with_words(items: Sequence[Embedded], segments: Sequence[Sequence[dict[str, Any]]]) -> list[Embedded]:
-    """``items`` with the words of their decoded ``segments`` (one list per item)."""
+def with_words(
+    items: Sequence[Embedded], segments: Sequence[Sequence[dict[str, Any]]], *, job: bool
+) -> list[Embedded]:
+    """``items`` with the words of their decoded ``segments`` (one list per item); ``job``: their
+    turns the whole job's (the words the VAD missed made turns)."""
     return [
         dataclasses.replace(
-            item, words=tuple((w["start"], w["end"]) for s in segs for w in s.get("words") or ())
+            item, words=tuple((w["start"], w["end"]) for s in segs for w in s.get("words") or ()), job=job
         )
         for item, segs in zip(items, segments, strict=True)
     ]
@@ -111,7 +124,7 @@ def with_words(items: Sequence[Embedded], segments: Sequence[Sequence[dict[str, 
 
 def found_of(item: Embedded, method: Method) -> Any:
     """The ``worker.pipeline.diarization.Diarization`` ``method`` gives ``item``: speakers numbered
-    by first turn; with the words the VAD missed as turns when ``item`` has the decoder's words."""
+    by first turn; with the words the VAD missed as turns when ``item`` is the job's."""
     from worker.pipeline.diarization import (
         Diarization,
         _by_first_turn,
@@ -120,10 +133,10 @@ def found_of(item: Embedded, method: Method) -> Any:
         with_decoded_speech,
     )
 
-    labels = _compact(method(item.windows)) if len(item.windows.embeddings) else np.zeros(0, int)
+    labels = _compact(method(item.windows, item.words)) if len(item.windows.embeddings) else np.zeros(0, int)
     turns, labels = _by_first_turn(speaker_turns(item.windows, labels), labels)
     found = Diarization(turns, item.windows, labels, seconds=0.0)
-    if item.words is None:
+    if not item.job or item.words is None:
         return found
     return with_decoded_speech(item.conversation.audio, found, item.words)
 

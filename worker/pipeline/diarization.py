@@ -31,13 +31,16 @@ __all__ = [
     "Windows",
     "centroids",
     "cluster",
+    "cluster_heard",
     "diarize",
     "embed_stretches",
     "embed_windows",
     "get_encoder",
+    "holding_words",
     "is_narrowband",
     "speaker_turns",
     "speech_regions",
+    "speech_windows",
     "stretches_outside",
     "warm_encoder",
     "with_decoded_speech",
@@ -82,6 +85,10 @@ COUNT_RULES = {
     "wide": CountRule(threshold=0.3, tie=0.02, min_windows=1),
     "narrow": CountRule(threshold=0.3, tie=0.02, min_windows=2),
 }
+#: The count is found from the windows that hold a decoded word only where at least this share of
+#: the windows do (:func:`cluster_heard`); else the decoder heard too little to trust. A safeguard,
+#: not chosen from data (on the evaluation's conversations far more of the windows hold a word).
+MIN_WORD_WINDOWS_SHARE = 0.5
 #: The most speakers a recording is split into when the job names no number.
 MAX_SPEAKERS = 8
 #: Resolution of the speaker turns, seconds.
@@ -185,6 +192,11 @@ def speech_regions(audio: np.ndarray, *, threshold: float = VAD_THRESHOLD) -> li
         ),
     )
     return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
+
+
+def speech_windows(audio: np.ndarray, *, offset: float = 0.0) -> Windows:
+    """The speaker windows of the speech Silero VAD hears in ``audio`` (:func:`embed_windows`)."""
+    return embed_windows(audio, speech_regions(audio), offset=offset)
 
 
 def is_narrowband(audio: np.ndarray, speech: Sequence[Span]) -> bool:
@@ -398,16 +410,56 @@ def _by_first_turn(turns: list[Turn], labels: np.ndarray) -> tuple[list[Turn], n
     return [Turn(t.start, t.end, order[t.speaker]) for t in turns], mapping[labels] if len(labels) else labels
 
 
+def holding_words(windows: Windows, words: Sequence[Span]) -> np.ndarray:
+    """Which of ``windows`` hold the middle of one of the decoder's ``words`` (one bool each)."""
+    middles = np.sort(np.asarray([(a + b) / 2 for a, b in words], dtype=np.float64))
+    first = np.searchsorted(middles, windows.times[:, 0], side="left")
+    return np.asarray(np.searchsorted(middles, windows.times[:, 1], side="right") > first)
+
+
+def cluster_heard(
+    windows: Windows,
+    words: Sequence[Span] | None = None,
+    *,
+    num_speakers: int | None = None,
+    min_speakers: int | None = None,
+    max_speakers: int | None = None,
+    rule: CountRule | None = None,
+) -> np.ndarray:
+    """The speaker of each window, the count found from the windows that hold a word.
+
+    A cough, a breath or a filler the decoder writes no word for is no speaker's evidence: a
+    voice's such sounds formed tight groups of their own and split it (docs/diarization.md).
+    So :func:`cluster` runs over the windows that hold the middle of a decoded word
+    (:func:`holding_words`), and the others join their nearest speaker. Without words, or where
+    under :data:`MIN_WORD_WINDOWS_SHARE` of the windows hold one (the decoder heard too little
+    to trust), every window is clustered.
+    """
+    counts = {"num_speakers": num_speakers, "min_speakers": min_speakers, "max_speakers": max_speakers}
+    embeddings = windows.embeddings
+    heard = holding_words(windows, words) if words and len(embeddings) else None
+    if heard is None or heard.all() or heard.sum() < max(2, MIN_WORD_WINDOWS_SHARE * len(heard)):
+        return cluster(embeddings, rule=rule, **counts)
+    some = cluster(embeddings[heard], rule=rule, **counts)
+    labels = np.argmax(embeddings @ centroids(embeddings[heard], some).T, axis=1)
+    labels[heard] = some
+    return _compact(labels)
+
+
 def label(
     windows: Windows,
     *,
     num_speakers: int | None = None,
     min_speakers: int | None = None,
     max_speakers: int | None = None,
+    words: Sequence[Span] | None = None,
 ) -> tuple[list[Turn], np.ndarray]:
-    """Cluster ``windows`` (of one file, or of all its pieces) into speaker turns, by their band's rule."""
-    labels = cluster(
-        windows.embeddings,
+    """Cluster ``windows`` (of one file, or of all its pieces) into speaker turns, by their band's
+    rule; with the decoder's ``words`` (``(start, end)`` seconds), the count is found from the
+    windows that hold one (:func:`cluster_heard`)."""
+    labels = cluster_heard(
+        windows,
+        words,
         num_speakers=num_speakers,
         min_speakers=min_speakers,
         max_speakers=max_speakers,
@@ -423,17 +475,19 @@ def diarize(
     min_speakers: int | None = None,
     max_speakers: int | None = None,
     speech: Sequence[Span] | None = None,
+    words: Sequence[Span] | None = None,
 ) -> Diarization:
     """Who speaks when in 16 kHz mono ``audio``.
 
     Args:
         speech: where the speech is, if known; else Silero VAD finds it.
+        words: the decoder's words (``(start, end)`` seconds), if decoded: see :func:`label`.
     """
     started = time.perf_counter()
     spans = list(speech) if speech is not None else speech_regions(audio)
     windows = embed_windows(audio, spans)
     turns, labels = label(
-        windows, num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers
+        windows, num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers, words=words
     )
     return Diarization(turns, windows, labels, time.perf_counter() - started)
 

@@ -2,10 +2,11 @@
 
 Pure code, no Celery. A job with ``diarize=true`` is decoded with word timings (the
 words place the cuts where the speaker changes; they stay out of the result unless
-the job asked for them) while :func:`worker.pipeline.diarization.diarize` finds the speakers
-of the mono audio in a thread of the child (:func:`start_diarization`); the words
-the decoder heard where the VAD heard no speech become turns of the nearest speaker
-(:func:`worker.pipeline.diarization.with_decoded_speech`); then
+the job asked for them) while the mono audio's speech is embedded in a thread of the child
+(:func:`start_diarization`); then the speakers are counted from the windows that hold a
+decoded word (:func:`worker.pipeline.diarization.label`), the words the decoder heard where
+the VAD heard no speech become turns of the nearest speaker
+(:func:`worker.pipeline.diarization.with_decoded_speech`),
 :mod:`worker.pipeline.known_speakers` names those who match a reference (turn by turn), and
 :mod:`worker.pipeline.speakers` labels the transcript. A per-channel job (``channels``) is not
 diarized: each channel is one speaker.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, cast
@@ -29,7 +31,7 @@ from worker.pipeline.settings import Settings
 from worker.pipeline.transcription import ChannelLabel, Transcript
 
 if TYPE_CHECKING:
-    from worker.pipeline.diarization import Diarization
+    from worker.pipeline.diarization import Windows
     from worker.pipeline.known_speakers import Reference
 
 __all__ = [
@@ -80,17 +82,18 @@ def _speaker_thread() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="speakers")
 
 
-def start_diarization(audio: np.ndarray, options: TranscribeOptions) -> Future[Diarization]:
-    """Begin finding who speaks when in ``audio`` (16 kHz mono), while the caller decodes it."""
+def _timed_windows(audio: np.ndarray) -> tuple[Windows, float]:
     from worker.pipeline import diarization
 
-    return _speaker_thread().submit(
-        diarization.diarize,
-        audio,
-        num_speakers=options.num_speakers,
-        min_speakers=options.min_speakers,
-        max_speakers=options.max_speakers,
-    )
+    started = time.perf_counter()
+    return diarization.speech_windows(audio), time.perf_counter() - started
+
+
+def start_diarization(audio: np.ndarray) -> Future[tuple[Windows, float]]:
+    """Begin embedding the speech of ``audio`` (16 kHz mono) while the caller decodes it: the
+    windows and the seconds they took. The speakers are counted once the words are known
+    (:func:`label_transcript`)."""
+    return _speaker_thread().submit(_timed_windows, audio)
 
 
 def start_piece_windows(audio: np.ndarray, start: float) -> Future[dict[str, Any]]:
@@ -105,7 +108,7 @@ def label_transcript(
     *,
     channels: Sequence[ChannelLabel] = (),
     known: Mapping[str, Reference] | None = None,
-    found: Future[Diarization] | None = None,
+    found: Future[tuple[Windows, float]] | None = None,
 ) -> tuple[Transcript, dict[str, Any]]:
     """``transcript`` with speaker labels, and what the result adds (``speakers``, seconds spent).
 
@@ -113,7 +116,7 @@ def label_transcript(
         audio: the job's 16 kHz mono audio (unused for a per-channel job).
         channels: the channel labels of a per-channel job: each channel is a speaker.
         known: reference embeddings of known speakers by name (:func:`load_known`).
-        found: the speakers being found already (:func:`start_diarization`); else found here.
+        found: the speech being embedded already (:func:`start_diarization`); else embedded here.
     """
     from worker.pipeline import known_speakers, speakers
 
@@ -123,10 +126,20 @@ def label_transcript(
         )
         return labelled, {"speakers": summary, "diarize_seconds": 0.0}
     assert audio is not None
-    from worker.pipeline.diarization import with_decoded_speech
+    from worker.pipeline import diarization
 
-    result = found.result() if found is not None else start_diarization(audio, options).result()
-    result = with_decoded_speech(audio, result, _word_spans(transcript))
+    windows, seconds = (found or start_diarization(audio)).result()
+    started = time.perf_counter()
+    words = _word_spans(transcript)
+    turns, labels = diarization.label(
+        windows,
+        num_speakers=options.num_speakers,
+        min_speakers=options.min_speakers,
+        max_speakers=options.max_speakers,
+        words=words,
+    )
+    found_now = diarization.Diarization(turns, windows, labels, seconds + time.perf_counter() - started)
+    result = diarization.with_decoded_speech(audio, found_now, words)
     turns, names = known_speakers.name_turns(result.windows, result.turns, result.labels, known or {})
     labelled, summary = speakers.add_speakers(
         transcript, turns, keep_words=options.word_timestamps, names=names
@@ -146,8 +159,7 @@ def piece_windows(audio: np.ndarray, start: float) -> dict[str, Any]:
     """A fanned-out piece's speaker embeddings (times in the whole file), as JSON data."""
     from worker.pipeline import diarization, speakers
 
-    windows = diarization.embed_windows(audio, diarization.speech_regions(audio), offset=start)
-    return speakers.windows_data(windows)
+    return speakers.windows_data(diarization.speech_windows(audio, offset=start))
 
 
 def with_piece_decoded(
@@ -178,8 +190,6 @@ def merge_speakers(
 
     One clustering over the whole file is what keeps a speaker's label the same in every piece.
     """
-    import time
-
     from worker.pipeline import diarization, known_speakers, speakers
 
     started = time.perf_counter()
@@ -190,6 +200,7 @@ def merge_speakers(
         num_speakers=options.num_speakers,
         min_speakers=options.min_speakers,
         max_speakers=options.max_speakers,
+        words=_word_spans(transcript),
     )
     found = diarization.Diarization(turns, windows, labels, 0.0)
     decoded = [speakers.windows_from(cast(dict[str, Any], d["decoded"])) for d in data if "decoded" in d]

@@ -136,7 +136,7 @@ def _transcribe_here(
     channels, speakers = None, None
     decoding = decoding_options(opts)  # a diarized job needs word timings
     # The speakers are found while the decoder reads (a per-channel job's channels are its speakers).
-    found = start_diarization(tracks[0], opts) if opts.diarize and not labels else None
+    found = start_diarization(tracks[0]) if opts.diarize and not labels else None
     if labels:
         transcript, channels = transcribe_channels(
             model, tracks, labels, decoding, on_progress=report, **settings.decoding()
