@@ -237,13 +237,18 @@ def cheapest_window(settings: dict[str, Any]) -> str:
     return min(near, key=lambda k: (cost(k), -sum(rates(k))))
 
 
-def _check_worker_rules(rules: dict[str, str]) -> None:
-    """Say so when the worker's COUNT_RULES are not what development chose here."""
-    from worker.pipeline.diarization import COUNT_RULES
+def _check_worker_rules(heard: dict[str, str], every: dict[str, str]) -> None:
+    """Say so when the worker's COUNT_RULES (the count from the windows that hold a word) or
+    EVERY_WINDOW_RULES are not what development chose here."""
+    from worker.pipeline.diarization import COUNT_RULES, EVERY_WINDOW_RULES
 
-    for band, key in rules.items():
-        if COUNT_RULES[band] != _rule(key):
-            print(f"NOTE: the worker's COUNT_RULES[{band!r}] is {COUNT_RULES[band]}, development chose {key}")
+    for name, worker, chosen in (
+        ("COUNT_RULES", COUNT_RULES, heard),
+        ("EVERY_WINDOW_RULES", EVERY_WINDOW_RULES, every),
+    ):
+        for band, key in chosen.items():
+            if worker[band] != _rule(key):
+                print(f"NOTE: the worker's {name}[{band!r}] is {worker[band]}, development chose {key}")
 
 
 def _transcripts(items: list[ev.Embedded]) -> list[list[dict[str, Any]]]:
@@ -411,9 +416,9 @@ def poor_mic(per_count: dict[int, int] | None) -> dict[str, Any]:
     """The worker's diarization on each side's clean conversations and on the same with one
     speaker on a poor microphone (``evaluation.conversations.poor_microphone``): count, DER,
     and how much of the weak speaker's speech the VAD heard. No constant is chosen from it."""
-    from worker.pipeline.diarization import COUNT_RULES
+    from worker.pipeline.diarization import EVERY_WINDOW_RULES
 
-    method = ev.rule_method(COUNT_RULES)
+    method = ev.rule_method(EVERY_WINDOW_RULES)  # nothing decoded here: the count from every window
     out: dict[str, Any] = {}
     for side in ("dev", "test"):
         clean = [
@@ -654,7 +659,9 @@ def main(argv: list[str] | None = None) -> int:
     # Kept: the best on development; where development cannot tell them apart, the best on test
     # (the method may be kept on test; every constant in it was chosen on development).
     kept = max(methods, key=lambda k: (objective(dev_rates[k]), objective(results["test"][k]["all"])))
-    _check_worker_rules(chosen_heard["rules"] if kept == "per_band_heard" else chosen["rules"])
+    _check_worker_rules(chosen_heard["rules"], chosen["rules"])
+    if kept != "per_band_heard":
+        print(f"NOTE: kept {kept}; the worker counts from the windows that hold a word")
     results["development_job"] = _summaries(_rows(ev.with_words(dev, dev_segments, job=True), methods[kept]))
     print(line("development, the job's turns", results["development_job"]["all"]))
     before = _per_band(chosen["rules"])

@@ -76,9 +76,9 @@ def side_of(side: str, per_count: dict[int, int] | None) -> tuple[list[Any], lis
 def measure(conversations: list[Any], weak: list[str], setting: tuple[float, float]) -> dict[str, Any]:
     """The worker's count rules over the windows of VAD ``setting``: rates over all conditions and
     each, and how much of the weak speakers' speech the VAD missed."""
-    from worker.pipeline.diarization import COUNT_RULES
+    from worker.pipeline.diarization import EVERY_WINDOW_RULES
 
-    method = ev.rule_method(COUNT_RULES)
+    method = ev.rule_method(EVERY_WINDOW_RULES)  # nothing decoded here: the count from every window
     items = ev.embed(conversations, regions=regions_of(*setting))
     rows = [(i.conversation, ev.score(i, ev.turns_of(i, method)[0])) for i in items]
     out: dict[str, Any] = {"all": ev.count_rates(rows)}

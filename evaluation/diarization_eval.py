@@ -74,8 +74,8 @@ def rule_method(rules: dict[str, Any], *, heard: bool = False) -> Method:
     from worker.pipeline.diarization import cluster, cluster_heard
 
     def run(windows: Any, words: Sequence[Span] | None) -> np.ndarray:
-        if heard:
-            return cluster_heard(windows, words, rule=rules[windows.band])
+        if heard:  # the fallback to every window, under half of them with a word, takes the same rule
+            return cluster_heard(windows, words, rules=(rules[windows.band], rules[windows.band]))
         return cluster(windows.embeddings, rule=rules[windows.band])
 
     return run

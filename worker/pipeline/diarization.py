@@ -25,6 +25,7 @@ from worker.pipeline.speaker_encoder import EMBEDDING_DIM, FRAMES_PER_SECOND, ge
 
 __all__ = [
     "COUNT_RULES",
+    "EVERY_WINDOW_RULES",
     "CountRule",
     "Diarization",
     "Turn",
@@ -78,10 +79,17 @@ class CountRule:
     min_windows: int
 
 
-#: The rule for wideband and for narrowband (telephone) speech: a narrow band brings voices
-#: closer together. Each chosen on the development conversations of its band
-#: (``python -m bench.diarization``; docs/diarization.md).
+#: The rule for wideband and for narrowband (telephone) speech, the count found from the windows
+#: that hold a decoded word (:func:`cluster_heard`): a narrow band brings voices closer together.
+#: Each chosen on the development conversations of its band (``python -m bench.diarization``;
+#: docs/diarization.md).
 COUNT_RULES = {
+    "wide": CountRule(threshold=0.3, tie=0.02, min_windows=1),
+    "narrow": CountRule(threshold=0.3, tie=0.02, min_windows=1),
+}
+#: The rules where every window is clustered (no words, or too few: :func:`cluster_heard`), chosen
+#: the same way with the count found from every window.
+EVERY_WINDOW_RULES = {
     "wide": CountRule(threshold=0.3, tie=0.02, min_windows=1),
     "narrow": CountRule(threshold=0.3, tie=0.02, min_windows=2),
 }
@@ -424,7 +432,7 @@ def cluster_heard(
     num_speakers: int | None = None,
     min_speakers: int | None = None,
     max_speakers: int | None = None,
-    rule: CountRule | None = None,
+    rules: tuple[CountRule, CountRule] | None = None,
 ) -> np.ndarray:
     """The speaker of each window, the count found from the windows that hold a word.
 
@@ -434,13 +442,20 @@ def cluster_heard(
     (:func:`holding_words`), and the others join their nearest speaker. Without words, or where
     under :data:`MIN_WORD_WINDOWS_SHARE` of the windows hold one (the decoder heard too little
     to trust), every window is clustered.
+
+    Args:
+        rules: the count rule of the windows that hold a word, and of every window; default the
+            band's :data:`COUNT_RULES` and :data:`EVERY_WINDOW_RULES`.
     """
     counts = {"num_speakers": num_speakers, "min_speakers": min_speakers, "max_speakers": max_speakers}
+    heard_rule, every_rule = rules or (COUNT_RULES[windows.band], EVERY_WINDOW_RULES[windows.band])
     embeddings = windows.embeddings
     heard = holding_words(windows, words) if words and len(embeddings) else None
     if heard is None or heard.all() or heard.sum() < max(2, MIN_WORD_WINDOWS_SHARE * len(heard)):
-        return cluster(embeddings, rule=rule, **counts)
-    some = cluster(embeddings[heard], rule=rule, **counts)
+        return cluster(
+            embeddings, rule=heard_rule if heard is not None and heard.all() else every_rule, **counts
+        )
+    some = cluster(embeddings[heard], rule=heard_rule, **counts)
     labels = np.argmax(embeddings @ centroids(embeddings[heard], some).T, axis=1)
     labels[heard] = some
     return _compact(labels)
@@ -458,12 +473,7 @@ def label(
     rule; with the decoder's ``words`` (``(start, end)`` seconds), the count is found from the
     windows that hold one (:func:`cluster_heard`)."""
     labels = cluster_heard(
-        windows,
-        words,
-        num_speakers=num_speakers,
-        min_speakers=min_speakers,
-        max_speakers=max_speakers,
-        rule=COUNT_RULES[windows.band],
+        windows, words, num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers
     )
     return _by_first_turn(speaker_turns(windows, labels), labels)
 
