@@ -114,10 +114,10 @@ def with_words(
 ) -> list[Embedded]:
     """``items`` with the words of their decoded ``segments`` (one list per item); ``job``: their
     turns the whole job's (the words the VAD missed made turns)."""
+    from worker.pipeline.diarize_job import word_spans
+
     return [
-        dataclasses.replace(
-            item, words=tuple((w["start"], w["end"]) for s in segs for w in s.get("words") or ()), job=job
-        )
+        dataclasses.replace(item, words=tuple(word_spans(segs)), job=job)
         for item, segs in zip(items, segments, strict=True)
     ]
 

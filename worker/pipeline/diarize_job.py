@@ -45,6 +45,7 @@ __all__ = [
     "start_piece_windows",
     "warm",
     "with_piece_decoded",
+    "word_spans",
 ]
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ def label_transcript(
 
     windows, seconds = (found or start_diarization(audio)).result()
     started = time.perf_counter()
-    words = _word_spans(transcript)
+    words = word_spans(transcript.segments)
     turns, labels = diarization.label(
         windows,
         num_speakers=options.num_speakers,
@@ -150,9 +151,9 @@ def label_transcript(
     return labelled, {"speakers": summary, "diarize_seconds": result.seconds}
 
 
-def _word_spans(transcript: Transcript) -> list[tuple[float, float]]:
-    """``(start, end)`` of every word the decoder timed."""
-    return [(w["start"], w["end"]) for s in transcript.segments for w in s.get("words") or []]
+def word_spans(segments: Sequence[SegmentRecord]) -> list[tuple[float, float]]:
+    """``(start, end)`` of every word the decoder timed in ``segments``."""
+    return [(w["start"], w["end"]) for s in segments for w in s.get("words") or []]
 
 
 def piece_windows(audio: np.ndarray, start: float) -> dict[str, Any]:
@@ -171,8 +172,7 @@ def with_piece_decoded(
     from worker.pipeline import diarization, speakers
 
     heard = speakers.windows_from(windows).speech
-    words = [(w["start"], w["end"]) for s in segments for w in s.get("words") or []]
-    stretches = diarization.stretches_outside(words, heard)
+    stretches = diarization.stretches_outside(word_spans(segments), heard)
     if not stretches:
         return windows
     return windows | {
@@ -200,7 +200,7 @@ def merge_speakers(
         num_speakers=options.num_speakers,
         min_speakers=options.min_speakers,
         max_speakers=options.max_speakers,
-        words=_word_spans(transcript),
+        words=word_spans(transcript.segments),
     )
     found = diarization.Diarization(turns, windows, labels, 0.0)
     decoded = [speakers.windows_from(cast(dict[str, Any], d["decoded"])) for d in data if "decoded" in d]
