@@ -646,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
     methods = _methods_of(chosen["rules"], chosen["one_rule"], chosen["nme_sc"])
     methods = {"per_band_heard": _per_band(chosen_heard["rules"], heard=True), **methods}
 
-    test_job = ev.with_words(test, segments, job=True)
+    dev_job, test_job = ev.with_words(dev, dev_segments, job=True), ev.with_words(test, segments, job=True)
     results["test"] = {}
     for label, method in methods.items():
         rows = _rows(test_job, method)
@@ -662,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     _check_worker_rules(chosen_heard["rules"], chosen["rules"])
     if kept != "per_band_heard":
         print(f"NOTE: kept {kept}; the worker counts from the windows that hold a word")
-    results["development_job"] = _summaries(_rows(ev.with_words(dev, dev_segments, job=True), methods[kept]))
+    results["development_job"] = _summaries(_rows(dev_job, methods[kept]))
     print(line("development, the job's turns", results["development_job"]["all"]))
     before = _per_band(chosen["rules"])
     vad_only = _summaries(_rows(test, before)) | {"words_right": words(test, before, segments)}
@@ -680,7 +680,6 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"kept (best on development, then on test): {kept}")
     results["kept"] = kept
-    dev_job = ev.with_words(dev, dev_segments, job=True)
     results["known_speakers"] = known_speakers(dev_job, test_job, methods[kept])
 
     results["real"] = real_files(methods, before)

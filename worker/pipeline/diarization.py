@@ -12,6 +12,7 @@ embedding is computed: workers without ``ASR_DIARIZATION`` never load them.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import logging
 import time
@@ -485,29 +486,31 @@ def diarize(
     min_speakers: int | None = None,
     max_speakers: int | None = None,
     speech: Sequence[Span] | None = None,
-    words: Sequence[Span] | None = None,
 ) -> Diarization:
     """Who speaks when in 16 kHz mono ``audio``.
 
     Args:
         speech: where the speech is, if known; else Silero VAD finds it.
-        words: the decoder's words (``(start, end)`` seconds), if decoded: see :func:`label`.
     """
     started = time.perf_counter()
     spans = list(speech) if speech is not None else speech_regions(audio)
     windows = embed_windows(audio, spans)
     turns, labels = label(
-        windows, num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers, words=words
+        windows, num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers
     )
     return Diarization(turns, windows, labels, time.perf_counter() - started)
 
 
 def stretches_outside(words: Sequence[Span], speech: Sequence[Span]) -> list[Span]:
     """The ``words`` that overlap no span of ``speech``, joined where less than
-    :data:`MIN_TURN_SECONDS` apart."""
+    :data:`MIN_TURN_SECONDS` apart. A word or span of no length overlaps nothing."""
+    # Disjoint and sorted: of them, only the last to start before a word ends can overlap it.
+    spans = _merged([(a, b) for a, b in speech if b > a])
+    starts = [a for a, _ in spans]
     out: list[list[float]] = []
     for start, end in sorted(words):
-        if any(min(end, b) > max(start, a) for a, b in speech):
+        before = bisect.bisect_left(starts, end) - 1
+        if end > start and before >= 0 and spans[before][1] > start:
             continue
         if out and start - out[-1][1] < MIN_TURN_SECONDS:
             out[-1][1] = max(out[-1][1], end)
