@@ -396,16 +396,21 @@ def real_files(methods: dict[str, ev.Method], before: ev.Method) -> dict[str, An
         runs = [(label, method, job) for label, method in methods.items()]
         for label, method, item in [*runs, ("per_band, the VAD's turns alone", before, plain)]:
             turns, _ = ev.turns_of(item, method)
-            s = der_parts(truth, [(t.start, t.end, t.speaker) for t in turns])
-            out[name][label] = {
-                "der": round(100 * s.der, 1),
-                "missed": round(100 * s.missed / s.total, 1),
-                "false_alarm": round(100 * s.false_alarm / s.total, 1),
-                "confusion": round(100 * s.confusion / s.total, 1),
-                "speakers_true": s.speakers_true,
-                "speakers_found": s.speakers_found,
-            }
+            out[name][label] = der_figures(truth, turns)
     return out
+
+
+def der_figures(truth: Any, turns: Any) -> dict[str, Any]:
+    """DER (%) of ``turns`` against ``truth`` (``(start, end, speaker)``), its parts and the counts."""
+    s = der_parts(truth, [(t.start, t.end, t.speaker) for t in turns])
+    return {
+        "der": round(100 * s.der, 1),
+        "missed": round(100 * s.missed / s.total, 1),
+        "false_alarm": round(100 * s.false_alarm / s.total, 1),
+        "confusion": round(100 * s.confusion / s.total, 1),
+        "speakers_true": s.speakers_true,
+        "speakers_found": s.speakers_found,
+    }
 
 
 #: Recordings of one speaker: how often is one voice split in two?

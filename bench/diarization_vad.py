@@ -73,20 +73,44 @@ def side_of(side: str, per_count: dict[int, int] | None) -> tuple[list[Any], lis
     return items + [c for c, _ in poor], [who for _, who in poor]
 
 
-def measure(conversations: list[Any], weak: list[str], setting: tuple[float, float]) -> dict[str, Any]:
-    """The worker's count rules over the windows of VAD ``setting``: rates over all conditions and
-    each, and how much of the weak speakers' speech the VAD missed."""
+def measure(
+    conversations: list[Any],
+    weak: list[str],
+    setting: tuple[float, float] | None = None,
+    *,
+    regions: Callable[[np.ndarray], Any] | None = None,
+    added: Callable[[np.ndarray], Any] | None = None,
+) -> dict[str, Any]:
+    """The worker's count rules over the windows of VAD ``setting`` (or of ``regions``): rates over
+    all conditions and each, and how much of the weak speakers' speech the VAD missed. ``added``:
+    its speech that overlaps no turn becomes turns (:func:`turns_with`)."""
     from worker.pipeline.diarization import EVERY_WINDOW_RULES
 
     method = ev.rule_method(EVERY_WINDOW_RULES)  # nothing decoded here: the count from every window
-    items = ev.embed(conversations, regions=regions_of(*setting))
-    rows = [(i.conversation, ev.score(i, ev.turns_of(i, method)[0])) for i in items]
+    items = ev.embed(conversations, regions=regions or regions_of(*(setting or DEFAULT)))
+    rows = [(i.conversation, ev.score(i, turns_with(i, method, added))) for i in items]
     out: dict[str, Any] = {"all": ev.count_rates(rows)}
     for condition in CONDITIONS:
         out[condition] = ev.count_rates([r for r in rows if r[0].condition == condition])
     poor = [i for i in items if i.conversation.condition == "poor_mic"]
     out["weak_speaker_missed_by_vad"] = ev.missed_by_vad(list(zip(poor, weak, strict=True)))
     return out
+
+
+def turns_with(item: Any, method: ev.Method, added: Callable[[np.ndarray], Any] | None) -> list[Any]:
+    """``item``'s turns; with ``added``, the stretches of its speech that overlap no turn become
+    turns of their nearest speaker, as the worker does with the decoder's words (one window each;
+    the count does not change)."""
+    from worker.pipeline import diarization
+
+    found = ev.found_of(item, method)
+    if added is None:
+        return list(found.turns)
+    audio = item.conversation.audio
+    stretches = diarization.stretches_outside(added(audio), [(t.start, t.end) for t in found.turns])
+    if not stretches:
+        return list(found.turns)
+    return list(diarization.with_stretches(found, diarization.embed_stretches(audio, stretches)).turns)
 
 
 def _key(setting: tuple[float, float]) -> str:
