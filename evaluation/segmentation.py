@@ -93,8 +93,8 @@ def speech_probability(audio: np.ndarray) -> tuple[np.ndarray, float, float]:
         chunks = np.stack([samples[s : s + size] for s in starts])
     scores = []
     with torch.inference_mode():
-        for first in range(0, len(chunks), BATCH):
-            batch = torch.from_numpy(chunks[first : first + BATCH]).unsqueeze(1)
+        for at in range(0, len(chunks), BATCH):
+            batch = torch.from_numpy(chunks[at : at + BATCH]).unsqueeze(1)
             scores.append(post.powerset_logits_to_speech(model(batch), mapping))
     per_chunk = np.concatenate(scores)
     frame_start, frame_duration, frame_step = model.frame_start, model.frame_duration, model.frame_step
