@@ -141,9 +141,31 @@ class AudioTask(Task):
             raise TranscriptionTimeoutError(
                 f"job ran past the soft time limit of {limit} s (ASR_SOFT_TIME_LIMIT)"
             ) from None
-        except RuntimeError as exc:
+        except Exception as exc:
+            stop = stopped_by(exc)
+            if stop is not None:
+                raise stop from None
             # CTranslate2 reports CUDA out-of-memory as a RuntimeError; a retry may
             # land on a freer GPU or a CPU worker.
-            if "out of memory" in str(exc).lower():
+            if isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower():
                 raise TransientError(f"out of memory while transcribing: {exc}") from None
             raise
+
+
+def stopped_by(exc: BaseException) -> BaseException | None:
+    """The SystemExit or KeyboardInterrupt in ``exc``'s causes, if any: the child is being stopped.
+
+    billiard stops a child past the hard time limit with SIGTERM (SIGKILL 0.1 s later), and its
+    handler raises SystemExit wherever the child is. Code that catches it on the way turns it into
+    an ordinary error: an import it interrupts fails (onnxruntime's, the first VAD use, became
+    ImportError, then faster-whisper's RuntimeError), and that error, stored as the job's failure,
+    replaced the TimeLimitExceeded the pool had stored. Raised again, the stop is not a result.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, (SystemExit, KeyboardInterrupt)):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
