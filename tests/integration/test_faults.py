@@ -94,12 +94,12 @@ def _limits_stack(tmp_path: Path, **env: str) -> LocalStack:
 
 
 def test_soft_time_limit_fails_the_job_with_a_typed_error_and_the_next_succeeds(tmp_path: Path):
-    long_file = speech_file(8, tmp_path)  # 96 s of speech: several seconds of work
+    long_file = speech_file(24, tmp_path)  # 288 s of speech
     short = speech_file(1, tmp_path)
     with _limits_stack(tmp_path, ASR_SOFT_TIME_LIMIT="2", ASR_HARD_TIME_LIMIT="30") as stack:
         client = Client(stack.url, stack.url)
         with pytest.raises(TranscriptionFailed) as caught:
-            # The slower sequential decoder: about 5 s of work.
+            # The slower sequential decoder: about 10 s of work (96 s took 3.6 s on a fast day).
             client.transcribe(long_file, timeout=120, **SEQUENTIAL)
         assert caught.value.error_type == "TranscriptionTimeoutError"
         assert "soft time limit" in caught.value.message
@@ -108,13 +108,16 @@ def test_soft_time_limit_fails_the_job_with_a_typed_error_and_the_next_succeeds(
 
 
 def test_hard_time_limit_replaces_the_child_and_the_next_job_succeeds(tmp_path: Path):
-    long_file = speech_file(8, tmp_path)
+    # 288 s of speech, decoded sequentially: about 10 s of work here, far past the 2 s limit on
+    # any CPU (96 s batched took 1.5 s on a fast day, under it).
+    long_file = speech_file(24, tmp_path)
     short = speech_file(1, tmp_path)
     with _limits_stack(tmp_path, ASR_SOFT_TIME_LIMIT="0", ASR_HARD_TIME_LIMIT="2") as stack:
         client = Client(stack.url, stack.url)
         before = set(stack.child_pids())
         with pytest.raises(TranscriptionFailed) as caught:
-            client.transcribe(long_file, timeout=120)
+            client.transcribe(long_file, timeout=120, **SEQUENTIAL)
+        # Not the error of whatever the stop interrupted (an import: RuntimeError; stopped_by).
         assert caught.value.error_type == "TimeLimitExceeded"
         assert "country" in client.transcribe(short, timeout=60)["text"]
         assert set(stack.child_pids()).isdisjoint(before), "the child that hit the hard limit was replaced"
@@ -123,8 +126,9 @@ def test_hard_time_limit_replaces_the_child_and_the_next_job_succeeds(tmp_path: 
 
 def test_audio_derived_deadline_fails_a_job_that_runs_too_slow(tmp_path: Path):
     long_file = speech_file(8, tmp_path)
-    # 0 s base + 0.01 s per audio second: 0.96 s for 96 s of audio, far less than it needs.
-    env = {"ASR_TIMEOUT_BASE": "0", "ASR_TIMEOUT_PER_AUDIO_SECOND": "0.01"}
+    # 0 s base + 0.001 s per audio second: 0.096 s for 96 s of audio, far less than it needs
+    # (1.5 s batched on a fast day: 0.01 s a second, 0.96 s, was too close).
+    env = {"ASR_TIMEOUT_BASE": "0", "ASR_TIMEOUT_PER_AUDIO_SECOND": "0.001"}
     with _limits_stack(tmp_path, **env) as stack:
         client = Client(stack.url, stack.url)
         with pytest.raises(TranscriptionFailed) as caught:

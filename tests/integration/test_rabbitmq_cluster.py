@@ -48,7 +48,9 @@ def test_the_queue_leaders_node_killed_every_confirmed_job_succeeds(tmp_path: Pa
 def test_a_job_longer_than_the_server_consumer_timeout_is_safe_once_the_server_allows_it(
     tmp_path: Path, redis_server_binary: str
 ):
-    long_speech = speech_file(8, tmp_path)  # 96 s: about 10 s of work for the sequential decoder
+    # 288 s, decoded sequentially one window at a time: about 10 s of work here (96 s took 3.6 s,
+    # too close to the server's 4 s), far past the consumer timeout on any CPU.
+    long_speech = speech_file(24, tmp_path)
     env = {"ASR_BATCH_SIZE": "1", "ASR_SOFT_TIME_LIMIT": "50", "ASR_HARD_TIME_LIMIT": "60"}
     needed_ms = (60 + 600) * 1000  # ASR_HARD_TIME_LIMIT + 10 min: the queues' x-consumer-timeout
     short = rabbitmq.RabbitCluster(
