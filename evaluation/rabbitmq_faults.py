@@ -98,7 +98,11 @@ def worker_node_loss(folder: Path, audio: Path, *, per_worker: int = 1) -> dict[
                 "the victim runs its jobs",
             )
             standby = survivor.hostname.replace("%h", socket.gethostname())
-            client.app.control.add_consumer("asr", destination=[standby], reply=True, timeout=10)
+            wait_until(
+                lambda: client.app.control.add_consumer("asr", destination=[standby], reply=True, timeout=5),
+                60,
+                "the survivor consuming the jobs' queue",
+            )
             lost_ids = list(held)
             assert victim.worker is not None
             os.killpg(victim.worker.pid, signal.SIGKILL)
@@ -107,6 +111,11 @@ def worker_node_loss(folder: Path, audio: Path, *, per_worker: int = 1) -> dict[
 
             def back_in_queue() -> bool:
                 # Ready in the queue again, or already taken by the survivor.
+                ended = [job.id for job in lost if client.status(job.id).state in ("SUCCESS", "FAILURE")]
+                if ended and not any(
+                    w.startswith(_node(survivor.hostname)) for w in _workers_of(client, lost).values()
+                ):
+                    raise RuntimeError(f"the victim ended {ended} before the kill: give it longer audio")
                 taken = _workers_of(client, lost).values()
                 there = [w for w in taken if w.startswith(_node(survivor.hostname))]
                 return _ready(broker) + len(there) >= len(lost)

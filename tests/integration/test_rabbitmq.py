@@ -112,9 +112,10 @@ def test_a_long_file_fans_out_and_clips_are_batched(rclient: Client, long_file: 
 
 
 def test_queued_and_running_jobs_are_cancelled(tmp_path: Path, redis_server_binary: str, held_file: Path):
-    with rabbit_stack(tmp_path, concurrency=1, ASR_BATCH_SIZE="1") as stack, Client(
-        stack.broker_url, stack.url
-    ) as client:
+    with (
+        rabbit_stack(tmp_path, concurrency=1, ASR_BATCH_SIZE="1") as stack,
+        Client(stack.broker_url, stack.url) as client,
+    ):
         running = client.submit(held_file, **HELD)
         queued = client.submit(audio_file("jfk.flac"))
         _running(client, running.id)
@@ -198,9 +199,10 @@ def test_a_job_over_the_delivery_cap_is_dead_lettered_with_its_error(
     tmp_path: Path, redis_server_binary: str, held_file: Path
 ):
     # Stands in for a file that crashes the decoder: its child is SIGKILLed while it runs.
-    with rabbit_stack(tmp_path, concurrency=1, ASR_MAX_DELIVERIES="1", ASR_BATCH_SIZE="1") as stack, Client(
-        stack.broker_url, stack.url
-    ) as client:
+    with (
+        rabbit_stack(tmp_path, concurrency=1, ASR_MAX_DELIVERIES="1", ASR_BATCH_SIZE="1") as stack,
+        Client(stack.broker_url, stack.url) as client,
+    ):
         job = client.submit(held_file, **HELD)
         _running(client, job.id)
         [child] = stack.child_pids()
@@ -222,8 +224,10 @@ def test_a_whole_worker_node_killed_mid_job_its_job_succeeds_on_another(
     # ASR_NODE_LOSS_SECONDS=3600 in the scenario: a job back in seconds was brought back by RabbitMQ.
     if rabbitmq.available() or not rabbitmq.shared_server_up():
         pytest.skip(rabbitmq.available() or "no RabbitMQ on 127.0.0.1:5672")
-    report = worker_node_loss(tmp_path, speech_file(3, tmp_path), per_worker=1)
+    # 288 s of speech, decoded sequentially: still running at the kill on a fast CPU (36 s once
+    # ended on the victim before it, and the job was never back).
+    report = worker_node_loss(tmp_path, speech_file(24, tmp_path), per_worker=1)
     assert report["lost_jobs"] == 1 and report["all_success"], report
     assert not report["lost"] and not report["failed"] and not report["transcribed_twice"], report
     assert report["redelivered"] == 1, report
-    assert 0 <= report["lost_jobs_success_after_s"] < 60, report
+    assert 0 <= report["requeued_after_s"] < 30, report  # at once: not after ASR_NODE_LOSS_SECONDS

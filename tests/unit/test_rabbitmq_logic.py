@@ -18,7 +18,7 @@ from asr_protocol.queues import (
 from producer.config import ProducerSettings
 from worker.pipeline.errors import RedeliveryLimitError
 from worker.pipeline.settings import Settings
-from worker.runtime import consumer_timeout, hooks, liveness, nodeloss, recovery
+from worker.runtime import consumer_timeout, hooks, liveness, nodeloss, recovery, take
 from worker.runtime.delivery import check_delivery
 from worker.runtime.transport import AMQP, REDIS, broker_transport
 
@@ -43,7 +43,8 @@ def test_a_url_kombu_cannot_use_is_not_amqp() -> None:
 
 
 def test_the_redis_only_mechanisms_declare_their_transport() -> None:
-    assert liveness.TRANSPORT == nodeloss.TRANSPORT == recovery.TRANSPORT == REDIS
+    assert liveness.TRANSPORT == nodeloss.TRANSPORT == recovery.TRANSPORT == take.TRANSPORT == REDIS
+    assert not hooks.serves(take.take_atomically, AMQP)
     assert consumer_timeout.TRANSPORT == AMQP
     assert not hooks.serves(liveness.start_heartbeat, AMQP)
     assert not hooks.serves(recovery.remember_received, AMQP)

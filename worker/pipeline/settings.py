@@ -107,6 +107,10 @@ class Settings:
     webhook_queue: str = ""
     #: ASR_NODE_LOSS_SECONDS: a worker silent this long is lost; its unacked jobs go back on the queue.
     node_loss_seconds: float = 90.0
+    #: ASR_TAKE_POLL_SECONDS: on a Redis broker jobs are taken with one atomic script
+    #: (worker.runtime.take); an idle worker looks at its empty queues again this often.
+    #: 0 takes with kombu's BRPOP (a node killed while it takes a job can lose it).
+    take_poll_seconds: float = 0.1
     #: ASR_AUDIO_URLS: comma-separated URL prefixes (``s3://bucket/``, ``https://host/``) jobs may
     #: read; empty refuses URLs (docs/sources.md).
     audio_urls: tuple[str, ...] = ()
@@ -201,6 +205,7 @@ class Settings:
             webhook_timeout=reader.number("ASR_WEBHOOK_TIMEOUT", 10.0, minimum=0.1),
             webhook_queue=reader.text("ASR_WEBHOOK_QUEUE", ""),
             node_loss_seconds=reader.number("ASR_NODE_LOSS_SECONDS", 90.0, minimum=2),
+            take_poll_seconds=reader.number("ASR_TAKE_POLL_SECONDS", 0.1, minimum=0),
             audio_urls=reader.url_prefixes("ASR_AUDIO_URLS"),
             spool_dir=Path(reader.text("ASR_SPOOL_DIR", str(_default_spool_dir()))).expanduser(),
             fetch_connect_timeout=reader.number("ASR_FETCH_CONNECT_TIMEOUT", 10.0, minimum=0.1),

@@ -25,6 +25,7 @@ from worker.runtime import (
     privacy,
     recovery,
     reports,
+    take,
 )
 from worker.runtime.transport import broker_transport
 from worker.tasks import webhooks
@@ -38,6 +39,8 @@ HOOKS: list[tuple[Signal, Callable[..., Any]]] = [
     (signals.worker_init, reports.make_reports_dir),
     # ... and starts beating its liveness key (node-loss recovery).
     (signals.worker_init, liveness.start_heartbeat),
+    # ... and, on Redis, takes each job off its queue together with its holder record.
+    (signals.worker_init, take.take_atomically),
     # Each child: load and warm the model, then report what it loaded.
     (signals.worker_process_init, lifecycle.on_process_init),
     (signals.worker_process_init, reports.report_after_load),

@@ -7,15 +7,16 @@ daemon thread. The thread is started on ``worker_init`` and so lives only in the
 main process (threads are not copied into forked children). A node SIGKILLed,
 powered off or cut from the network stops refreshing it, and Redis expires it.
 
-For each message the main process receives (``task_received``: plain tasks,
-clip batches held by celery-batches, ETA'd webhook retries), it writes a
-**holder record** ``asr:holder:<delivery tag>`` = ``[node id, unacked_index
-score]``. kombu's Redis transport has already put the message in its ``unacked``
-hash and ``unacked_index`` zset at that point (``QoS.append`` runs before the
-consumer's callback), so one Lua call reads the delivery's score and writes the
-record atomically. The score ties the record to *this* delivery: a tag that is
-restored and handed out again gets a new score, so an old record never names
-the new holder.
+Each message a worker takes gets a **holder record** ``asr:holder:<delivery tag>`` =
+``[node id, unacked_index score]``, written by the take itself, in the same Lua script that
+moves the message from its queue to kombu's ``unacked`` hash (:mod:`worker.runtime.take`).
+The main process writes it again on ``task_received`` (every message it takes: plain tasks,
+clip batches held by celery-batches, ETA'd webhook retries): the same value, or the only
+record where the worker takes with kombu's BRPOP. kombu has put the message in ``unacked``
+and ``unacked_index`` by then (``QoS.append`` runs before the consumer's callback), so one
+Lua call reads the delivery's score and writes the record atomically. The score ties the
+record to *this* delivery: a tag that is restored and handed out again gets a new score, so
+an old record never names the new holder.
 
 The node id is ``hostname/pid/random``, not the hostname: a worker restarted on
 the same host under the same name is a new node, and the jobs of the dead one

@@ -20,12 +20,11 @@ A sweeper judges only after its own liveness record has been refreshed without a
 failure for a whole TTL: after a Redis outage or failover every record may have
 expired at once, and live nodes need that long to beat again.
 
-A delivery without a holder record (a worker of an older release, or a node that
-died in the millisecond between receiving and recording) is left to the
-visibility timeout. The restored message is marked redelivered, so its next
-start counts as a delivery (``worker.runtime.delivery``: the cap still stops a file that
-kills whole nodes) and ``worker_deduplicate_successful_tasks`` skips it if its
-result is already SUCCESS.
+A delivery without a holder record (a worker of an older release, or one that takes
+with kombu's BRPOP: ``worker.runtime.take``) is left to the visibility timeout. The
+restored message is marked redelivered, so its next start counts as a delivery
+(``worker.runtime.delivery``: the cap still stops a file that kills whole nodes) and
+``worker_deduplicate_successful_tasks`` skips it if its result is already SUCCESS.
 """
 
 from __future__ import annotations

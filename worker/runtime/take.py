@@ -1,0 +1,235 @@
+"""Take a job off a Redis queue and record who holds it in one step: a node killed at any instant loses none.
+
+kombu's Redis transport takes a message with ``BRPOP`` and only then, back in Python,
+writes it to its ``unacked`` hash and ``unacked_index`` zset (``QoS.append``); the holder
+record (:mod:`worker.runtime.liveness`) comes later still, on ``task_received``. In
+between, the message is in no list and no hash: in the reply on its way, in the socket
+buffer (kombu even leaves a reply unread while the prefetch is full), in the Python that
+parses it. A node SIGKILLed then loses the job outright: no visibility timeout and no
+node-loss sweep can bring back what Redis no longer holds (the chaos campaign lost one so,
+and a node killed while it takes fast-failing jobs lost one in three kills).
+
+The channels here take with one Lua script instead, which Redis runs atomically: pop the
+first message of the consumer's lists (the order ``BRPOP`` uses: priority, then the queue
+cycle), put it in ``unacked`` and ``unacked_index`` as ``QoS.append`` would, and write this
+node's holder record with the delivery's score. At every instant a job is on a queue or
+unacknowledged with its holder named, so a lost node's jobs all come back
+(:mod:`worker.runtime.nodeloss`). A script cannot block: when every list is empty the
+consumer asks again after ``ASR_TAKE_POLL_SECONDS`` (0.1 s: an idle worker starts a job
+that much later at most, and sends Redis ten small scripts a second).
+
+Kept as kombu does it: acks, rejects and restores (the message is in ``unacked`` as
+kombu's own append leaves it), the visibility timeout, fan-out (``LISTEN``), and
+everything a producer does. Connected on ``worker_init`` (:mod:`worker.runtime.hooks`), so
+only a worker's own connections take this way. ``ASR_TAKE_POLL_SECONDS=0``, a broker with
+``global_keyprefix`` or a Redis that refuses scripts (logged once) take with ``BRPOP``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from queue import Empty
+from typing import Any
+
+from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
+from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import loads
+from redis.exceptions import ResponseError
+
+from worker.pipeline.settings import get_settings
+from worker.runtime.liveness import HOLDER_PREFIX, node_id
+from worker.runtime.transport import REDIS
+
+__all__ = ["SentinelTransport", "Transport", "take_atomically", "transport_for"]
+
+log = logging.getLogger(__name__)
+
+#: The broker transport this serves (worker.runtime.transport): off on RabbitMQ.
+TRANSPORT = REDIS
+
+# KEYS: the queue lists in BRPOP's order, then unacked, unacked_index.
+# ARGV[1] the time (kombu scores with the worker's clock), ARGV[2] the holder-record prefix,
+# ARGV[3] the node id ('' for none), ARGV[4] the holder record's TTL.
+# Returns {list, message} or false. A message that is not kombu's JSON is popped and
+# returned unrecorded, as BRPOP would: Python then fails to read it as kombu would.
+_TAKE = """
+local lists = #KEYS - 2
+local unacked, index = KEYS[lists + 1], KEYS[lists + 2]
+for i = 1, lists do
+  local raw = redis.call('RPOP', KEYS[i])
+  if raw then
+    local ok, message = pcall(cjson.decode, raw)
+    local properties = ok and type(message) == 'table' and message['properties']
+    local tag = type(properties) == 'table' and properties['delivery_tag']
+    if type(tag) ~= 'string' then
+      return {KEYS[i], raw}
+    end
+    local info = properties['delivery_info']
+    if type(info) ~= 'table' then
+      info = {}
+    end
+    redis.call('ZADD', index, ARGV[1], tag)
+    redis.call('HSET', unacked, tag,
+      '[' .. raw .. ',' .. cjson.encode(info['exchange']) .. ',' .. cjson.encode(info['routing_key']) .. ']')
+    if ARGV[3] ~= '' then
+      local score = redis.call('ZSCORE', index, tag)
+      redis.call('SET', ARGV[2] .. tag, cjson.encode({ARGV[3], score}), 'EX', ARGV[4])
+    end
+    return {KEYS[i], raw}
+  end
+end
+return false
+"""
+
+
+class TakingQoS(kombu_redis.QoS):
+    """kombu's Redis QoS, whose ``append`` skips the Redis writes the take script already made."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.taken: set[str] = set()
+
+    def append(self, message: Any, delivery_tag: str) -> None:
+        if delivery_tag in self.taken:
+            self.taken.discard(delivery_tag)
+            virtual.QoS.append(self, message, delivery_tag)  # the in-memory books only
+        else:
+            super().append(message, delivery_tag)
+
+
+class _Taking:
+    """The take for kombu's Redis channels: ``_brpop_start``/``_brpop_read`` run the script."""
+
+    QoS = TakingQoS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        channel: Any = self
+        #: Seconds between two takes that found every list empty.
+        self.take_poll_seconds = get_settings().take_poll_seconds
+        self._empty_at = float("-inf")
+        self._taking = self.take_poll_seconds > 0 and channel.ack_emulation and not channel.global_keyprefix
+
+    def _brpop_start(self, timeout: Any = None) -> None:
+        if not self._taking:
+            super()._brpop_start(timeout)  # type: ignore[misc]
+            return
+        if time.monotonic() - self._empty_at < self.take_poll_seconds:
+            return  # every list was empty a moment ago: the transport's timer ticks the loop again
+        channel: Any = self
+        queues = channel._queue_cycle.consume(len(channel.active_queues))
+        if not queues:
+            return
+        keys = [channel._q_for_pri(queue, pri) for pri in channel.priority_steps for queue in queues]
+        ttl = int(channel.visibility_timeout) + 3600  # as liveness.record_holder: outlives the delivery
+        channel._in_poll = channel.client.connection
+        channel._brpop_sent_at = time.monotonic()
+        channel.client.connection.send_command(
+            "EVAL",
+            _TAKE,
+            len(keys) + 2,
+            *keys,
+            channel.unacked_key,
+            channel.unacked_index_key,
+            repr(time.time()),
+            HOLDER_PREFIX,
+            node_id() or "",
+            ttl,
+        )
+
+    def _brpop_read(self, **options: Any) -> bool:
+        if not self._taking:
+            return bool(super()._brpop_read(**options))  # type: ignore[misc]
+        channel: Any = self
+        try:
+            try:
+                reply = channel.client.parse_response(channel.client.connection, "EVAL", **options)
+            except channel.connection_errors:
+                channel.client.connection.disconnect()  # as kombu: the next take reconnects
+                raise
+            except ResponseError as exc:
+                self._taking = False
+                log.warning(
+                    "Redis refused the take script (%s): taking jobs with BRPOP; a node killed "
+                    "while it takes one can lose it",
+                    exc,
+                )
+                raise Empty() from None
+            if not reply:
+                self._empty_at = time.monotonic()
+                raise Empty()
+            dest, item = reply
+            queue = bytes_to_str(dest).rsplit(channel.sep, 1)[0]
+            channel._queue_cycle.rotate(queue)
+            message = loads(bytes_to_str(item))
+            tag = message.get("properties", {}).get("delivery_tag") if isinstance(message, dict) else None
+            if isinstance(tag, str):
+                channel.qos.taken.add(tag)
+            channel.connection._deliver(message, queue)
+            return True
+        finally:
+            channel._in_poll = None
+            flush = getattr(channel, "_flush_brpop_reauth", None)
+            if flush is not None:
+                flush()
+
+
+class Channel(_Taking, kombu_redis.Channel):
+    pass
+
+
+class SentinelChannel(_Taking, kombu_redis.SentinelChannel):
+    pass
+
+
+class _TakingTransport:
+    """Keeps the event loop ticking every ``ASR_TAKE_POLL_SECONDS`` for the channels' next take."""
+
+    _tick: Any = None
+
+    def register_with_event_loop(self, connection: Any, loop: Any) -> None:
+        super().register_with_event_loop(connection, loop)  # type: ignore[misc]
+        if self._tick is not None:  # a reconnection: one timer, not one more per connection
+            self._tick.cancel()
+        poll = get_settings().take_poll_seconds
+        self._tick = loop.call_repeatedly(poll, _tick) if poll > 0 else None
+
+
+def _tick() -> None:
+    """Nothing: the timer only wakes the event loop, whose tick starts the next take."""
+
+
+class Transport(_TakingTransport, kombu_redis.Transport):
+    Channel = Channel
+
+
+class SentinelTransport(_TakingTransport, kombu_redis.SentinelTransport):
+    Channel = SentinelChannel
+
+
+def take_atomically(sender: Any = None, **_: Any) -> None:
+    """``worker_init``: the worker's own broker connections take with the script from here on.
+
+    Set on the worker only, not on the app: Flower, ``celery inspect`` and producers that
+    import the app keep kombu's transport, whose URL scheme they read.
+    """
+    conf = sender.app.conf
+    conf.broker_transport = transport_for(conf.broker_url, use_ssl=bool(conf.broker_use_ssl))
+
+
+def transport_for(broker_url: str, *, use_ssl: bool) -> str | None:
+    """The ``broker_transport`` that takes atomically for ``broker_url``, or ``None`` to keep kombu's.
+
+    ``rediss://`` only with ``broker_use_ssl`` set: kombu gives a ``rediss`` URL its
+    TLS defaults only when it picks the transport from the scheme itself.
+    """
+    if get_settings().take_poll_seconds <= 0:
+        return None
+    scheme = broker_url.split("://", 1)[0].lower() if "://" in broker_url else ""
+    if scheme == "sentinel":
+        return f"{__name__}:SentinelTransport"
+    if scheme == "redis" or (scheme == "rediss" and use_ssl):
+        return f"{__name__}:Transport"
+    return None
