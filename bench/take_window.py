@@ -40,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, poll in MODES.items():
         frozen = []
         for k in range(args.frozen):
+            (folder / f"{poll:g}-{k}").mkdir()
             report = frozen_then_killed(folder / f"{poll:g}-{k}", audio, take_poll_seconds=poll)
             print(json.dumps(report), flush=True)
             frozen.append(report)
@@ -62,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "jobs": kills["jobs"],
             "lost": len(kills["lost"]),
             "unheld": len(kills["unheld"]),
-            "held_at_kills": sum(r.get("held", 0) for r in kills["rounds"]),
+            "held_by_dead_nodes": kills["held_by_dead_nodes"],
             "ended": kills["ended"],
             "idle_commands_per_s": idle["idle_redis_commands_per_s"],
             "pickup_median_s": idle["median_s"],
@@ -86,7 +87,7 @@ COLUMNS = (
     ("jobs", lambda r: r["jobs"]),
     ("lost", lambda r: r["lost"]),
     ("unacked, no holder", lambda r: r["unheld"]),
-    ("held by a dead node, put back", lambda r: r["held_at_kills"]),
+    ("held by a dead node, put back", lambda r: r["held_by_dead_nodes"]),
     ("idle Redis commands/s", lambda r: r["idle_commands_per_s"]),
     ("submit to result, median / max s", lambda r: f"{r['pickup_median_s']} / {r['pickup_max_s']}"),
 )

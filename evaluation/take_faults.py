@@ -159,6 +159,7 @@ def kills_while_taking(
     client = Client(redis.url, redis.url)
     jobs: list[Job] = []
     speech: set[str] = set()
+    held: set[str] = set()  # jobs a dead node held at a kill: the node-loss sweep's to put back
     rounds = []
     try:
         for kill in range(kills):
@@ -175,7 +176,9 @@ def kills_while_taking(
             os.killpg(node.worker.pid, signal.SIGKILL)
             node.worker.wait()
             node.stop()
-            rounds.append({"kill": kill, **Counter(placement(redis.url, jobs).values())})
+            places = placement(redis.url, jobs)
+            held.update(i for i, place in places.items() if place == "held")
+            rounds.append({"kill": kill, **Counter(places.values())})
         places = placement(redis.url, jobs)
         # What is lost or left to the visibility timeout (hours) is not waited for.
         waiting = [job for job in jobs if places[job.id] in ("result", "queued", "held")]
@@ -190,6 +193,7 @@ def kills_while_taking(
             "rounds": rounds,
             "lost": sorted(i for i, place in places.items() if place == "nowhere"),
             "unheld": sorted(i for i, place in places.items() if place == "unheld"),
+            "held_by_dead_nodes": len(held),
             "ended": dict(ended),
             "not_ended": len(jobs) - len(outcomes),
             "speech_jobs": len(speech),

@@ -57,6 +57,9 @@ TRANSPORT = REDIS
 _TAKE = """
 local lists = #KEYS - 2
 local unacked, index = KEYS[lists + 1], KEYS[lists + 2]
+if redis.call('EXISTS', unpack(KEYS, 1, lists)) == 0 then
+  return false  -- all empty (Redis deletes an empty list): one command, not one per list
+end
 for i = 1, lists do
   local raw = redis.call('RPOP', KEYS[i])
   if raw then
