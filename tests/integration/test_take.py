@@ -142,6 +142,24 @@ def test_acks_rejects_and_requeues_work_as_kombu_s(server: RedisServer, as_node:
     assert [json.loads(raw)["headers"]["id"] for raw in redis.lrange("asr", 0, -1)] == ["requeued"]
 
 
+def test_a_consumer_that_does_not_ack_leaves_no_unacked_record(server: RedisServer, as_node: str):
+    # Celery's gossip and event receivers consume so: kombu writes no unacked record for their
+    # messages, and nothing would ever remove one the take wrote.
+    publish(server.url, ["event-1", "event-2"])
+    redis = StrictRedis.from_url(server.url)
+    got: list[str] = []
+    with Connection(server.url, transport=TAKE, transport_options={"visibility_timeout": 3600}) as conn:
+        queue = Queue("asr", Exchange("asr", type="direct"), routing_key="asr")
+        with Consumer(
+            conn.channel(), [queue], callbacks=[lambda body, m: got.append(m.headers["id"])], no_ack=True
+        ):
+            while len(got) < 2:
+                conn.drain_events(timeout=5)
+    assert got == ["event-1", "event-2"]
+    assert redis.hlen("unacked") == 0 and redis.zcard("unacked_index") == 0
+    assert redis.keys(holder_key("*")) == []
+
+
 def test_a_redis_that_refuses_scripts_is_served_with_brpop(
     server: RedisServer, as_node: str, caplog: pytest.LogCaptureFixture
 ):

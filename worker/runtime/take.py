@@ -20,9 +20,14 @@ that much later at most, and sends Redis ten small scripts a second).
 
 Kept as kombu does it: acks, rejects and restores (the message is in ``unacked`` as
 kombu's own append leaves it), the visibility timeout, fan-out (``LISTEN``), and
-everything a producer does. Connected on ``worker_init`` (:mod:`worker.runtime.hooks`), so
-only a worker's own connections take this way. ``ASR_TAKE_POLL_SECONDS=0``, a broker with
-``global_keyprefix`` or a Redis that refuses scripts (logged once) take with ``BRPOP``.
+everything a producer does. A channel with a consumer that does not ack (Celery's gossip
+and event receivers) takes with ``BRPOP``: kombu keeps no ``unacked`` record for those, and
+nothing would ever remove one. On ``worker_init`` (:mod:`worker.runtime.hooks`) the
+``redis``, ``rediss`` and ``sentinel`` URL schemes are pointed at these transports in the
+worker's processes only (kombu's ``TRANSPORT_ALIASES``): a connection that fails over to
+another URL of ``broker_url`` keeps them, Flower and producers keep kombu's.
+``ASR_TAKE_POLL_SECONDS=0``, a broker with ``global_keyprefix`` or a Redis that refuses
+scripts (logged once) take with ``BRPOP``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import time
 from queue import Empty
 from typing import Any
 
+import kombu.transport
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
@@ -42,7 +48,7 @@ from worker.pipeline.settings import get_settings
 from worker.runtime.liveness import HOLDER_PREFIX, node_id
 from worker.runtime.transport import REDIS
 
-__all__ = ["SentinelTransport", "Transport", "take_atomically", "transport_for"]
+__all__ = ["ALIASES", "SentinelTransport", "Transport", "take_atomically"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +93,10 @@ return false
 """
 
 
+#: What the take uses of kombu's Redis channel (as of kombu 5.7): a kombu without them takes with BRPOP.
+_KOMBU_PARTS = ("_queue_cycle", "_q_for_pri", "priority_steps", "unacked_key", "unacked_index_key", "sep")
+
+
 class TakingQoS(kombu_redis.QoS):
     """kombu's Redis QoS, whose ``append`` skips the Redis writes the take script already made."""
 
@@ -113,17 +123,33 @@ class _Taking:
         #: Seconds between two takes that found every list empty.
         self.take_poll_seconds = get_settings().take_poll_seconds
         self._empty_at = float("-inf")
-        self._taking = self.take_poll_seconds > 0 and channel.ack_emulation and not channel.global_keyprefix
+        self._taking = (
+            self.take_poll_seconds > 0
+            and channel.ack_emulation
+            and not channel.global_keyprefix
+            and all(hasattr(channel, name) for name in _KOMBU_PARTS)
+        )
+        #: Queues consumed without acks: kombu writes no ``unacked`` record for their messages.
+        self._no_ack: dict[str, bool] = {}
+        #: The take in flight: the script, or kombu's BRPOP.
+        self._script_sent = False
+
+    def basic_consume(self, queue: str, no_ack: bool, *args: Any, **kwargs: Any) -> Any:
+        self._no_ack[queue] = bool(no_ack)
+        return super().basic_consume(queue, no_ack, *args, **kwargs)  # type: ignore[misc]
 
     def _brpop_start(self, timeout: Any = None) -> None:
-        if not self._taking:
+        channel: Any = self
+        self._script_sent = self._taking and not any(self._no_ack.get(q) for q in channel.active_queues)
+        if not self._script_sent:
             super()._brpop_start(timeout)  # type: ignore[misc]
             return
-        if time.monotonic() - self._empty_at < self.take_poll_seconds:
+        if time.monotonic() - self._empty_at < 0.9 * self.take_poll_seconds:  # 0.9: the timer's own jitter
+            self._script_sent = False
             return  # every list was empty a moment ago: the transport's timer ticks the loop again
-        channel: Any = self
         queues = channel._queue_cycle.consume(len(channel.active_queues))
         if not queues:
+            self._script_sent = False
             return
         keys = [channel._q_for_pri(queue, pri) for pri in channel.priority_steps for queue in queues]
         ttl = int(channel.visibility_timeout) + 3600  # as liveness.record_holder: outlives the delivery
@@ -143,7 +169,7 @@ class _Taking:
         )
 
     def _brpop_read(self, **options: Any) -> bool:
-        if not self._taking:
+        if not self._script_sent:
             return bool(super()._brpop_read(**options))  # type: ignore[misc]
         channel: Any = self
         try:
@@ -161,7 +187,8 @@ class _Taking:
                 )
                 raise Empty() from None
             if not reply:
-                self._empty_at = time.monotonic()
+                # From when the take was sent, so the next tick of the poll's timer sends again.
+                self._empty_at = channel._brpop_sent_at
                 raise Empty()
             dest, item = reply
             queue = bytes_to_str(dest).rsplit(channel.sep, 1)[0]
@@ -173,6 +200,7 @@ class _Taking:
             channel.connection._deliver(message, queue)
             return True
         finally:
+            self._script_sent = False
             channel._in_poll = None
             flush = getattr(channel, "_flush_brpop_reauth", None)
             if flush is not None:
@@ -212,27 +240,20 @@ class SentinelTransport(_TakingTransport, kombu_redis.SentinelTransport):
     Channel = SentinelChannel
 
 
-def take_atomically(sender: Any = None, **_: Any) -> None:
-    """``worker_init``: the worker's own broker connections take with the script from here on.
-
-    Set on the worker only, not on the app: Flower, ``celery inspect`` and producers that
-    import the app keep kombu's transport, whose URL scheme they read.
-    """
-    conf = sender.app.conf
-    conf.broker_transport = transport_for(conf.broker_url, use_ssl=bool(conf.broker_use_ssl))
+#: URL scheme -> this module's transport, for kombu's ``TRANSPORT_ALIASES``.
+ALIASES = {"redis": "Transport", "rediss": "Transport", "sentinel": "SentinelTransport"}
 
 
-def transport_for(broker_url: str, *, use_ssl: bool) -> str | None:
-    """The ``broker_transport`` that takes atomically for ``broker_url``, or ``None`` to keep kombu's.
+def take_atomically(**_: Any) -> None:
+    """``worker_init``: this process's Redis connections take with the script from here on.
 
-    ``rediss://`` only with ``broker_use_ssl`` set: kombu gives a ``rediss`` URL its
-    TLS defaults only when it picks the transport from the scheme itself.
+    Through the aliases, not Celery's ``broker_transport``: kombu's ``Connection.switch``
+    (a failover to the next URL of ``broker_url``, as with several Sentinels) resolves the
+    transport from the URL's scheme again. Children inherit it when they fork.
     """
     if get_settings().take_poll_seconds <= 0:
-        return None
-    scheme = broker_url.split("://", 1)[0].lower() if "://" in broker_url else ""
-    if scheme == "sentinel":
-        return f"{__name__}:SentinelTransport"
-    if scheme == "redis" or (scheme == "rediss" and use_ssl):
-        return f"{__name__}:Transport"
-    return None
+        return
+    for scheme, name in ALIASES.items():
+        kombu.transport.TRANSPORT_ALIASES[scheme] = f"{__name__}:{name}"
+        # kombu caches a resolved alias; the app resolved these on import (worker.runtime.transport).
+        getattr(kombu.transport, "_transport_cache", {}).pop(scheme, None)
