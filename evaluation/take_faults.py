@@ -103,9 +103,10 @@ def _survivor(redis_url: str, folder: Path, env: dict[str, str], name: str) -> L
 def frozen_then_killed(folder: Path, audio: Path, *, take_poll_seconds: float) -> dict[str, Any]:
     """An idle node is frozen (SIGSTOP), a job is submitted, the node is SIGKILLed; a survivor starts.
 
-    With ``BRPOP`` the idle node's pending command takes the job as soon as it is sent,
-    into a socket nobody will read: the job is lost. With the atomic take a frozen node
-    sends nothing, and the job waits on its queue for the survivor.
+    With ``BRPOP`` the idle node's pending command (sent again every second) takes the job
+    as soon as it is sent, into a socket nobody will read: the job is lost, unless the
+    freeze fell between two BRPOPs. With the atomic take a frozen node sends nothing, and
+    the job waits on its queue for the survivor.
     """
     env = {"ASR_TAKE_POLL_SECONDS": f"{take_poll_seconds:g}", "ASR_NODE_LOSS_SECONDS": "4"}
     redis = RedisServer().start()

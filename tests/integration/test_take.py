@@ -178,7 +178,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_a_job_sent_to_a_frozen_idle_node_then_killed_runs_on_the_survivor(tmp_path: Path, clip: Path):
-    # With kombu's BRPOP the idle node's pending command takes the job into a socket nobody
+    # With kombu's BRPOP the idle node's waiting command takes the job into a socket nobody
     # reads again, and it is lost (place_before_kill "nowhere": ASR_TAKE_POLL_SECONDS=0,
     # python -m bench.take_window). A frozen node's atomic take sends nothing.
     report = frozen_then_killed(tmp_path, clip, take_poll_seconds=0.1)
