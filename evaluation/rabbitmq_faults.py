@@ -111,13 +111,11 @@ def worker_node_loss(folder: Path, audio: Path, *, per_worker: int = 1) -> dict[
 
             def back_in_queue() -> bool:
                 # Ready in the queue again, or already taken by the survivor.
-                ended = [job.id for job in lost if client.status(job.id).state in ("SUCCESS", "FAILURE")]
-                if ended and not any(
-                    w.startswith(_node(survivor.hostname)) for w in _workers_of(client, lost).values()
-                ):
-                    raise RuntimeError(f"the victim ended {ended} before the kill: give it longer audio")
                 taken = _workers_of(client, lost).values()
                 there = [w for w in taken if w.startswith(_node(survivor.hostname))]
+                ended = [job.id for job in lost if client.status(job.id).state in ("SUCCESS", "FAILURE")]
+                if ended and not there:
+                    raise RuntimeError(f"the victim ended {ended} before the kill: give it longer audio")
                 return _ready(broker) + len(there) >= len(lost)
 
             wait_until(back_in_queue, 300, "the lost jobs are back in the queue", every=0.05)

@@ -34,11 +34,9 @@ from evaluation.faults import wait_all
 from evaluation.node_faults import wait_until
 from producer import Client, Job
 from producer.local import LocalStack, RedisServer
+from worker.runtime.liveness import holder_key
 
 __all__ = ["frozen_then_killed", "idle_pickup", "kills_while_taking", "placement"]
-
-PLACES = ("result", "queued", "held", "unheld", "nowhere")
-
 
 def placement(redis_url: str, jobs: Sequence[Job]) -> dict[str, str]:
     """``{job id: place}`` for ``jobs``, read from the Redis at ``redis_url`` (see the module doc)."""
@@ -62,7 +60,7 @@ def placement(redis_url: str, jobs: Sequence[Job]) -> dict[str, str]:
             elif job.id in queued:
                 places[job.id] = "queued"
             elif job.id in unacked:
-                places[job.id] = "held" if client.exists(f"asr:holder:{unacked[job.id]}") else "unheld"
+                places[job.id] = "held" if client.exists(holder_key(unacked[job.id])) else "unheld"
             else:
                 places[job.id] = "nowhere"
         return places

@@ -39,6 +39,7 @@ from worker.runtime.transport import REDIS
 
 __all__ = [
     "holder_key",
+    "holder_ttl",
     "node_id",
     "node_key",
     "record_holder",
@@ -70,6 +71,11 @@ _node_id: str | None = None
 _stop = threading.Event()
 #: ``time.monotonic()`` of the first beat of the current unbroken run of beats; None after a failed one.
 _steady_since: float | None = None
+
+
+def holder_ttl(channel: Any) -> int:
+    """Seconds a holder record lives: longer than any unacked message (the visibility timeout)."""
+    return int(channel.visibility_timeout) + 3600
 
 
 def node_key(node: str) -> str:
@@ -151,7 +157,7 @@ def record_holder(channel: Any, tag: str, node: str, client: Any = None) -> bool
     ``client``: a connection of the worker's own (:mod:`worker.runtime.connections`); by
     default one from the channel's pool.
     """
-    ttl = int(channel.visibility_timeout) + 3600  # outlives any unacked message
+    ttl = holder_ttl(channel)
     with channel.conn_or_acquire(client) as client:
         score = client.eval(_RECORD_HOLDER, 2, channel.unacked_index_key, holder_key(tag), tag, node, ttl)
     return score is not None

@@ -6,8 +6,8 @@ record (:mod:`worker.runtime.liveness`) comes later still, on ``task_received``.
 between, the message is in no list and no hash: in the reply on its way, in the socket
 buffer (kombu even leaves a reply unread while the prefetch is full), in the Python that
 parses it. A node SIGKILLed then loses the job outright: no visibility timeout and no
-node-loss sweep can bring back what Redis no longer holds (the chaos campaign lost one so,
-and a node killed while it takes fast-failing jobs lost one in three kills).
+node-loss sweep can bring back what Redis no longer holds (a CI run of the chaos campaign
+lost one so; ``bench/take_window.py`` shows it beside this take).
 
 The channels here take with one Lua script instead, which Redis runs atomically: pop the
 first message of the consumer's lists (the order ``BRPOP`` uses: priority, then the queue
@@ -45,7 +45,7 @@ from kombu.utils.json import loads
 from redis.exceptions import ResponseError
 
 from worker.pipeline.settings import get_settings
-from worker.runtime.liveness import HOLDER_PREFIX, node_id
+from worker.runtime.liveness import HOLDER_PREFIX, holder_ttl, node_id
 from worker.runtime.transport import REDIS
 
 __all__ = ["ALIASES", "SentinelTransport", "Transport", "take_atomically"]
@@ -152,7 +152,6 @@ class _Taking:
             self._script_sent = False
             return
         keys = [channel._q_for_pri(queue, pri) for pri in channel.priority_steps for queue in queues]
-        ttl = int(channel.visibility_timeout) + 3600  # as liveness.record_holder: outlives the delivery
         channel._in_poll = channel.client.connection
         channel._brpop_sent_at = time.monotonic()
         channel.client.connection.send_command(
@@ -165,7 +164,7 @@ class _Taking:
             repr(time.time()),
             HOLDER_PREFIX,
             node_id() or "",
-            ttl,
+            holder_ttl(channel),
         )
 
     def _brpop_read(self, **options: Any) -> bool:
